@@ -1,0 +1,123 @@
+"""Due times in the pathway's national calendar (domain.md §4).
+
+Hours and minutes are elapsed time, so "24 hours" is 24 real hours across a daylight-saving
+change. Days, weeks, months and working days are calendar arithmetic on local dates in the
+pathway's zone, and fall due at the end of the local due day (23:59:59). Months clamp at the
+month end (31 January + 1 month = 28/29 February, as Lag 1930:173 §1 says). Working days skip
+weekends, the country's public holidays (the `holidays` package) and the rule's extra closed
+days; `roll_forward` moves a calendar-day deadline that lands on a closed day to the next
+working day (Sweden's Lag 1930:173 §2), otherwise it stays where it falls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+from dateutil.relativedelta import relativedelta
+
+from .durations import Duration
+from .spec import CalendarSpec
+
+END_OF_DAY = dt.time(23, 59, 59)
+
+
+@lru_cache(maxsize=256)
+def _holidays(country: str, year: int, categories: tuple[str, ...]) -> frozenset[dt.date]:
+    table = holidays.country_holidays(country, years=[year], categories=categories)
+    return frozenset(table.keys())
+
+
+def unsupported_categories(country: str, categories: Iterable[str]) -> list[str]:
+    supported = set(holidays.country_holidays(country).supported_categories)
+    return [c for c in categories if c not in supported]
+
+
+class WorkCalendar:
+    """Which local dates are working days under one deadline's rules."""
+
+    def __init__(self, country: str, rules: CalendarSpec) -> None:
+        self.country = country
+        self.rules = rules
+        self.categories = tuple(sorted(rules.holiday_categories))
+        self.extra = {tuple(int(x) for x in day.split("-")) for day in rules.extra_closed_days}
+
+    def is_closed(self, day: dt.date) -> bool:
+        last_working_weekday = 5 if self.rules.saturday_is_working_day else 4
+        if day.weekday() > last_working_weekday:
+            return True
+        if (day.month, day.day) in self.extra:
+            return True
+        return day in _holidays(self.country, day.year, self.categories)
+
+    def next_open(self, day: dt.date) -> dt.date:
+        while self.is_closed(day):
+            day += dt.timedelta(days=1)
+        return day
+
+    def add_working_days(self, day: dt.date, count: int) -> dt.date:
+        while count > 0:
+            day += dt.timedelta(days=1)
+            if not self.is_closed(day):
+                count -= 1
+        return day
+
+    def subtract_working_days(self, day: dt.date, count: int) -> dt.date:
+        while count > 0:
+            day -= dt.timedelta(days=1)
+            if not self.is_closed(day):
+                count -= 1
+        return day
+
+
+def end_of_local_day(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, END_OF_DAY, tzinfo=zone).astimezone(dt.UTC)
+
+
+def compute_due(start: dt.datetime, duration: Duration, calendar: WorkCalendar,
+                zone: ZoneInfo) -> dt.datetime:
+    """The UTC instant a deadline falls due, counted from the aware instant `start`."""
+    if duration.unit == "hours":
+        return start.astimezone(dt.UTC) + dt.timedelta(hours=duration.amount)
+    if duration.unit == "minutes":
+        return start.astimezone(dt.UTC) + dt.timedelta(minutes=duration.amount)
+    local_day = start.astimezone(zone).date()
+    if duration.unit == "working_days":
+        return end_of_local_day(calendar.add_working_days(local_day, duration.amount), zone)
+    if duration.unit == "days":
+        day = local_day + dt.timedelta(days=duration.amount)
+    elif duration.unit == "weeks":
+        day = local_day + dt.timedelta(weeks=duration.amount)
+    else:
+        day = local_day + relativedelta(months=duration.amount)
+    if calendar.rules.roll_forward:
+        day = calendar.next_open(day)
+    return end_of_local_day(day, zone)
+
+
+def compute_before(due: dt.datetime, lead: Duration, calendar: WorkCalendar,
+                   zone: ZoneInfo) -> dt.datetime:
+    """When a reminder `lead` before `due` fires (start of that local working day for days)."""
+    if lead.unit in {"hours", "minutes"}:
+        delta = dt.timedelta(hours=lead.amount) if lead.unit == "hours" else dt.timedelta(
+            minutes=lead.amount)
+        return due - delta
+    local_day = due.astimezone(zone).date()
+    if lead.unit == "working_days":
+        day = calendar.subtract_working_days(local_day, lead.amount)
+    elif lead.unit == "days":
+        day = local_day - dt.timedelta(days=lead.amount)
+    elif lead.unit == "weeks":
+        day = local_day - dt.timedelta(weeks=lead.amount)
+    else:
+        day = local_day - relativedelta(months=lead.amount)
+    return dt.datetime.combine(day, dt.time(8, 0), tzinfo=zone).astimezone(dt.UTC)
+
+
+def compute_after(due: dt.datetime, lag: Duration, calendar: WorkCalendar,
+                  zone: ZoneInfo) -> dt.datetime:
+    """When an escalation `lag` after `due` fires."""
+    return compute_due(due, lag, calendar, zone)

@@ -1,0 +1,172 @@
+"""Definition -> python-statemachine `StateChart` class, built once per content hash.
+
+Classes are cached because building one costs milliseconds and python-statemachine keeps
+every class it builds in a global registry (libraries.md A1.6). Compiled machines raise on
+unknown events and on failing actions (`allow_event_without_transition=False`,
+`catch_errors_as_events=False`), so a half-done step rolls back instead of being persisted.
+
+The machine is bound to a small `_Slot` model rather than the ORM row, so a definition can
+never write to instance columns (libraries.md A5, last line).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from statemachine import StateChart
+from statemachine.exceptions import TransitionNotAllowed
+from statemachine.io import create_machine_class_from_definition
+
+from .errors import DefinitionError
+from .errors import Problem
+from .expressions import Condition
+from .expressions import compile_condition
+from .loader import Definition
+from .spec import TransitionSpec
+from .validate import enum_values
+from .validate import field_types
+from .validate import problems
+
+_RESERVED = {n for n in dir(StateChart) if not n.startswith("_")} | {
+    "model", "state", "state_field", "start_value", "listeners", "initial", "final",
+}
+
+
+class _Slot:
+    """The model a machine reads and writes its state on; it also records what fired."""
+
+    __slots__ = ("fired", "state")
+
+    def __init__(self, state: str) -> None:
+        self.state: str = state
+        self.fired: int | None = None
+
+
+@dataclass(frozen=True)
+class Fired:
+    """The outcome of one event: which transition ran and where it left the instance."""
+
+    transition: TransitionSpec
+    index: int
+    source: str
+    target: str
+
+
+class CompiledPathway:
+    """A definition together with its machine class and compiled guard conditions."""
+
+    def __init__(self, definition: Definition) -> None:
+        self.definition = definition
+        self.spec = definition.spec
+        types, enums = field_types(definition), enum_values(definition)
+        self.conditions: dict[int, Condition] = {
+            i: compile_condition(t.guard, types, enums)
+            for i, t in enumerate(self.spec.transitions)
+            if t.guard is not None
+        }
+        self.events = {t.event for t in self.spec.transitions}
+        self._by_state: dict[str, list[int]] = {}
+        for i, t in enumerate(self.spec.transitions):
+            for source in t.sources:
+                self._by_state.setdefault(source, []).append(i)
+        self.machine_class = self._build()
+
+    def _guard(self, index: int) -> Callable[..., bool]:
+        condition = self.conditions[index]
+
+        def guard(*_args: Any, values: Mapping[str, Any], **_kwargs: Any) -> bool:
+            return condition(values)
+
+        guard.__name__ = condition.text
+        return guard
+
+    def _mark(self, index: int) -> Callable[..., None]:
+        def mark(*_args: Any, model: _Slot, **_kwargs: Any) -> None:
+            model.fired = index
+
+        mark.__name__ = f"transition_{index}"
+        return mark
+
+    def _build(self) -> type[StateChart]:
+        states: dict[str, dict[str, Any]] = {}
+        for name, state in self.spec.states.items():
+            entry: dict[str, Any] = {"initial": state.initial, "final": state.final}
+            title = state.title or {}
+            entry["name"] = title.get("en") or next(iter(title.values()), name)
+            states[name] = entry
+        for i, t in enumerate(self.spec.transitions):
+            for source in t.sources:
+                item: dict[str, Any] = {"target": t.target, "on": [self._mark(i)]}
+                if i in self.conditions:
+                    item["cond"] = [self._guard(i)]
+                states[source].setdefault("on", {}).setdefault(t.event, []).append(item)
+        name = f"{_camel(self.spec.id)}V{self.spec.version}_{self.definition.content_hash[:12]}"
+        return create_machine_class_from_definition(  # type: ignore[no-any-return]
+            name,
+            states=states,
+            allow_event_without_transition=False,
+            catch_errors_as_events=False,
+        )
+
+    def transitions_from(self, state: str) -> list[tuple[int, TransitionSpec]]:
+        return [(i, self.spec.transitions[i]) for i in self._by_state.get(state, [])]
+
+    def fire(self, state: str, event: str, values: Mapping[str, Any]) -> Fired | None:
+        """Run `event` through the machine from `state`; None if no guard let it through."""
+        slot = _Slot(state)
+        machine = self.machine_class(model=slot, state_field="state")
+        try:
+            machine.send(event, values=values)
+        except TransitionNotAllowed:
+            return None
+        if slot.fired is None:  # pragma: no cover - every transition carries its mark
+            return None
+        return Fired(self.spec.transitions[slot.fired], slot.fired, state, slot.state)
+
+    def guard_passes(self, index: int, values: Mapping[str, Any]) -> bool:
+        condition = self.conditions.get(index)
+        return condition is None or condition(values)
+
+
+def _camel(text: str) -> str:
+    return "".join(part.capitalize() for part in text.split("_"))
+
+
+def reserved_name_problems(definition: Definition) -> list[Problem]:
+    out = []
+    for name in definition.spec.states:
+        if name in _RESERVED:
+            out.append(Problem(definition.path, definition.line_of("states", name),
+                               f"state name {name!r} is reserved by the engine; choose another"))
+    for i, t in enumerate(definition.spec.transitions):
+        if t.event in _RESERVED:
+            out.append(Problem(definition.path, definition.line_of("transitions", i, "event"),
+                               f"event name {t.event!r} is reserved by the engine; choose another"))
+    return out
+
+
+def check(definition: Definition) -> list[Problem]:
+    """Every problem `compile` would refuse, without building anything."""
+    return problems(definition) + reserved_name_problems(definition)
+
+
+_cache: dict[str, CompiledPathway] = {}
+_lock = threading.Lock()
+
+
+def compile_definition(definition: Definition) -> CompiledPathway:
+    """Compile (or fetch from the cache) a definition; raise DefinitionError if invalid."""
+    with _lock:
+        cached = _cache.get(definition.content_hash)
+        if cached is not None:
+            return cached
+        found = check(definition)
+        if found:
+            raise DefinitionError(found)
+        compiled = CompiledPathway(definition)
+        _cache[definition.content_hash] = compiled
+        return compiled

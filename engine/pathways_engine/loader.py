@@ -1,0 +1,146 @@
+"""Definition files and folders -> validated `Definition`s, with a content hash and snapshot.
+
+A pathway is either one YAML file or a folder holding `pathway.yaml`, `templates/` and
+`scenarios/`. The snapshot (definition plus template texts) is what a running instance is
+pinned to: it is stored with the instance, so editing or deleting the files later never
+changes that instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import DefinitionError
+from .errors import Problem
+from .spec import PathwaySpec
+from .yamlsafe import Document
+from .yamlsafe import Loc
+from .yamlsafe import parse_file
+from .yamlsafe import parse_text
+
+DEFINITION_FILE = "pathway.yaml"
+TEMPLATE_SUFFIXES = (".j2",)
+MAX_TEMPLATE_BYTES = 200_000
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A parsed, schema-valid definition; graph checks are `validate.problems`."""
+
+    spec: PathwaySpec
+    path: str
+    document: Document
+    templates: dict[str, str] = field(default_factory=dict)
+    content_hash: str = ""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.spec.id, self.spec.version)
+
+    def line_of(self, *loc: str | int) -> int:
+        return self.document.line_of(loc)
+
+    def snapshot(self) -> str:
+        return snapshot_json(self.document.data, self.templates, self.path)
+
+
+def snapshot_json(data: Any, templates: dict[str, str], path: str) -> str:
+    return json.dumps(
+        {"format": 1, "path": path, "definition": data, "templates": templates},
+        sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+    )
+
+
+def _hash(snapshot: str) -> str:
+    return hashlib.sha256(snapshot.encode("utf-8")).hexdigest()
+
+
+def pydantic_problems(error: ValidationError, document: Document) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        loc: Loc = tuple(item["loc"])
+        ctx = item.get("ctx") or {}
+        if item["type"] == "unknown_key" and "key" in ctx:
+            loc = (*loc, str(ctx["key"]).strip("'\""))
+        where = ".".join(str(p) for p in item["loc"]) or "top level"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = f"missing required key {str(item['loc'][-1])!r}"
+            where = ".".join(str(p) for p in item["loc"][:-1]) or "top level"
+        problems.append(Problem(document.path, document.line_of(loc), f"{where}: {message}"))
+    return problems
+
+
+def from_document(document: Document, templates: dict[str, str] | None = None) -> Definition:
+    """Validate a parsed document against the model; raise DefinitionError with every problem."""
+    if not isinstance(document.data, dict):
+        raise DefinitionError([Problem(document.path, 1, "a definition must be a YAML mapping")])
+    try:
+        spec = PathwaySpec.model_validate(document.data)
+    except ValidationError as exc:
+        raise DefinitionError(pydantic_problems(exc, document)) from None
+    templates = templates or {}
+    snap = snapshot_json(document.data, templates, document.path)
+    return Definition(spec, document.path, document, templates, _hash(snap))
+
+
+def from_snapshot(snapshot: str) -> Definition:
+    """Rebuild the exact definition an instance was started on."""
+    data = json.loads(snapshot)
+    document = parse_text(json.dumps(data["definition"]), data["path"])
+    definition = from_document(document, dict(data.get("templates", {})))
+    return definition
+
+
+def load_path(path: Path) -> Definition:
+    """Load one definition file or folder."""
+    if path.is_dir():
+        main = path / DEFINITION_FILE
+        if not main.is_file():
+            raise DefinitionError([Problem(str(path), 1, f"folder has no {DEFINITION_FILE}")])
+        document = parse_file(main)
+        return from_document(document, _read_templates(path / "templates"))
+    return from_document(parse_file(path))
+
+
+def _read_templates(folder: Path) -> dict[str, str]:
+    templates: dict[str, str] = {}
+    if not folder.is_dir():
+        return templates
+    for file in sorted(folder.rglob("*")):
+        if file.is_file() and file.suffix in TEMPLATE_SUFFIXES:
+            rel = file.relative_to(folder).as_posix()
+            if file.stat().st_size > MAX_TEMPLATE_BYTES:
+                raise DefinitionError([Problem(str(file), 1, "template is larger than 200 kB")])
+            try:
+                templates[rel] = file.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise DefinitionError([Problem(str(file), 1, "template is not UTF-8")]) from None
+    return templates
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Expand folders of definitions into the definition files/folders they hold."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise DefinitionError([Problem(str(path), 1, "no such file or folder")])
+        if path.is_file() or (path / DEFINITION_FILE).is_file():
+            found.append(path)
+            continue
+        for child in sorted(path.iterdir()):
+            if child.is_dir() and (child / DEFINITION_FILE).is_file():
+                found.append(child)
+            elif child.is_file() and child.suffix in {".yaml", ".yml"} and not child.name.startswith(
+                "parties"
+            ):
+                found.append(child)
+    return found

@@ -1,0 +1,78 @@
+"""The definitions a deployment offers now, loaded from files; new instances start on these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from .compiler import CompiledPathway
+from .compiler import check
+from .compiler import compile_definition
+from .errors import DefinitionError
+from .errors import Problem
+from .errors import UnknownPathway
+from .loader import Definition
+from .loader import discover
+from .loader import load_path
+
+
+def load_all(paths: Iterable[Path]) -> tuple[list[Definition], list[Problem]]:
+    """Load every definition under `paths`, collecting all problems instead of stopping."""
+    definitions: list[Definition] = []
+    found: list[Problem] = []
+    try:
+        targets = discover(paths)
+    except DefinitionError as exc:
+        return [], exc.problems
+    for target in targets:
+        try:
+            definition = load_path(target)
+        except DefinitionError as exc:
+            found.extend(exc.problems)
+            continue
+        problems = check(definition)
+        found.extend(problems)
+        if not problems:
+            definitions.append(definition)
+    seen: dict[tuple[str, int], Definition] = {}
+    for definition in definitions:
+        if definition.key in seen:
+            found.append(Problem(definition.path, definition.line_of("version"),
+                                 f"pathway {definition.spec.id!r} version "
+                                 f"{definition.spec.version} is also defined in "
+                                 f"{seen[definition.key].path}"))
+        seen[definition.key] = definition
+    return definitions, found
+
+
+class Registry:
+    """Definitions by (id, version); the newest version of a pathway starts new instances."""
+
+    def __init__(self, definitions: Iterable[Definition]) -> None:
+        self._by_key = {d.key: d for d in definitions}
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[Path]) -> Registry:
+        definitions, problems = load_all(paths)
+        if problems:
+            raise DefinitionError(problems)
+        return cls(definitions)
+
+    def ids(self) -> list[str]:
+        return sorted({key[0] for key in self._by_key})
+
+    def all(self) -> list[Definition]:
+        return [self._by_key[k] for k in sorted(self._by_key)]
+
+    def get(self, pathway: str, version: int | None = None) -> Definition:
+        versions = sorted(v for (pid, v) in self._by_key if pid == pathway)
+        if not versions:
+            raise UnknownPathway(pathway, self.ids())
+        if version is None:
+            return self._by_key[(pathway, versions[-1])]
+        if version not in versions:
+            raise UnknownPathway(pathway, self.ids(), version)
+        return self._by_key[(pathway, version)]
+
+    def compiled(self, pathway: str, version: int | None = None) -> CompiledPathway:
+        return compile_definition(self.get(pathway, version))

@@ -1,0 +1,265 @@
+"""The definition format: frozen, behaviour-free models of a pathway file.
+
+This is the single source of both validation and `pathways schema` (the JSON Schema editors
+use). Cross-references between parts (a transition naming a state, a guard naming a field)
+are checked in `validate.py`, which can report them all at once with lines.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from typing import Any
+from typing import Literal
+from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
+
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import field_validator
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
+
+from .durations import parse_duration
+
+Lang = Literal["da", "nb", "sv", "en"]
+Country = Literal["DK", "NO", "SE"]
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Text = Annotated[dict[Lang, str], Field(min_length=1)]
+FieldType = Literal["bool", "int", "decimal", "text", "date", "enum"]
+LegalStatus = Literal["law", "guideline", "local_agreement", "proposal"]
+
+
+class _Strict(BaseModel):
+    """Frozen model that names the allowed keys when it meets an unknown one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = {f.alias or name for name, f in cls.model_fields.items()}
+            unknown = [k for k in data if k not in allowed]
+            if unknown:
+                raise PydanticCustomError(
+                    "unknown_key",
+                    "unknown key {key}; allowed keys here: {allowed}",
+                    {"key": repr(unknown[0]), "allowed": ", ".join(sorted(allowed))},
+                )
+        return data
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+class RoleSpec(_Strict):
+    label: Text
+    sector: Identifier = Field(
+        description="Sector the role belongs to; consent and legal bases for sharing "
+        "personal data are recorded per sector (domain.md §5)."
+    )
+
+
+class EligibilitySpec(_Strict):
+    min_age_years: int | None = Field(default=None, ge=0, le=130)
+    max_age_years: int | None = Field(
+        default=None, ge=0, le=130, description="Inclusive: 17 means up to and including 17."
+    )
+    birth_date_required: bool = False
+
+
+class FieldSpec(_Strict):
+    type: FieldType
+    label: Text | None = None
+    description: str | None = None
+    values: list[Identifier] | None = Field(default=None, description="Allowed values of an enum.")
+    min: float | None = None
+    max: float | None = None
+    personal: bool = Field(
+        default=False,
+        description="Holds personal data: only shown to recipients with consent or a legal basis.",
+    )
+
+    @model_validator(mode="after")
+    def _enum_values(self) -> FieldSpec:
+        if self.type == "enum" and not self.values:
+            raise ValueError("an enum field needs a non-empty list of values")
+        if self.type != "enum" and self.values is not None:
+            raise ValueError("only an enum field takes values")
+        if self.type not in {"int", "decimal"} and (self.min is not None or self.max is not None):
+            raise ValueError("only int and decimal fields take min and max")
+        return self
+
+
+class CalendarSpec(_Strict):
+    extra_closed_days: list[Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]] = (
+        Field(default_factory=list, description="MM-DD days that are closed every year, e.g. 12-24.")
+    )
+    holiday_categories: list[Literal["public", "de_facto", "optional", "bank"]] = Field(
+        default_factory=lambda: ["public"],
+        description="Which of the `holidays` package's categories close a day; Sweden's "
+        "de_facto category holds midsommarafton, julafton and nyårsafton.",
+    )
+    saturday_is_working_day: bool = False
+    roll_forward: bool = Field(
+        default=False,
+        description="A deadline that lands on a closed day moves to the next working day "
+        "(Sweden: Lag 1930:173 §2).",
+    )
+
+
+class EscalationSpec(_Strict):
+    after: str = Field(description="How long overdue before escalating, e.g. '2 working days'.")
+    to: list[Identifier] = Field(min_length=1)
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, value: str) -> str:
+        return _check_duration(value)
+
+
+class DeadlineSpec(_Strict):
+    name: Identifier
+    duration: str = Field(description="'30 days', '10 working days', '24 hours', '1 month', 'P30D'.")
+    counts_from: str = Field(
+        default="state_entered",
+        alias="from",
+        pattern=r"^(state_entered|pathway_started|field:[a-z][a-z0-9_]*)$",
+        description="state_entered, pathway_started or field:<date field>.",
+    )
+    calendar: CalendarSpec = Field(default_factory=CalendarSpec)
+    status: LegalStatus
+    source: str = Field(min_length=3)
+    responsible: Identifier | None = None
+    title: Text | None = None
+    reminders: list[str] = Field(
+        default_factory=list, description="Remind this long before the due time."
+    )
+    remind_at_due: bool = True
+    escalate: EscalationSpec | None = None
+    on_timeout: Identifier | None = Field(
+        default=None, description="Event the system sends when the deadline passes."
+    )
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_ok(cls, value: str) -> str:
+        return _check_duration(value)
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders(cls, value: list[str]) -> list[str]:
+        for item in value:
+            _check_duration(item)
+        return value
+
+
+class StateSpec(_Strict):
+    initial: bool = False
+    final: bool = False
+    responsible: Identifier | None = None
+    title: Text | None = None
+    description: Text | None = None
+    deadlines: list[DeadlineSpec] = Field(default_factory=list)
+
+
+class StartSpec(_Strict):
+    roles: list[Identifier] = Field(min_length=1)
+    requires: list[Identifier] = Field(default_factory=list)
+    accepts: list[Identifier] = Field(default_factory=list)
+
+
+class TransitionSpec(_Strict):
+    event: Identifier
+    source: Identifier | list[Identifier] = Field(alias="from")
+    target: Identifier = Field(alias="to")
+    roles: list[Identifier] = Field(
+        default_factory=list, description="Roles that may send it; empty means only the system."
+    )
+    guard: str | None = Field(default=None, description="Condition over fields, e.g. 'level >= 3'.")
+    requires: list[Identifier] = Field(default_factory=list)
+    accepts: list[Identifier] = Field(default_factory=list)
+    title: Text | None = None
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return (self.source,) if isinstance(self.source, str) else tuple(self.source)
+
+
+class WhenSpec(_Strict):
+    started: bool | None = None
+    enter: Identifier | None = None
+    event: Identifier | None = None
+    deadline: Identifier | None = None
+    kind: Literal["reminder", "due", "escalation", "timeout"] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WhenSpec:
+        given = [k for k in ("started", "enter", "event", "deadline") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of started, enter, event, deadline")
+        if self.kind is not None and self.deadline is None:
+            raise ValueError("kind goes with deadline")
+        return self
+
+
+class NotificationSpec(_Strict):
+    when: WhenSpec
+    template: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    to: list[Identifier] = Field(min_length=1)
+
+
+class PathwaySpec(_Strict):
+    id: Identifier
+    version: int = Field(ge=1)
+    title: Text
+    description: Text | None = None
+    country: Country
+    timezone: str
+    languages: list[Lang] = Field(min_length=1)
+    fallback_language: Lang
+    sources: list[str] = Field(default_factory=list)
+    roles: dict[Identifier, RoleSpec] = Field(min_length=1)
+    eligibility: EligibilitySpec = Field(default_factory=EligibilitySpec)
+    fields: dict[Identifier, FieldSpec] = Field(default_factory=dict)
+    start: StartSpec
+    states: dict[Identifier, StateSpec] = Field(min_length=2)
+    transitions: list[TransitionSpec] = Field(min_length=1)
+    deadlines: list[DeadlineSpec] = Field(
+        default_factory=list, description="Whole-pathway deadlines, running until a final state."
+    )
+    notifications: list[NotificationSpec] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Copenhagen)") from None
+        return value
+
+    @property
+    def initial_state(self) -> str:
+        return next(name for name, s in self.states.items() if s.initial)
+
+    @property
+    def final_states(self) -> set[str]:
+        return {name for name, s in self.states.items() if s.final}
+
+    def all_deadlines(self) -> list[tuple[str | None, DeadlineSpec]]:
+        """(state or None for pathway-wide, deadline) pairs."""
+        pairs: list[tuple[str | None, DeadlineSpec]] = [(None, d) for d in self.deadlines]
+        for name, state in self.states.items():
+            pairs.extend((name, d) for d in state.deadlines)
+        return pairs
+
+
+def json_schema() -> dict[str, Any]:
+    schema = PathwaySpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "pathways definition"
+    return schema

@@ -1,0 +1,152 @@
+"""Opening a database: SQLite (the embedded default) or PostgreSQL, migrated by Alembic.
+
+SQLite is opened in WAL mode with `BEGIN IMMEDIATE` and a busy timeout, because its default
+transaction handling silently loses read-modify-write updates and fails at once on a
+deferred read-to-write upgrade (libraries.md C1). A new database file is created readable
+and writable by its owner only: it holds health and social data about children.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from ..errors import ConfigError
+from ..errors import DatabaseError
+
+DEFAULT_URL = "sqlite:///pathways.db"
+SQLITE_BUSY_TIMEOUT_S = 30
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    if path.parent and not path.parent.exists():
+        raise ConfigError(f"database folder {str(path.parent)!r} does not exist")
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def create_db_engine(url: str) -> Engine:
+    """An Engine for `url` with the transaction settings pathways relies on."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"cannot read database URL {url!r}; use e.g. sqlite:///pathways.db or "
+            "postgresql+psycopg://user@host/db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        file = _sqlite_file(url)
+        if file is not None:
+            _prepare_sqlite_file(file)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True)
+    raise ConfigError(f"unsupported database {backend!r}; pathways runs on SQLite and PostgreSQL")
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` with Alembic (an empty database gets every table)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+class Database:
+    """An engine plus a session factory; the schema is upgraded on first use."""
+
+    def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.dialect = self.engine.dialect.name
+        if auto_upgrade:
+            self.ensure_schema()
+
+    def ensure_schema(self) -> None:
+        try:
+            current = current_revision(self.engine)
+            if current != head_revision():
+                if current is None and inspect(self.engine).get_table_names() and not \
+                        inspect(self.engine).has_table("instances"):
+                    raise DatabaseError(f"{self.display_url()} is not a pathways database")
+                upgrade(self.engine)
+        except OperationalError as exc:
+            raise DatabaseError(
+                f"cannot open database {self.display_url()}: {str(exc.orig).splitlines()[0]}"
+            ) from None
+
+    def display_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed on success, rolled back on any exception."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,227 @@
+"""Whole-definition checks, reported all at once: references, guards, and the graph.
+
+A pathway that can strand a child (a state nobody can leave, a state from which no final
+state can be reached, a step nobody can reach) is rejected before anyone is enrolled.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections import deque
+
+from .errors import Problem
+from .errors import did_you_mean
+from .expressions import ExpressionError
+from .expressions import compile_condition
+from .loader import Definition
+from .spec import DeadlineSpec
+
+
+def field_types(definition: Definition) -> dict[str, str]:
+    return {name: f.type for name, f in definition.spec.fields.items()}
+
+
+def enum_values(definition: Definition) -> dict[str, list[str]]:
+    return {n: list(f.values or []) for n, f in definition.spec.fields.items()}
+
+
+def problems(definition: Definition) -> list[Problem]:
+    """Every problem in a schema-valid definition; empty when it may go live."""
+    found: list[Problem] = []
+    checks = (_states, _roles_and_fields, _transitions, _graph, _deadlines, _notifications)
+    for check in checks:
+        found.extend(check(definition))
+    return found
+
+
+def _p(d: Definition, loc: tuple[str | int, ...], message: str) -> Problem:
+    return Problem(d.path, d.line_of(*loc), message)
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> str:
+    return f"unknown {kind} {name!r}{did_you_mean(name, known)}; known: {', '.join(sorted(known))}"
+
+
+def _states(d: Definition) -> list[Problem]:
+    spec, out = d.spec, []
+    initial = [n for n, s in spec.states.items() if s.initial]
+    if len(initial) != 1:
+        out.append(_p(d, ("states",), f"exactly one state must be initial, found {len(initial)}"))
+    if not spec.final_states:
+        out.append(_p(d, ("states",), "at least one state must be final"))
+    for name, state in spec.states.items():
+        if state.initial and state.final:
+            out.append(_p(d, ("states", name), f"state {name!r} cannot be both initial and final"))
+    if spec.fallback_language not in spec.languages:
+        out.append(_p(d, ("fallback_language",), "fallback_language must be one of languages"))
+    return out
+
+
+def _roles_and_fields(d: Definition) -> list[Problem]:
+    spec, out = d.spec, []
+    roles, fields = list(spec.roles), list(spec.fields)
+    for name, state in spec.states.items():
+        if state.responsible and state.responsible not in spec.roles:
+            out.append(_p(d, ("states", name, "responsible"), _unknown("role", state.responsible, roles)))
+    for i, role in enumerate(spec.start.roles):
+        if role not in spec.roles:
+            out.append(_p(d, ("start", "roles", i), _unknown("role", role, roles)))
+    for key in ("requires", "accepts"):
+        for i, name in enumerate(getattr(spec.start, key)):
+            if name not in spec.fields:
+                out.append(_p(d, ("start", key, i), _unknown("field", name, fields)))
+    e = spec.eligibility
+    if e.min_age_years is not None and e.max_age_years is not None and e.min_age_years > e.max_age_years:
+        out.append(_p(d, ("eligibility",), "min_age_years is larger than max_age_years"))
+    return out
+
+
+def _transitions(d: Definition) -> list[Problem]:
+    spec, out = d.spec, []
+    states, roles, fields = list(spec.states), list(spec.roles), list(spec.fields)
+    types, enums = field_types(d), enum_values(d)
+    seen: dict[tuple[str, str], list[tuple[int, str | None]]] = defaultdict(list)
+    for i, t in enumerate(spec.transitions):
+        loc = ("transitions", i)
+        for j, source in enumerate(t.sources):
+            where = (*loc, "from", j) if not isinstance(t.source, str) else (*loc, "from")
+            if source not in spec.states:
+                out.append(_p(d, where, _unknown("state", source, states)))
+            elif spec.states[source].final:
+                out.append(_p(d, where, f"final state {source!r} cannot have outgoing transitions"))
+            seen[(source, t.event)].append((i, t.guard))
+        if t.target not in spec.states:
+            out.append(_p(d, (*loc, "to"), _unknown("state", t.target, states)))
+        for j, role in enumerate(t.roles):
+            if role not in spec.roles:
+                out.append(_p(d, (*loc, "roles", j), _unknown("role", role, roles)))
+        for key in ("requires", "accepts"):
+            for j, name in enumerate(getattr(t, key)):
+                if name not in spec.fields:
+                    out.append(_p(d, (*loc, key, j), _unknown("field", name, fields)))
+        if t.guard is not None:
+            try:
+                compile_condition(t.guard, types, enums)
+            except ExpressionError as exc:
+                out.append(_p(d, (*loc, "guard"), str(exc)))
+    for (source, event), candidates in seen.items():
+        unguarded = [i for i, guard in candidates if guard is None]
+        guards = [guard for _, guard in candidates if guard is not None]
+        if len(unguarded) > 1 or len(guards) != len(set(guards)):
+            i = candidates[1][0]
+            out.append(_p(d, ("transitions", i),
+                          f"ambiguous: event {event!r} from {source!r} has more than one "
+                          "transition that can apply at once (give them different guards)"))
+        elif unguarded and unguarded[0] != candidates[-1][0]:
+            i = candidates[-1][0]
+            out.append(_p(d, ("transitions", i),
+                          f"unreachable transition: an earlier transition for {event!r} from "
+                          f"{source!r} has no guard and always wins"))
+    return out
+
+
+def _edges(d: Definition) -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = defaultdict(set)
+    for t in d.spec.transitions:
+        for source in t.sources:
+            edges[source].add(t.target)
+    return edges
+
+
+def _graph(d: Definition) -> list[Problem]:
+    spec, out = d.spec, []
+    if not any(s.initial for s in spec.states.values()):
+        return out
+    edges = _edges(d)
+    reachable = _closure({spec.initial_state}, edges)
+    reverse: dict[str, set[str]] = defaultdict(set)
+    for source, targets in edges.items():
+        for target in targets:
+            reverse[target].add(source)
+    can_finish = _closure(set(spec.final_states), reverse)
+    for name, state in spec.states.items():
+        loc = ("states", name)
+        if name not in reachable:
+            out.append(_p(d, loc, f"state {name!r} is unreachable from the initial state"))
+        if not state.final and not edges.get(name):
+            out.append(_p(d, loc, f"state {name!r} is not final but has no way out"))
+        elif not state.final and name not in can_finish:
+            out.append(_p(d, loc, f"state {name!r} has no path to a final state"))
+    return out
+
+
+def _closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:
+    seen, queue = set(start), deque(start)
+    while queue:
+        for nxt in edges.get(queue.popleft(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return seen
+
+
+def _deadline_problems(d: Definition, loc: tuple[str | int, ...], deadline: DeadlineSpec,
+                       events_here: set[str]) -> list[Problem]:
+    spec, out = d.spec, []
+    roles = list(spec.roles)
+    if deadline.counts_from.startswith("field:"):
+        name = deadline.counts_from.removeprefix("field:")
+        field = spec.fields.get(name)
+        if field is None:
+            out.append(_p(d, (*loc, "from"), _unknown("field", name, list(spec.fields))))
+        elif field.type != "date":
+            out.append(_p(d, (*loc, "from"), f"field {name!r} is a {field.type}, not a date"))
+    if deadline.responsible and deadline.responsible not in spec.roles:
+        out.append(_p(d, (*loc, "responsible"), _unknown("role", deadline.responsible, roles)))
+    if deadline.escalate:
+        for j, role in enumerate(deadline.escalate.to):
+            if role not in spec.roles:
+                out.append(_p(d, (*loc, "escalate", "to", j), _unknown("role", role, roles)))
+    if deadline.on_timeout and deadline.on_timeout not in events_here:
+        out.append(_p(d, (*loc, "on_timeout"),
+                      f"on_timeout event {deadline.on_timeout!r} cannot be sent from here; "
+                      f"events here: {', '.join(sorted(events_here)) or '(none)'}"))
+    return out
+
+
+def _deadlines(d: Definition) -> list[Problem]:
+    spec, out = d.spec, []
+    all_events = {t.event for t in spec.transitions}
+    names: dict[str, int] = {}
+    for i, deadline in enumerate(spec.deadlines):
+        loc = ("deadlines", i)
+        out.extend(_deadline_problems(d, loc, deadline, all_events))
+        if deadline.name in names:
+            out.append(_p(d, (*loc, "name"), f"deadline name {deadline.name!r} is used twice"))
+        names[deadline.name] = i
+    for state_name, state in spec.states.items():
+        events_here = {t.event for t in spec.transitions if state_name in t.sources}
+        for i, deadline in enumerate(state.deadlines):
+            loc = ("states", state_name, "deadlines", i)
+            out.extend(_deadline_problems(d, loc, deadline, events_here))
+            if deadline.name in names:
+                out.append(_p(d, (*loc, "name"), f"deadline name {deadline.name!r} is used twice"))
+            names[deadline.name] = i
+        if state.final and state.deadlines:
+            out.append(_p(d, ("states", state_name, "deadlines"), "a final state has no deadlines"))
+    return out
+
+
+def _notifications(d: Definition) -> list[Problem]:
+    spec, out = d.spec, []
+    events = {t.event for t in spec.transitions}
+    deadlines = {dl.name for _, dl in spec.all_deadlines()}
+    for i, note in enumerate(spec.notifications):
+        loc = ("notifications", i)
+        when = note.when
+        if when.enter and when.enter not in spec.states:
+            out.append(_p(d, (*loc, "when", "enter"), _unknown("state", when.enter, list(spec.states))))
+        if when.event and when.event not in events:
+            out.append(_p(d, (*loc, "when", "event"), _unknown("event", when.event, list(events))))
+        if when.deadline and when.deadline not in deadlines:
+            out.append(_p(d, (*loc, "when", "deadline"),
+                          _unknown("deadline", when.deadline, list(deadlines))))
+        for j, role in enumerate(note.to):
+            if role not in spec.roles:
+                out.append(_p(d, (*loc, "to", j), _unknown("role", role, list(spec.roles))))
+    return out

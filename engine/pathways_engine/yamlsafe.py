@@ -1,0 +1,176 @@
+"""Strict, bounded YAML: no YAML 1.1 surprises, no aliases, and a line for every value.
+
+YAML 1.1 (PyYAML's default) reads `on`/`no` as booleans, `12:00` as 720, `012` as 10 and
+`2024-03-31` as a date. Definitions hold step names, times of day and dates as text, so the
+loader below resolves only `true`/`false`, `null`, decimal integers and plain floats; all
+else stays a string. Aliases are refused outright (the billion-laughs bomb needs them), and
+size and nesting depth are capped so a hostile file costs bounded time and memory.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode
+from yaml.nodes import Node
+from yaml.nodes import ScalarNode
+from yaml.nodes import SequenceNode
+
+from .errors import DefinitionError
+from .errors import Problem
+
+MAX_BYTES = 2_000_000
+MAX_DEPTH = 40
+MAX_NODES = 200_000
+
+Loc = tuple[str | int, ...]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2-core-like implicit typing that refuses anchors and aliases."""
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.MarkedYAMLError(
+                problem="YAML anchors and aliases (&, *) are not allowed",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
+
+_StrictLoader.yaml_implicit_resolvers = {}
+for _tag, _regexp, _first in [
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:int", r"^[-+]?(?:0|[1-9][0-9]*)$", list("-+0123456789")),
+    (
+        "tag:yaml.org,2002:float",
+        r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$",
+        list("-+0123456789."),
+    ),
+]:
+    _StrictLoader.add_implicit_resolver(_tag, re.compile(_regexp), _first)
+
+
+@dataclass
+class Document:
+    """A parsed YAML document plus the line (1-based) of every mapping key and item."""
+
+    path: str
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Loc) -> int:
+        """The line of `loc`, or of its closest ancestor that has one."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), 1)
+
+
+def _problem(path: str, line: int, message: str) -> DefinitionError:
+    return DefinitionError([Problem(path, line, message)])
+
+
+def parse_text(text: str, path: str) -> Document:
+    """Parse `text` (named `path` in errors) into a Document or raise DefinitionError."""
+    if len(text.encode("utf-8", "replace")) > MAX_BYTES:
+        raise _problem(path, 1, f"file is larger than {MAX_BYTES // 1_000_000} MB")
+    try:
+        loader = _StrictLoader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise _problem(path, line, f"YAML syntax error: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise _problem(path, 1, f"YAML error: {exc}") from None
+    if root is None:
+        raise _problem(path, 1, "file is empty")
+    doc = Document(path=path, data=None)
+    counter = [0]
+    doc.data = _build(root, (), doc, 0, counter)
+    return doc
+
+
+def parse_file(path: Path, shown_as: str | None = None) -> Document:
+    name = shown_as or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise _problem(name, 1, f"file is larger than {MAX_BYTES // 1_000_000} MB")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise _problem(name, 1, "file is not UTF-8 text") from None
+    except OSError as exc:
+        raise _problem(name, 1, f"cannot read file: {exc.strerror}") from None
+    return parse_text(text, name)
+
+
+def _build(node: Node, loc: Loc, doc: Document, depth: int, counter: list[int]) -> Any:
+    counter[0] += 1
+    line = node.start_mark.line + 1
+    if counter[0] > MAX_NODES:
+        raise _problem(doc.path, line, f"document has more than {MAX_NODES} values")
+    if depth > MAX_DEPTH:
+        raise _problem(doc.path, line, f"document is nested deeper than {MAX_DEPTH} levels")
+    doc.lines.setdefault(loc, line)
+    if isinstance(node, ScalarNode):
+        if node.tag not in {
+            "tag:yaml.org,2002:str",
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+            "tag:yaml.org,2002:bool",
+            "tag:yaml.org,2002:null",
+        }:
+            raise _problem(doc.path, line, f"YAML tag {node.tag!r} is not allowed")
+        return _StrictLoader.construct_scalar_value(node)
+    if isinstance(node, SequenceNode | MappingNode) and node.tag not in {
+        "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map",
+    }:
+        raise _problem(doc.path, line, f"YAML tag {node.tag!r} is not allowed")
+    if isinstance(node, SequenceNode):
+        return [_build(child, (*loc, i), doc, depth + 1, counter) for i, child in enumerate(node.value)]
+    if isinstance(node, MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                raise _problem(
+                    doc.path, key_node.start_mark.line + 1, "mapping keys must be plain text"
+                )
+            key = str(key_node.value)
+            if key in result:
+                raise _problem(doc.path, key_node.start_mark.line + 1, f"duplicate key {key!r}")
+            doc.lines[(*loc, key)] = key_node.start_mark.line + 1
+            result[key] = _build(value_node, (*loc, key), doc, depth + 1, counter)
+        return result
+    raise _problem(doc.path, line, "unsupported YAML node")  # pragma: no cover
+
+
+def _construct_scalar_value(node: ScalarNode) -> Any:
+    value = node.value
+    if node.style is not None and node.style in "'\"|>":
+        return value
+    if node.tag == "tag:yaml.org,2002:bool":
+        return value.lower() == "true"
+    if node.tag == "tag:yaml.org,2002:null":
+        return None
+    if node.tag == "tag:yaml.org,2002:int":
+        return int(value)
+    if node.tag == "tag:yaml.org,2002:float":
+        return float(value)
+    return value
+
+
+_StrictLoader.construct_scalar_value = staticmethod(_construct_scalar_value)  # type: ignore[attr-defined]

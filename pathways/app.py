@@ -1,0 +1,49 @@
+"""The composition root: the only place that knows the engine, notifications and settings."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pathways_engine import Database
+from pathways_engine import PathwayEngine
+from pathways_engine import Registry
+from pathways_engine.ports import Clock
+from pathways_engine.ports import MessageComposer
+from pathways_engine.ports import NoComposer
+from pathways_engine.ports import SystemClock
+
+from .config import Settings
+
+
+class App:
+    """Lazily opens what a command needs, so `pathways --help` touches no database."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(self.settings.database_url)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry.from_paths(self.settings.definitions)
+
+    @cached_property
+    def composer(self) -> MessageComposer:
+        try:
+            from pathways_notifications import Composer
+            from pathways_notifications import load_parties
+        except ImportError:  # pragma: no cover - notifications ship with pathways
+            return NoComposer()
+        parties = load_parties(self.settings.parties) if self.settings.parties else None
+        return Composer(parties)
+
+    @cached_property
+    def engine(self) -> PathwayEngine:
+        return PathwayEngine(self.db, self.registry, clock=self.clock, composer=self.composer)
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()

@@ -1,0 +1,79 @@
+"""The `pathways` command: a thin click layer over the library, with one error boundary.
+
+Every `PathwaysError` becomes one line on stderr and its exit code (1, or 3 for a concurrent
+change); click's usage errors exit 2. A traceback for a user mistake is a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import Settings
+
+
+class PathwaysGroup(click.Group):
+    """Translates pathways errors to messages and exit codes in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from pathways_engine.errors import DatabaseError
+        from pathways_engine.errors import PathwaysError
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except PathwaysError as exc:
+            _fail(str(exc), exc.exit_code)
+        except OperationalError as exc:
+            error = DatabaseError(f"database error: {str(exc.orig).splitlines()[0]}")
+            _fail(str(error), error.exit_code)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=PathwaysGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "db", metavar="URL", help="Database URL (default: $PATHWAYS_DATABASE_URL "
+              "or sqlite:///pathways.db).")
+@click.option("--definitions", "definitions", multiple=True, metavar="PATH",
+              type=click.Path(path_type=Path),
+              help="Definition file or folder (default: $PATHWAYS_DEFINITIONS or the shipped "
+                   "definitions/). Repeatable.")
+@click.option("--parties", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Parties file mapping roles to recipients (default: $PATHWAYS_PARTIES or "
+                   "parties.yaml in the definitions folder).")
+@click.version_option(package_name="nordic-pathways", prog_name="pathways")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, definitions: tuple[Path, ...],
+        parties: Path | None) -> None:
+    """Cross-sector pathways for children, young people and pregnant women."""
+    from .app import App
+
+    app = App(Settings.resolve(db, definitions, parties))
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="pathways")
+
+
+def _register() -> None:
+    from . import commands_caseworker
+    from . import commands_coordinator
+    from . import commands_operations
+
+    for module in (commands_caseworker, commands_coordinator, commands_operations):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,191 @@
+"""The definition format: strict YAML, every problem with file and line, the JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pathways_engine.errors import DefinitionError
+from pathways_engine.loader import load_path
+from pathways_engine.registry import load_all
+from pathways_engine.yamlsafe import parse_text
+
+from pathways.cli import cli
+
+MINIMAL = """\
+id: tiny
+version: 1
+title: {en: Tiny}
+country: DK
+timezone: Europe/Copenhagen
+languages: [en]
+fallback_language: en
+roles:
+  gp: {label: {en: GP}, sector: primary_care}
+fields:
+  level: {type: int, min: 1, max: 4}
+start: {roles: [gp]}
+states:
+  open: {initial: true, responsible: gp}
+  done: {final: true}
+transitions:
+  - {event: finish, from: open, to: done, roles: [gp], guard: "level >= 1"}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def check(*paths: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["check", *map(str, paths)], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_minimal_definition_is_clean(tmp_path: Path) -> None:
+    code, out = check(write(tmp_path, MINIMAL))
+    assert code == 0, out
+
+
+def test_yaml_11_surprises_stay_text() -> None:
+    doc = parse_text("a: on\nb: no\nc: 12:00\nd: 012\ne: 2024-03-31\nf: yes\n", "x.yaml")
+    assert doc.data == {"a": "on", "b": "no", "c": "12:00", "d": "012", "e": "2024-03-31",
+                        "f": "yes"}
+
+
+@pytest.mark.parametrize(("text", "line", "needle"), [
+    ("a: &x [1, 2]\nb: *x\n", 1, "anchors and aliases"),
+    ("a: 1\nb: !!python/object/apply:os.system [ls]\n", 2, "not allowed"),
+    ("a: 1\na: 2\n", 2, "duplicate key 'a'"),
+    ("a: [1,\n", 2, "YAML syntax error"),
+    ("", 1, "empty"),
+])
+def test_hostile_or_broken_yaml_is_refused_with_line(text: str, line: int, needle: str) -> None:
+    with pytest.raises(DefinitionError) as info:
+        parse_text(text, "bad.yaml")
+    problem = info.value.problems[0]
+    assert (problem.path, problem.line) == ("bad.yaml", line)
+    assert needle in problem.message
+
+
+def test_deep_nesting_is_refused() -> None:
+    with pytest.raises(DefinitionError, match="nested deeper"):
+        parse_text("a: " + "[" * 100 + "]" * 100 + "\n", "deep.yaml")
+
+
+def test_unknown_key_names_allowed_keys_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("  open: {initial: true, responsible: gp}",
+                                           "  open: {initial: true, responsable: gp}"))
+    code, out = check(path)
+    assert code == 1
+    assert f"{path}:14: states.open: unknown key 'responsable'; allowed keys here:" in out
+    assert "responsible" in out.split("allowed keys here:")[1]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    broken = MINIMAL.replace("to: done", "to: dune").replace(
+        'guard: "level >= 1"', 'guard: "levl >= 1"').replace("roles: [gp], guard", "roles: [gx], guard")
+    broken += "  - {event: loop, from: limbo, to: open, roles: [gp]}\n"
+    broken = broken.replace("  done: {final: true}", "  done: {final: true}\n  stuck: {}")
+    path = write(tmp_path, broken)
+    code, out = check(path)
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.startswith(str(path))]
+    text = "\n".join(lines)
+    assert "unknown state 'dune' (did you mean 'done'?)" in text
+    assert "unknown field 'levl' (did you mean 'level'?)" in text
+    assert "unknown role 'gx'" in text
+    assert "unknown state 'limbo'" in text
+    assert "state 'stuck' is unreachable" in text
+    assert "state 'stuck' is not final but has no way out" in text
+    assert all(line.split(":")[1].isdigit() for line in lines)
+    assert len(lines) >= 6
+
+
+def test_graph_problems(tmp_path: Path) -> None:
+    text = MINIMAL.replace("  done: {final: true}",
+                           "  done: {final: true}\n  spin: {responsible: gp}")
+    text += "  - {event: go_spin, from: open, to: spin, roles: [gp]}\n"
+    text += "  - {event: again, from: spin, to: spin, roles: [gp]}\n"
+    text += "  - {event: go_spin, from: open, to: done, roles: [gp]}\n"
+    code, out = check(write(tmp_path, text))
+    assert code == 1
+    assert "state 'spin' has no path to a final state" in out
+    assert "ambiguous: event 'go_spin' from 'open'" in out
+
+
+def test_guard_cannot_call_or_reach_attributes(tmp_path: Path) -> None:
+    for guard in ["__import__('os').system('x')", "level.__class__", "len(level) > 1"]:
+        code, out = check(write(tmp_path, MINIMAL.replace('"level >= 1"', json.dumps(guard))))
+        assert code == 1
+        assert "not allowed in a condition" in out
+
+
+def _with_deadlines(rows: str) -> str:
+    block = "  open:\n    initial: true\n    responsible: gp\n    deadlines:\n"
+    block += "".join(f"      - {row}\n" for row in rows.strip().splitlines())
+    return MINIMAL.replace("  open: {initial: true, responsible: gp}\n", block)
+
+
+def test_bad_durations_are_schema_errors(tmp_path: Path) -> None:
+    code, out = check(write(tmp_path, _with_deadlines("""
+        {name: a, duration: 3 fortnights, status: law, source: x y z}
+        {name: b, duration: 0 days, status: law, source: x y z}
+        {name: c, duration: P1M2D, status: law, source: x y z}
+        {name: f, duration: 3 days, status: maybe, source: x y z}
+    """)))
+    assert code == 1
+    assert "unknown unit 'fortnights'" in out
+    assert "must be longer than zero" in out
+    assert "mixes units" in out
+    assert "'law', 'guideline', 'local_agreement' or 'proposal'" in out
+    assert len([line for line in out.splitlines() if ".yaml:" in line]) == 4
+
+
+def test_bad_deadline_references(tmp_path: Path) -> None:
+    code, out = check(write(tmp_path, _with_deadlines("""
+        {name: d, duration: 3 days, status: law, source: x y z, responsible: bup}
+        {name: e, duration: 3 days, status: law, source: x y z, from: "field:level"}
+        {name: g, duration: 3 days, status: law, source: x y z, on_timeout: nothing}
+    """)))
+    assert code == 1
+    assert "unknown role 'bup'" in out
+    assert "field 'level' is a int, not a date" in out
+    assert "on_timeout event 'nothing' cannot be sent from here" in out
+
+
+def test_unknown_country_is_an_error_with_line(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("country: DK", "country: FI"))
+    code, out = check(path)
+    assert code == 1
+    assert f"{path}:4: country:" in out
+
+
+def test_same_pathway_version_twice(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL, "a.yaml")
+    write(tmp_path, MINIMAL, "b.yaml")
+    _, problems = load_all([tmp_path])
+    assert any("is also defined in" in p.message for p in problems)
+
+
+def test_schema_is_generated_from_the_model() -> None:
+    result = CliRunner().invoke(cli, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["title"] == "pathways definition"
+    assert "transitions" in schema["properties"]
+    transition = schema["$defs"]["TransitionSpec"]
+    assert {"from", "to", "event"} <= set(transition["properties"])
+    assert transition["additionalProperties"] is False
+
+
+def test_content_hash_changes_with_content(tmp_path: Path) -> None:
+    a = load_path(write(tmp_path, MINIMAL, "a.yaml"))
+    b = load_path(write(tmp_path, MINIMAL.replace("title: {en: Tiny}", "title: {en: Tiny2}"),
+                        "b.yaml"))
+    assert a.content_hash != b.content_hash
