@@ -1,10 +1,17 @@
-"""Operations commands: db upgrade."""
+"""Operations commands: db upgrade, tick, scheduler, overdue."""
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
+
 import click
+from pathways_engine.ports import FixedClock
 
 from .app import App
+from .cli_output import emit
+from .timeparse import ISO_TIME
+from .timeparse import aware_or_utc
 
 pass_app = click.make_pass_decorator(App)
 
@@ -31,4 +38,69 @@ def upgrade(app: App) -> None:
     click.echo(f"{database.display_url()}: {before or 'empty'} -> {after}")
 
 
-COMMANDS: list[click.Command] = [db]
+
+
+@click.command()
+@click.option("--now", "now", type=ISO_TIME, default=None,
+              help="Pretend it is this time (ISO 8601; without offset: UTC). Default: now.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def tick(app: App, now: dt.datetime | None, batch_size: int, as_json: bool) -> None:
+    """Fire every reminder, escalation and timeout due now, exactly once."""
+    from pathways_engine.ticking import count_due
+    from pathways_engine.ticking import tick as run_tick
+
+    moment = aware_or_utc(now) or app.clock.now()
+    if now is not None:
+        app.clock = FixedClock(moment)
+    engine = app.engine
+    due = count_due(engine, moment) if sys.stderr.isatty() else 0
+    if due > batch_size:
+        with click.progressbar(length=due, label="firing timers", file=sys.stderr) as bar:
+            summary = run_tick(engine, moment, batch_size=batch_size, on_batch=bar.update)
+    else:
+        summary = run_tick(engine, moment, batch_size=batch_size)
+    data = summary.as_dict()
+    emit(data, as_json, f"tick at {moment.isoformat()}: fired {data['fired']} timers "
+                        f"({data['reminder']} reminders, {data['due']} due, "
+                        f"{data['escalation']} escalations, {data['timeout']} timeouts), "
+                        f"queued {data['notifications']} notifications")
+
+
+@click.command()
+@click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(0.1, 86400),
+              help="Seconds between sweeps.")
+@pass_app
+def scheduler(app: App, interval: float) -> None:
+    """Run the sweep every INTERVAL seconds until SIGTERM or SIGINT (APScheduler)."""
+    import logging
+
+    from .scheduler import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app.engine  # noqa: B018 - open the database and definitions before the first sweep
+    run(app, interval)
+
+
+@click.command()
+@click.option("--role", default=None, help="Only deadlines this role is responsible for.")
+@click.option("--pathway", default=None)
+@click.option("--now", "now", type=ISO_TIME, default=None, help="Pretend it is this time (UTC if naive).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def overdue(app: App, role: str | None, pathway: str | None, now: dt.datetime | None,
+            as_json: bool) -> None:
+    """What is overdue now, whose turn it is, and by how long."""
+    from pathways_engine.queries import overdue as overdue_rows
+
+    if now is not None:
+        app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
+    rows = overdue_rows(app.engine, role=role, pathway=pathway)
+    lines = [f"{r['instance']}  {r['pathway']}  {r['state']}  {r['deadline']}  "
+             f"{r['responsible'] or '-'}  due {r['due_local']}  overdue {r['overdue_by']}"
+             for r in rows]
+    emit(rows, as_json, "\n".join(lines) if lines else "nothing is overdue")
+
+
+COMMANDS = [db, tick, scheduler, overdue]

@@ -1,0 +1,210 @@
+"""Timers fire exactly once: repeated ticks, a tick killed halfway, concurrent ticks, the daemon."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy import select
+from support import DEFINITIONS
+from support import ROOT
+from support import Cli
+
+from pathways_engine import Database
+from pathways_engine import FixedClock
+from pathways_engine import PathwayEngine
+from pathways_engine import Registry
+from pathways_engine.store.models import AuditEntry
+from pathways_engine.store.models import Timer
+from pathways_engine.ticking import tick
+
+START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+WEEK_LATER = START + dt.timedelta(days=40)
+
+
+def populate(engine: PathwayEngine, count: int) -> list[str]:
+    engine.clock = FixedClock(START + dt.timedelta(days=2))
+    ids = []
+    for n in range(count):
+        instance = engine.start("mistrivsel_referral", subject_ref=f"C-{n}",
+                                birth_date=dt.date(2014, 1, 1),
+                                values={"severity": "moderate", "consent_exchange": True},
+                                actor="gp1", role="gp", at=START)
+        engine.advance(instance, "refer_bup", actor="p", role="ppr",
+                       values={"referral_received": "2026-11-03"}, at=START + dt.timedelta(days=1))
+        ids.append(instance)
+    return ids
+
+
+def fired_counts(db: Database) -> tuple[int, int, int]:
+    """(timers fired, timers pending, audit timer entries)."""
+    with db.sessions() as s:
+        fired = s.scalar(select(func.count()).select_from(Timer).where(Timer.status == "fired"))
+        pending = s.scalar(select(func.count()).select_from(Timer).where(
+            Timer.status == "pending", Timer.due_at <= WEEK_LATER))
+        entries = s.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.kind.like("timer_%")))
+        return int(fired or 0), int(pending or 0), int(entries or 0)
+
+
+def test_tick_twice_gives_the_same_result(engine: PathwayEngine, clock: FixedClock) -> None:
+    populate(engine, 3)
+    first = tick(engine, WEEK_LATER)
+    assert first.total == 3 * 5  # per instance: 2 reminders, 2 due, 1 escalation
+    assert first.fired["escalation"] == 3
+    state = fired_counts(engine.db)
+    assert tick(engine, WEEK_LATER).total == 0
+    assert fired_counts(engine.db) == state == (15, 0, 15)
+
+
+def test_timers_fire_in_due_order_and_only_when_due(engine: PathwayEngine) -> None:
+    [instance] = populate(engine, 1)
+    assert tick(engine, START + dt.timedelta(days=8)).total == 0
+    # information_letter: due Fri 13 Nov, reminder 2 working days before: Wed 11 Nov 08:00
+    assert tick(engine, START + dt.timedelta(days=9)).total == 1
+    tick(engine, WEEK_LATER)
+    with engine.db.sessions() as s:
+        entries = list(s.scalars(select(AuditEntry).where(
+            AuditEntry.instance_id == instance, AuditEntry.kind.like("timer_%"))
+            .order_by(AuditEntry.seq)))
+    times = [e.at for e in entries]
+    assert times == sorted(times)
+    assert [e.kind for e in entries] == ["timer_reminder", "timer_due", "timer_reminder",
+                                         "timer_due", "timer_escalation"]
+
+
+def test_leaving_a_state_cancels_its_timers(engine: PathwayEngine) -> None:
+    [instance] = populate(engine, 1)
+    engine.advance(instance, "bup_accepts", actor="b", role="bup",
+                   at=START + dt.timedelta(days=2))
+    assert tick(engine, WEEK_LATER).total == 0
+    with engine.db.sessions() as s:
+        statuses = set(s.scalars(select(Timer.status).where(Timer.instance_id == instance)))
+    assert "pending" not in statuses and "cancelled" in statuses
+
+
+KILL_SCRIPT = """
+import datetime as dt, os, signal, sys
+from pathways_engine import Database, FixedClock, PathwayEngine, Registry
+from pathways_engine import ticking
+from pathlib import Path
+url, defs, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seen = [0]
+def hook(position):
+    if seen[0] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    seen[0] += 1
+ticking.fault_hook = hook
+now = dt.datetime.fromisoformat(sys.argv[4])
+engine = PathwayEngine(Database(url), Registry.from_paths([Path(defs)]), clock=FixedClock(now))
+ticking.tick(engine, now, batch_size=int(sys.argv[5]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", [0, 4, 9])
+def test_tick_killed_halfway_then_rerun_fires_every_timer_once(
+        engine: PathwayEngine, db_url: str, kill_at: int) -> None:
+    populate(engine, 4)  # 20 timers
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, db_url, str(DEFINITIONS),
+                           str(kill_at), WEEK_LATER.isoformat(), "7"], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    fired_before, _, entries_before = fired_counts(engine.db)
+    assert fired_before == entries_before
+    assert fired_before % 7 == 0  # only whole batches committed
+    tick(engine, WEEK_LATER)
+    assert fired_counts(engine.db) == (20, 0, 20)
+
+
+TICK_SCRIPT = """
+import datetime as dt, sys, json
+from pathlib import Path
+from pathways_engine import Database, FixedClock, PathwayEngine, Registry
+from pathways_engine.ticking import tick
+url, defs, now = sys.argv[1], sys.argv[2], dt.datetime.fromisoformat(sys.argv[3])
+engine = PathwayEngine(Database(url), Registry.from_paths([Path(defs)]), clock=FixedClock(now))
+print(json.dumps(tick(engine, now, batch_size=3).as_dict()))
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_ticks_in_separate_processes(engine: PathwayEngine, db_url: str) -> None:
+    populate(engine, 12)  # 60 timers
+    procs = [subprocess.Popen([sys.executable, "-c", TICK_SCRIPT, db_url, str(DEFINITIONS),
+                               WEEK_LATER.isoformat()], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    assert sum(r["fired"] for r in results) == 60
+    assert fired_counts(engine.db) == (60, 0, 60)
+
+
+def test_scheduler_down_for_a_week_catches_up_once(engine: PathwayEngine, db_url: str) -> None:
+    from pathways import scheduler
+    from pathways.app import App
+    from pathways.config import Settings
+
+    populate(engine, 2)
+    app = App(Settings(db_url, (DEFINITIONS,), None), clock=FixedClock(WEEK_LATER))
+    stop = threading.Event()
+    thread = threading.Thread(target=scheduler.run, args=(app, 0.2), kwargs={"stop": stop})
+    thread.start()
+    deadline = time.monotonic() + 30
+    while fired_counts(engine.db)[0] < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.6)  # a few more sweeps: nothing more may fire
+    stop.set()
+    thread.join(timeout=30)
+    app.close()
+    assert fired_counts(engine.db) == (10, 0, 10)
+
+
+@pytest.mark.slow
+def test_scheduler_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    Cli(url)("list")
+    proc = subprocess.Popen([sys.executable, "-m", "pathways", "--db", url, "--definitions",
+                             str(DEFINITIONS), "scheduler", "--interval", "0.2"],
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "sweep at" in line or len(lines) > 50:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0
+    assert "received SIGTERM" in rest and "scheduler stopped cleanly" in rest
+
+
+def test_overdue_and_show_statuses(run: Cli, db_url: str) -> None:
+    out = run("start", "mistrivsel_referral", "--subject", "C-9", "--birth-date", "2014-05-02",
+              "--set", "severity=severe", "--set", "consent_exchange=true", "--as", "gp1",
+              "--role", "gp", "--at", "2026-11-02T09:00", "--json").output
+    instance = json.loads(out)["id"]
+    rows = json.loads(run("overdue", "--now", "2026-11-20T12:00", "--json").output)
+    assert [(r["instance"], r["deadline"], r["responsible"]) for r in rows] == [
+        (instance, "municipal_triage", "ppr")]
+    assert rows[0]["overdue_by"].startswith("3 d")
+    assert json.loads(run("overdue", "--role", "bup", "--now", "2026-11-20T12:00",
+                          "--json").output) == []
+    shown = json.loads(run("show", instance, "--json").output)
+    [deadline] = shown["deadlines"]
+    assert deadline["due_local"] == "2026-11-16T23:59:59+01:00"
+    assert deadline["due_utc"] == "2026-11-16T22:59:59+00:00"
+    assert deadline["rule"]["status"] == "local_agreement"
+    assert deadline["status"] == "overdue"  # the real clock is past 2026-11-16
