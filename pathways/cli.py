@@ -67,9 +67,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _register() -> None:
     from . import commands_caseworker
     from . import commands_coordinator
+    from . import commands_notifications
     from . import commands_operations
 
-    for module in (commands_caseworker, commands_coordinator, commands_operations):
+    for module in (commands_caseworker, commands_coordinator, commands_notifications,
+                   commands_operations):
         for command in module.COMMANDS:
             cli.add_command(command)
 

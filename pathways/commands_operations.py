@@ -104,3 +104,15 @@ def overdue(app: App, role: str | None, pathway: str | None, now: dt.datetime | 
 
 
 COMMANDS = [db, tick, scheduler, overdue]
+
+
+@click.command()
+@pass_app
+def demo(app: App) -> None:
+    """Walk the shipped pathways through a realistic scripted scenario; print the timeline."""
+    from .demo import run_demo
+
+    run_demo(app)
+
+
+COMMANDS.append(demo)

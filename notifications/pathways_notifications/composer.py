@@ -1,0 +1,150 @@
+"""Turning a notification request into outbox rows, in the engine's transaction.
+
+One row per recipient role, keyed by an idempotency key (cause + role), so composing the same
+cause twice writes nothing new. Personal data (name, personal identity number, fields marked
+`personal`) goes into a message only when the instance records consent or a statutory basis
+for the recipient's sector (domain.md §5); otherwise the message carries the pseudonymous
+reference and where to look the case up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from pathways_engine.errors import NotificationError
+from pathways_engine.loader import Definition
+from pathways_engine.ports import NotificationRequest
+from pathways_engine.store.models import Assignment
+from pathways_engine.store.models import Consent
+from pathways_engine.store.models import Instance
+from pathways_engine.store.models import OutboxMessage
+from pathways_engine.store.models import Subject
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .parties import Parties
+from .parties import Party
+from .rendering import render
+
+MESSAGE_DOMAIN = "pathways.invalid"
+
+
+def message_id(key: str) -> str:
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{MESSAGE_DOMAIN}>"
+
+
+def legal_basis(session: Session, instance_id: str, sector: str) -> str | None:
+    """'consent: ...' or 'statutory: ...' for sharing with `sector`, or None."""
+    row = session.scalars(select(Consent).where(
+        Consent.instance_id == instance_id, Consent.sector == sector,
+        Consent.withdrawn_at.is_(None)).order_by(Consent.id.desc())).first()
+    return f"{row.basis}: {row.reference}" if row else None
+
+
+def build_context(definition: Definition, instance: Instance, subject: Subject,
+                  request: NotificationRequest, role: str, party: Party | None,
+                  basis: str | None) -> dict[str, Any]:
+    spec = definition.spec
+    personal_fields = {n for n, f in spec.fields.items() if f.personal}
+    data = {k: v for k, v in instance.data.items() if basis or k not in personal_fields}
+    language = party.language if party else spec.fallback_language
+    state = spec.states[instance.state]
+    return {
+        "pathway": {"id": spec.id, "version": spec.version,
+                    "title": spec.title.get(language) or spec.title[next(iter(spec.title))]},
+        "instance": {"id": instance.id, "state": instance.state,
+                     "state_title": (state.title or {}).get(language, instance.state),
+                     "started_at": instance.started_at.isoformat()},
+        "subject": {"ref": subject.ref,
+                    "name": subject.name if basis else None,
+                    "personal_id": subject.personal_id if basis else None,
+                    "birth_date": subject.birth_date.isoformat() if basis and subject.birth_date
+                    else None},
+        "personal_data": basis is not None,
+        "data": data,
+        "recipient": {"role": role, "role_label": spec.roles[role].label.get(
+            language, next(iter(spec.roles[role].label.values()))),
+            "name": party.name if party else None},
+        "trigger": request.trigger, "name": request.name, "at": request.at.isoformat(),
+        "deadline": request.extra.get("deadline"), "due_at": request.extra.get("due_at"),
+        "lookup": f"pathways show {instance.id}",
+    }
+
+
+class Composer:
+    """The engine's MessageComposer: render per recipient and write outbox rows."""
+
+    def __init__(self, parties: Parties | None = None) -> None:
+        self.parties = parties
+
+    def recipient(self, session: Session, instance_id: str, role: str) -> Party | None:
+        assigned = session.scalars(select(Assignment).where(
+            Assignment.instance_id == instance_id, Assignment.role == role,
+            Assignment.active.is_(True)).order_by(Assignment.id.desc())).first()
+        if assigned and self.parties:
+            party = self.parties.get(assigned.party)
+            if party:
+                return party
+        return self.parties.for_role(role) if self.parties else None
+
+    def compose(self, session: Session, definition: Definition, instance: Instance,
+                subject: Subject, request: NotificationRequest) -> int:
+        roles = list(request.roles)
+        if request.trigger == "escalation":
+            roles += [r for r in request.extra.get("escalate_to", []) if r not in roles]
+        written = 0
+        for role in roles:
+            key = f"{request.cause_key}:{role}"
+            exists = session.scalars(select(OutboxMessage.id).where(
+                OutboxMessage.idempotency_key == key)).first()
+            if exists:
+                continue
+            party = self.recipient(session, instance.id, role)
+            sector = definition.spec.roles[role].sector
+            basis = legal_basis(session, instance.id, sector)
+            context = build_context(definition, instance, subject, request, role, party, basis)
+            rendered = render(definition, request.template, party.language if party else None,
+                              context)
+            now = request.at if request.at.tzinfo else request.at.replace(tzinfo=dt.UTC)
+            session.add(OutboxMessage(
+                idempotency_key=key, message_id=message_id(key), instance_id=instance.id,
+                role=role, party=party.id if party else None,
+                channel=party.channel if party else "console",
+                address=party.email if party else None, language=rendered.language,
+                template=request.template, subject=rendered.subject, body_text=rendered.text,
+                body_html=rendered.html, personal_data=basis is not None, legal_basis=basis,
+                status="pending", attempts=0, next_attempt_at=now, last_error=None,
+                created_at=now, sent_at=None))
+            written += 1
+        if written:
+            session.flush()
+        return written
+
+
+def sample_context(definition: Definition, role: str) -> dict[str, Any]:
+    """A context with every key set, for `pathways check` and `pathways render`."""
+    spec = definition.spec
+    data: dict[str, Any] = {}
+    for name, field in spec.fields.items():
+        data[name] = {"bool": True, "int": 1, "decimal": "1.5", "text": "tekst",
+                      "date": "2026-12-01", "enum": (field.values or ["x"])[0]}[field.type]
+    language = spec.fallback_language
+    return {
+        "pathway": {"id": spec.id, "version": spec.version, "title": spec.title.get(language, "")},
+        "instance": {"id": "0123456789abcdef", "state": spec.initial_state,
+                     "state_title": spec.initial_state, "started_at": "2026-11-02T08:00:00+00:00"},
+        "subject": {"ref": "C-0001", "name": "Navn Navnesen", "personal_id": "010101-0000",
+                    "birth_date": "2015-01-01"},
+        "personal_data": True, "data": data,
+        "recipient": {"role": role, "role_label": role, "name": "Modtager"},
+        "trigger": "enter", "name": spec.initial_state, "at": "2026-11-02T08:00:00+00:00",
+        "deadline": "deadline", "due_at": "2026-11-20T22:59:59+00:00",
+        "lookup": "pathways show 0123456789abcdef",
+    }
+
+
+def ensure_known_role(definition: Definition, role: str) -> None:
+    if role not in definition.spec.roles:
+        raise NotificationError(f"unknown role {role!r} in pathway {definition.spec.id!r}")

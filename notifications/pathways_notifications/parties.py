@@ -1,0 +1,93 @@
+"""The deployment's parties file: which organisation or person receives messages for a role.
+
+```yaml
+parties:
+  - id: ppr_norddjurs
+    roles: [ppr]
+    name: PPR Norddjurs
+    email: ppr@norddjurs.dk
+    channel: email          # email | file | console
+    language: da
+```
+The first party listed for a role is its default recipient; `pathways assign` names another
+party for one instance, and that takes precedence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pathways_engine.errors import DefinitionError
+from pathways_engine.errors import Problem
+from pathways_engine.loader import pydantic_problems
+from pathways_engine.yamlsafe import parse_file
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
+from pydantic import field_validator
+
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+class Party(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,127}$")
+    roles: list[str] = Field(min_length=1)
+    name: str = Field(min_length=1)
+    email: str | None = None
+    channel: Literal["email", "file", "console"] = "email"
+    language: Literal["da", "nb", "sv", "en"] = "en"
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not a valid email address")
+        return value
+
+
+class PartiesFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    parties: list[Party]
+
+
+@dataclass(frozen=True)
+class Parties:
+    path: str
+    by_id: dict[str, Party]
+    line_of_role: dict[str, int]
+
+    def for_role(self, role: str) -> Party | None:
+        return next((p for p in self.by_id.values() if role in p.roles), None)
+
+    def get(self, party_id: str) -> Party | None:
+        return self.by_id.get(party_id)
+
+
+def load_parties(path: Path) -> Parties:
+    document = parse_file(path)
+    try:
+        parsed = PartiesFile.model_validate(document.data)
+    except ValidationError as exc:
+        raise DefinitionError(pydantic_problems(exc, document)) from None
+    problems = []
+    for i, party in enumerate(parsed.parties):
+        if party.channel == "email" and not party.email:
+            problems.append(Problem(document.path, document.line_of(("parties", i)),
+                                    f"party {party.id!r} has channel email but no email address"))
+    if problems:
+        raise DefinitionError(problems)
+    lines = {}
+    for i, party in enumerate(parsed.parties):
+        for j, role in enumerate(party.roles):
+            lines.setdefault(role, document.line_of(("parties", i, "roles", j)))
+    return Parties(document.path, {p.id: p for p in parsed.parties}, lines)
+
+
+def unknown_role_problems(parties: Parties, known_roles: set[str]) -> list[Problem]:
+    return [Problem(parties.path, line, f"unknown role {role!r}: no shipped pathway has it")
+            for role, line in sorted(parties.line_of_role.items()) if role not in known_roles]

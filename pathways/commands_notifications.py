@@ -1,0 +1,131 @@
+"""Notification commands: render, deliver, outbox, assign, consent."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+from pathways_engine.ports import FixedClock
+
+from .app import App
+from .cli_output import emit
+from .timeparse import ISO_TIME
+from .timeparse import aware_or_utc
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.command()
+@click.argument("pathway")
+@click.argument("template")
+@click.option("--lang", default=None, help="Language (default: the pathway's fallback).")
+@click.option("--role", default=None, help="Recipient role for the sample (default: first).")
+@pass_app
+def render(app: App, pathway: str, template: str, lang: str | None, role: str | None) -> None:
+    """Preview TEMPLATE of PATHWAY rendered against a sample context."""
+    from pathways_engine.errors import NotificationError
+    from pathways_notifications.composer import ensure_known_role
+    from pathways_notifications.composer import sample_context
+    from pathways_notifications.rendering import render as render_template
+
+    definition = app.registry.get(pathway)
+    role = role or next(iter(definition.spec.roles))
+    ensure_known_role(definition, role)
+    names = {n.template for n in definition.spec.notifications}
+    if template not in names:
+        from pathways_engine.errors import did_you_mean
+
+        raise NotificationError(f"unknown template {template!r}{did_you_mean(template, names)}; "
+                                f"templates of {pathway!r}: {', '.join(sorted(names))}")
+    rendered = render_template(definition, template, lang, sample_context(definition, role))
+    click.echo(f"Subject: {rendered.subject}\nLanguage: {rendered.language}\n\n{rendered.text}")
+
+
+@click.command()
+@click.option("--now", type=ISO_TIME, default=None, help="Pretend it is this time (UTC if naive).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def deliver(app: App, now: dt.datetime | None, as_json: bool) -> None:
+    """Deliver pending messages (SMTP, file drop, console), retrying with backoff."""
+    from .delivery import deliver_pending
+
+    if now is not None:
+        app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
+    report = deliver_pending(app)
+    data = {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+    emit(data, as_json, f"delivered {report.sent}, will retry {report.retried}, "
+                        f"failed {report.failed}")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--status", type=click.Choice(["pending", "sent", "failed"]), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """List outgoing messages; `outbox retry ID` resends one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pathways_engine.store.models import OutboxMessage
+    from sqlalchemy import select
+
+    app: App = ctx.obj
+    with app.db.sessions() as session:
+        query = select(OutboxMessage).order_by(OutboxMessage.id)
+        if status:
+            query = query.where(OutboxMessage.status == status)
+        rows = [{
+            "id": m.id, "message_id": m.message_id, "instance": m.instance_id, "role": m.role,
+            "party": m.party, "channel": m.channel, "status": m.status, "attempts": m.attempts,
+            "subject": m.subject, "personal_data": m.personal_data, "legal_basis": m.legal_basis,
+            "created_at": m.created_at.isoformat(), "last_error": m.last_error,
+            "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+        } for m in session.scalars(query)]
+    lines = [f"{r['id']:>6}  {r['status']:<7} {r['channel']:<7} {r['role']:<14} {r['subject']}"
+             for r in rows]
+    emit(rows, as_json, "\n".join(lines) if lines else "(outbox is empty)")
+
+
+@outbox.command()
+@click.argument("message_id", type=int)
+@pass_app
+def retry(app: App, message_id: int) -> None:
+    """Put message MESSAGE_ID back in the queue (e.g. a failed one after a fix)."""
+    from pathways_notifications.delivery import retry as retry_message
+
+    message = retry_message(app.db, message_id, app.clock.now())
+    click.echo(f"message {message.id} is pending again")
+
+
+@click.command()
+@click.argument("instance")
+@click.argument("role")
+@click.argument("party")
+@click.option("--as", "actor", required=True, metavar="ACTOR")
+@pass_app
+def assign(app: App, instance: str, role: str, party: str, actor: str) -> None:
+    """Name PARTY (from the parties file) as ROLE for one INSTANCE, e.g. a contact person."""
+    from .assignments import assign_party
+
+    assign_party(app, instance, role, party, actor)
+    click.echo(f"{instance}: {role} is now {party}")
+
+
+@click.command()
+@click.argument("instance")
+@click.option("--sector", required=True, help="The recipient sector the basis covers.")
+@click.option("--basis", type=click.Choice(["consent", "statutory"]), required=True)
+@click.option("--reference", required=True,
+              help="Who consented, or the statute (e.g. 'Sundhedsloven §43').")
+@click.option("--withdraw", is_flag=True, help="Withdraw an earlier consent for the sector.")
+@click.option("--as", "actor", required=True, metavar="ACTOR")
+@pass_app
+def consent(app: App, instance: str, sector: str, basis: str, reference: str, withdraw: bool,
+            actor: str) -> None:
+    """Record consent or a statutory basis to share personal data with a sector."""
+    from .assignments import record_consent
+
+    record_consent(app, instance, sector, basis, reference, actor, withdraw)
+    click.echo(f"{instance}: {'withdrawn' if withdraw else 'recorded'} {basis} for {sector}")
+
+
+COMMANDS = [render, deliver, outbox, assign, consent]

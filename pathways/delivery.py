@@ -1,0 +1,41 @@
+"""Channel configuration from the environment (secrets never come from files or flags)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pathways_engine.errors import ConfigError
+from pathways_notifications import DeliveryReport
+from pathways_notifications import deliver
+from pathways_notifications.channels import Channel
+from pathways_notifications.channels import ConsoleChannel
+from pathways_notifications.channels import FileDropChannel
+from pathways_notifications.channels import SmtpChannel
+
+from .app import App
+
+
+def channels_from_env() -> dict[str, Channel]:
+    """PATHWAYS_SMTP_HOST/_PORT/_SECURITY/_USER/_PASSWORD/_FROM, PATHWAYS_DROP_DIR."""
+    env = os.environ
+    sender = env.get("PATHWAYS_SMTP_FROM", "pathways@localhost")
+    channels: dict[str, Channel] = {"console": ConsoleChannel(),
+                                    "file": FileDropChannel(Path(env.get("PATHWAYS_DROP_DIR",
+                                                                         "outbox-drop")), sender)}
+    if env.get("PATHWAYS_SMTP_HOST"):
+        security = env.get("PATHWAYS_SMTP_SECURITY", "none")
+        if security not in {"none", "starttls", "tls"}:
+            raise ConfigError("PATHWAYS_SMTP_SECURITY must be none, starttls or tls")
+        try:
+            port = int(env.get("PATHWAYS_SMTP_PORT", "25"))
+        except ValueError:
+            raise ConfigError("PATHWAYS_SMTP_PORT must be a number") from None
+        channels["email"] = SmtpChannel(env["PATHWAYS_SMTP_HOST"], port, sender, security,
+                                        env.get("PATHWAYS_SMTP_USER"),
+                                        env.get("PATHWAYS_SMTP_PASSWORD"))
+    return channels
+
+
+def deliver_pending(app: App) -> DeliveryReport:
+    return deliver(app.db, channels_from_env(), app.clock.now())
