@@ -13,12 +13,9 @@ def check_paths(paths: Iterable[Path]) -> tuple[list[Problem], int]:
     """(problems, number of definitions looked at)."""
     paths = list(paths)
     definitions, problems = load_all(paths)
-    try:
-        from pathways_notifications.checks import template_problems
-    except ImportError:  # pragma: no cover
-        template_problems = None
-    if template_problems is not None:
-        for definition in definitions:
-            problems.extend(template_problems(definition))
+    from pathways_notifications.checks import template_problems
+
+    for definition in definitions:
+        problems.extend(template_problems(definition))
     looked_at = len(definitions) + len({p.path for p in problems} - {d.path for d in definitions})
     return sorted(set(problems), key=lambda p: (p.path, p.line, p.message)), looked_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,7 +45,7 @@ def schema() -> None:
 @pass_app
 def definitions(app: App, as_json: bool) -> None:
     """List the pathways and versions available."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for definition in app.registry.all():
         spec = definition.spec
         rows.append({

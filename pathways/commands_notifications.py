@@ -37,7 +37,7 @@ def render(app: App, pathway: str, template: str, lang: str | None, role: str | 
 
         raise NotificationError(f"unknown template {template!r}{did_you_mean(template, names)}; "
                                 f"templates of {pathway!r}: {', '.join(sorted(names))}")
-    rendered = render_template(definition, template, lang, sample_context(definition, role))
+    rendered = render_template(definition, template, lang, sample_context(definition, role, lang))
     click.echo(f"Subject: {rendered.subject}\nLanguage: {rendered.language}\n\n{rendered.text}")
 
 

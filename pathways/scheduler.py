@@ -68,7 +68,7 @@ def run(app: App, interval: float, *, stop: threading.Event | None = None) -> No
                  signal.Signals(signum).name)
         stop.set()
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, _stop)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 
-class IsoDateTime(click.ParamType):
+class IsoDateTime(click.ParamType):  # type: ignore[type-arg]
     """An ISO 8601 time; without an offset it stays naive (the pathway's local time)."""
 
     name = "TIME"
@@ -26,7 +26,7 @@ class IsoDateTime(click.ParamType):
         return parsed
 
 
-class IsoDate(click.ParamType):
+class IsoDate(click.ParamType):  # type: ignore[type-arg]
     name = "DATE"
 
     def convert(self, value: Any, param: click.Parameter | None,

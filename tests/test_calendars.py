@@ -6,7 +6,6 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from pathways_engine.calendars import WorkCalendar
 from pathways_engine.calendars import compute_before
 from pathways_engine.calendars import compute_due

@@ -25,7 +25,8 @@ def test_start_show_advance_history(run: Cli) -> None:
     instance = started(run)
     shown = snapshot(run, instance)
     assert shown["state"] == "referred"
-    assert shown["pathway"] == "mistrivsel_referral" and shown["version"] == 1
+    assert shown["pathway"] == "mistrivsel_referral"
+    assert shown["version"] == 1
     assert shown["data"] == {"severity": "moderate", "consent_exchange": True}
     assert shown["may_send"]["ppr"] == ["close", "refer_bup", "triage_to_ltt", "triage_to_ppr"]
     assert shown["history"][0]["kind"] == "start"

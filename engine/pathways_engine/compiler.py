@@ -91,7 +91,7 @@ class CompiledPathway:
         mark.__name__ = f"transition_{index}"
         return mark
 
-    def _build(self) -> type[StateChart]:
+    def _build(self) -> type[StateChart]:  # type: ignore[type-arg]
         states: dict[str, dict[str, Any]] = {}
         for name, state in self.spec.states.items():
             entry: dict[str, Any] = {"initial": state.initial, "final": state.final}
@@ -105,9 +105,9 @@ class CompiledPathway:
                     item["cond"] = [self._guard(i)]
                 states[source].setdefault("on", {}).setdefault(t.event, []).append(item)
         name = f"{_camel(self.spec.id)}V{self.spec.version}_{self.definition.content_hash[:12]}"
-        return create_machine_class_from_definition(  # type: ignore[no-any-return]
+        return create_machine_class_from_definition(
             name,
-            states=states,
+            states=states,  # type: ignore[arg-type]
             allow_event_without_transition=False,
             catch_errors_as_events=False,
         )

@@ -153,7 +153,8 @@ class PathwayEngine:
             open_deadlines(session, spec, instance, instance.state, at)
             self.notify(session, compiled, instance, subject, "started", spec.id, at)
             self.notify(session, compiled, instance, subject, "enter", instance.state, at)
-            return instance.id
+            new_id: str = instance.id
+        return new_id
 
     def _subject(self, session: Session, ref: str, birth_date: dt.date | None,
                  now: dt.datetime) -> Subject:
@@ -193,8 +194,9 @@ class PathwayEngine:
             self.apply(session, compiled, instance, subject, fired, given, actor=actor,
                        role=role, at=at, now=now, note=note)
             session.flush()
-            return Step(instance.id, event, fired.source, fired.target, instance.version,
+            step = Step(instance.id, event, fired.source, fired.target, instance.version,
                         instance.status == "completed")
+        return step
 
     def choose(self, compiled: CompiledPathway, instance: Instance, subject: Subject, event: str,
                role: str, values: Mapping[str, Any], at: dt.datetime) -> tuple[Fired, dict[str, Any]]:
@@ -303,7 +305,7 @@ class _WriteTransaction:
         self.session.begin()
         return self.session
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self.session is not None
         session, self.session = self.session, None
         try:
@@ -320,7 +322,6 @@ class _WriteTransaction:
                 session.rollback()
         finally:
             session.close()
-        return False
 
 
 def _get(session: Session, instance_id: str, *, lock: bool = False) -> Instance:

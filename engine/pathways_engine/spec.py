@@ -99,7 +99,7 @@ class CalendarSpec(_Strict):
         Field(default_factory=list, description="MM-DD days that are closed every year, e.g. 12-24.")
     )
     holiday_categories: list[Literal["public", "de_facto", "optional", "bank"]] = Field(
-        default_factory=lambda: ["public"],
+        default_factory=lambda: ["public"],  # type: ignore[arg-type]
         description="Which of the `holidays` package's categories close a day; Sweden's "
         "de_facto category holds midsommarafton, julafton and nyårsafton.",
     )

@@ -129,7 +129,7 @@ def _edges(d: Definition) -> dict[str, set[str]]:
 
 
 def _graph(d: Definition) -> list[Problem]:
-    spec, out = d.spec, []
+    spec, out = d.spec, list[Problem]()
     if not any(s.initial for s in spec.states.values()):
         return out
     edges = _edges(d)
@@ -162,7 +162,7 @@ def _closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:
 
 def _deadline_problems(d: Definition, loc: tuple[str | int, ...], deadline: DeadlineSpec,
                        events_here: set[str]) -> list[Problem]:
-    spec, out = d.spec, []
+    spec, out = d.spec, list[Problem]()
     roles = list(spec.roles)
     if deadline.counts_from.startswith("field:"):
         name = deadline.counts_from.removeprefix("field:")
@@ -189,7 +189,7 @@ def _deadlines(d: Definition) -> list[Problem]:
     all_events = {t.event for t in spec.transitions}
     names: dict[str, int] = {}
     for i, deadline in enumerate(spec.deadlines):
-        loc = ("deadlines", i)
+        loc: tuple[str | int, ...] = ("deadlines", i)
         out.extend(_deadline_problems(d, loc, deadline, all_events))
         if deadline.name in names:
             out.append(_p(d, (*loc, "name"), f"deadline name {deadline.name!r} is used twice"))
@@ -197,10 +197,11 @@ def _deadlines(d: Definition) -> list[Problem]:
     for state_name, state in spec.states.items():
         events_here = {t.event for t in spec.transitions if state_name in t.sources}
         for i, deadline in enumerate(state.deadlines):
-            loc = ("states", state_name, "deadlines", i)
-            out.extend(_deadline_problems(d, loc, deadline, events_here))
+            state_loc: tuple[str | int, ...] = ("states", state_name, "deadlines", i)
+            out.extend(_deadline_problems(d, state_loc, deadline, events_here))
             if deadline.name in names:
-                out.append(_p(d, (*loc, "name"), f"deadline name {deadline.name!r} is used twice"))
+                out.append(_p(d, (*state_loc, "name"),
+                              f"deadline name {deadline.name!r} is used twice"))
             names[deadline.name] = i
         if state.final and state.deadlines:
             out.append(_p(d, ("states", state_name, "deadlines"), "a final state has no deadlines"))

@@ -35,13 +35,15 @@ class _StrictLoader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2-core-like implicit typing that refuses anchors and aliases."""
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.MarkedYAMLError(
                 problem="YAML anchors and aliases (&, *) are not allowed",
                 problem_mark=event.start_mark,
             )
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        node = super().compose_node(parent, index)
+        assert node is not None
+        return node
 
 
 _StrictLoader.yaml_implicit_resolvers = {}
@@ -135,7 +137,7 @@ def _build(node: Node, loc: Loc, doc: Document, depth: int, counter: list[int]) 
             "tag:yaml.org,2002:null",
         }:
             raise _problem(doc.path, line, f"YAML tag {node.tag!r} is not allowed")
-        return _StrictLoader.construct_scalar_value(node)
+        return _construct_scalar_value(node)
     if isinstance(node, SequenceNode | MappingNode) and node.tag not in {
         "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map",
     }:
@@ -172,5 +174,3 @@ def _construct_scalar_value(node: ScalarNode) -> Any:
         return float(value)
     return value
 
-
-_StrictLoader.construct_scalar_value = staticmethod(_construct_scalar_value)  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ def template_problems(definition: Definition) -> list[Problem]:
                 continue
             for role in note.to:
                 try:
-                    render(definition, note.template, language, sample_context(definition, role))
+                    render(definition, note.template, language, sample_context(definition, role, language))
                 except NotificationError as exc:
                     text = str(exc).split(": ", 1)[1]
                     where, _, message = text.partition(": ")

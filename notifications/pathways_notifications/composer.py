@@ -64,13 +64,16 @@ def build_context(definition: Definition, instance: Instance, subject: Subject,
                     else None},
         "personal_data": basis is not None,
         "data": data,
-        "recipient": {"role": role, "role_label": spec.roles[role].label.get(
-            language, next(iter(spec.roles[role].label.values()))),
+        "recipient": {"role": role, "role_label": _label(spec.roles[role].label, language),
             "name": party.name if party else None},
         "trigger": request.trigger, "name": request.name, "at": request.at.isoformat(),
         "deadline": request.extra.get("deadline"), "due_at": request.extra.get("due_at"),
         "lookup": f"pathways show {instance.id}",
     }
+
+
+def _label(texts: dict[Any, str], language: str) -> str:
+    return texts.get(language) or next(iter(texts.values()))
 
 
 class Composer:
@@ -123,16 +126,16 @@ class Composer:
         return written
 
 
-def sample_context(definition: Definition, role: str) -> dict[str, Any]:
+def sample_context(definition: Definition, role: str, language: str | None = None) -> dict[str, Any]:
     """A context with every key set, for `pathways check` and `pathways render`."""
     spec = definition.spec
     data: dict[str, Any] = {}
     for name, field in spec.fields.items():
         data[name] = {"bool": True, "int": 1, "decimal": "1.5", "text": "tekst",
                       "date": "2026-12-01", "enum": (field.values or ["x"])[0]}[field.type]
-    language = spec.fallback_language
+    language = language or spec.fallback_language
     return {
-        "pathway": {"id": spec.id, "version": spec.version, "title": spec.title.get(language, "")},
+        "pathway": {"id": spec.id, "version": spec.version, "title": _label(spec.title, language)},
         "instance": {"id": "0123456789abcdef", "state": spec.initial_state,
                      "state_title": spec.initial_state, "started_at": "2026-11-02T08:00:00+00:00"},
         "subject": {"ref": "C-0001", "name": "Navn Navnesen", "personal_id": "010101-0000",

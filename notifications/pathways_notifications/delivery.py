@@ -38,7 +38,7 @@ class DeliveryReport:
 
 
 def backoff(attempts: int) -> dt.timedelta:
-    return BASE_BACKOFF * (2 ** max(attempts - 1, 0))
+    return BASE_BACKOFF * int(2 ** max(attempts - 1, 0))
 
 
 def deliver(db: Database, channels: Mapping[str, Channel], now: dt.datetime, *,

@@ -81,7 +81,7 @@ def load_parties(path: Path) -> Parties:
                                     f"party {party.id!r} has channel email but no email address"))
     if problems:
         raise DefinitionError(problems)
-    lines = {}
+    lines: dict[str, int] = {}
     for i, party in enumerate(parsed.parties):
         for j, role in enumerate(party.roles):
             lines.setdefault(role, document.line_of(("parties", i, "roles", j)))

@@ -84,7 +84,7 @@ def error_line(exc: BaseException, path: str) -> int:
     tb: types.TracebackType | None = exc.__traceback__
     line = 1
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == path:
+        if tb.tb_frame.f_code.co_filename in {path, "<template>"}:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line

@@ -24,8 +24,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
-from ..errors import ConfigError
-from ..errors import DatabaseError
+from pathways_engine.errors import ConfigError
+from pathways_engine.errors import DatabaseError
 
 DEFAULT_URL = "sqlite:///pathways.db"
 SQLITE_BUSY_TIMEOUT_S = 30

@@ -1,0 +1,265 @@
+"""Notifications: rendered in the step's transaction, delivered over real SMTP at least once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import textwrap
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from click.testing import CliRunner
+from pathways_engine import Database
+from pathways_engine import FixedClock
+from pathways_engine import PathwayEngine
+from pathways_engine import Registry
+from pathways_engine.errors import DefinitionError
+from pathways_engine.store.models import OutboxMessage
+from pathways_notifications import Composer
+from pathways_notifications import deliver
+from pathways_notifications import load_parties
+from pathways_notifications.channels import FileDropChannel
+from pathways_notifications.channels import SmtpChannel
+from sqlalchemy import select
+from support import DEFINITIONS
+from support import Cli
+
+from pathways.cli import cli
+
+NOW = dt.datetime(2026, 11, 10, 8, 0, tzinfo=dt.UTC)
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        self.messages.append(envelope.content)  # type: ignore[attr-defined]
+        return "250 OK"
+
+    def ids(self) -> list[str]:
+        return [str(message_from_bytes(m)["Message-ID"]) for m in self.messages]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def parties(tmp_path: Path) -> Path:
+    path = tmp_path / "parties.yaml"
+    path.write_text(textwrap.dedent("""\
+        parties:
+          - {id: ppr_x, roles: [ppr], name: PPR X, email: ppr@x.example, channel: email, language: da}
+          - {id: bup_x, roles: [bup], name: BUP X, email: bup@x.example, channel: email, language: en}
+          - {id: kp_x, roles: [contact_person], name: KP X, email: kp@x.example, channel: email}
+          - {id: kp_hanne, roles: [contact_person], name: Hanne, email: hanne@x.example, channel: email}
+          - {id: gp_x, roles: [gp], name: GP X, email: gp@x.example, channel: email}
+        """))
+    return path
+
+
+@pytest.fixture
+def notifying(database: Database, registry: Registry, parties: Path) -> PathwayEngine:
+    return PathwayEngine(database, registry, clock=FixedClock(NOW),
+                         composer=Composer(load_parties(parties)))
+
+
+def start_child(engine: PathwayEngine) -> str:
+    return engine.start("mistrivsel_referral", subject_ref="C-1", birth_date=dt.date(2014, 1, 1),
+                        values={"severity": "moderate", "consent_exchange": True,
+                                "concern": "Skolevægring og angst"},
+                        actor="gp1", role="gp", at=NOW - dt.timedelta(days=7))
+
+
+def outbox(db: Database) -> list[OutboxMessage]:
+    with db.sessions() as s:
+        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def test_message_is_written_with_the_step_in_the_recipients_language(
+        notifying: PathwayEngine) -> None:
+    instance = start_child(notifying)
+    [message] = outbox(notifying.db)
+    assert (message.role, message.party, message.address) == ("ppr", "ppr_x", "ppr@x.example")
+    assert message.language == "da"
+    assert message.status == "pending"
+    assert "ny opgave" in message.subject
+    notifying.advance(instance, "refer_bup", actor="p", role="ppr",
+                      values={"referral_received": "2026-11-09"})
+    bup = [m for m in outbox(notifying.db) if m.role == "bup"][0]
+    assert bup.language == "en"
+    assert "new task" in bup.subject
+
+
+def test_personal_data_only_with_consent_or_legal_basis(notifying: PathwayEngine,
+                                                        parties: Path, db_url: str) -> None:
+    instance = start_child(notifying)
+    with notifying.db.sessions() as s, s.begin():
+        from pathways_engine.store.models import Subject
+
+        subject = s.scalars(select(Subject)).one()
+        subject.name, subject.personal_id = "Ida Jensen", "090414-1234"
+    notifying.advance(instance, "refer_bup", actor="p", role="ppr",
+                      values={"referral_received": "2026-11-09"})
+    first = [m for m in outbox(notifying.db) if m.role == "bup"][0]
+    assert "Ida" not in first.body_text
+    assert "090414" not in first.body_text
+    assert "C-1" in first.body_text
+    assert not first.personal_data
+    run = Cli(db_url)
+    run("--parties", str(parties), "consent", instance, "--sector", "psychiatry", "--basis",
+        "consent", "--reference", "parent consent 2026-11-10", "--as", "caseworker")
+    notifying.advance(instance, "bup_declines", actor="b", role="bup")
+    notifying.advance(instance, "refer_bup", actor="p", role="ppr",
+                      values={"referral_received": "2026-11-09"})
+    second = [m for m in outbox(notifying.db) if m.role == "bup"][-1]
+    assert "Ida Jensen" in second.body_text
+    assert "090414-1234" in second.body_text
+    assert second.personal_data
+    assert second.legal_basis == "consent: parent consent 2026-11-10"
+
+
+def test_assignment_takes_precedence(notifying: PathwayEngine, parties: Path, db_url: str) -> None:
+    instance = start_child(notifying)
+    Cli(db_url)("--parties", str(parties), "assign", instance, "contact_person", "kp_hanne",
+                "--as", "leader")
+    notifying.advance(instance, "refer_bup", actor="p", role="ppr",
+                      values={"referral_received": "2026-11-09"})
+    contact = [m for m in outbox(notifying.db) if m.role == "contact_person"][0]
+    assert contact.party == "kp_hanne"
+    assert contact.address == "hanne@x.example"
+    history = json.loads(Cli(db_url)("history", instance, "--json").output)
+    assert any(h["kind"] == "assignment" for h in history)
+
+
+def test_smtp_down_then_up_every_message_arrives_once(notifying: PathwayEngine) -> None:
+    for n in range(3):
+        notifying.start("mistrivsel_referral", subject_ref=f"C-{n}", birth_date=dt.date(2014, 1, 1),
+                        values={"severity": "mild", "consent_exchange": True}, actor="g",
+                        role="gp", at=NOW)
+    port = free_port()
+    channels = {"email": SmtpChannel("127.0.0.1", port, timeout=2)}
+    report = deliver(notifying.db, channels, NOW)
+    assert (report.sent, report.retried) == (0, 3)
+    assert all(m.status == "pending" and m.attempts == 1 for m in outbox(notifying.db))
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        assert deliver(notifying.db, channels, NOW).sent == 0  # backing off
+        later = NOW + dt.timedelta(minutes=2)
+        assert deliver(notifying.db, channels, later).sent == 3
+        assert deliver(notifying.db, channels, later + dt.timedelta(hours=1)).sent == 0
+    finally:
+        controller.stop()
+    expected = sorted(m.message_id for m in outbox(notifying.db))
+    assert sorted(inbox.ids()) == expected
+    assert all(m.status == "sent" for m in outbox(notifying.db))
+
+
+def test_crash_after_send_resends_with_the_same_message_id(notifying: PathwayEngine) -> None:
+    from pathways_notifications import delivery
+
+    start_child(notifying)
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    channels = {"email": SmtpChannel("127.0.0.1", controller.port, timeout=5)}
+
+    def crash(_message: object) -> None:
+        raise SystemExit("killed between send and mark")
+
+    delivery.fault_hook = crash
+    try:
+        with pytest.raises(SystemExit):
+            deliver(notifying.db, channels, NOW)
+    finally:
+        delivery.fault_hook = None
+    assert deliver(notifying.db, channels, NOW).sent == 1
+    controller.stop()
+    assert len(inbox.ids()) == 2
+    assert len(set(inbox.ids())) == 1
+
+
+def test_dead_letter_and_operator_retry(notifying: PathwayEngine, db_url: str) -> None:
+    start_child(notifying)
+    channels = {"email": SmtpChannel("127.0.0.1", free_port(), timeout=1)}
+    moment = NOW
+    for _ in range(6):
+        deliver(notifying.db, channels, moment, max_attempts=3)
+        moment += dt.timedelta(hours=1)
+    [message] = outbox(notifying.db)
+    assert message.status == "failed"
+    assert message.attempts == 3
+    assert message.last_error
+    run = Cli(db_url)
+    rows = json.loads(run("outbox", "--status", "failed", "--json").output)
+    assert [r["id"] for r in rows] == [message.id]
+    run("outbox", "retry", str(message.id))
+    assert outbox(notifying.db)[0].status == "pending"
+    assert "no outbox message 999" in run("outbox", "retry", "999", code=1).stderr
+
+
+def test_file_drop_writes_eml_and_json(notifying: PathwayEngine, tmp_path: Path) -> None:
+    start_child(notifying)
+    with notifying.db.sessions() as s, s.begin():
+        s.scalars(select(OutboxMessage)).one().channel = "file"
+    drop = tmp_path / "drop"
+    assert deliver(notifying.db, {"file": FileDropChannel(drop)}, NOW).sent == 1
+    files = sorted(p.suffix for p in drop.iterdir())
+    assert files == [".eml", ".json"]
+    meta = json.loads(next(drop.glob("*.json")).read_text())
+    assert meta["role"] == "ppr"
+    assert meta["personal_data"] is False
+
+
+def test_template_injection_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    target = tmp_path / "defs" / "mistrivsel_referral"
+    shutil.copytree(DEFINITIONS / "mistrivsel_referral", target)
+    (target / "templates" / "step_assigned" / "da.txt.j2").write_text(
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}\n")
+    result = CliRunner().invoke(cli, ["check", str(tmp_path / "defs")])
+    assert result.exit_code == 1
+    assert "step_assigned/da.txt.j2:1:" in result.output
+    assert "unsafe" in result.output or "__class__" in result.output
+
+
+def test_check_reports_undefined_variable_and_missing_template(tmp_path: Path) -> None:
+    import shutil
+
+    target = tmp_path / "defs" / "mistrivsel_referral"
+    shutil.copytree(DEFINITIONS / "mistrivsel_referral", target)
+    (target / "templates" / "deadline_reminder" / "en.txt.j2").write_text(
+        "Hello\n{{ recipient.nmae }}\n")
+    shutil.rmtree(target / "templates" / "deadline_escalation")
+    result = CliRunner().invoke(cli, ["check", str(tmp_path / "defs")])
+    assert result.exit_code == 1
+    assert "deadline_reminder/en.txt.j2:2: 'dict object' has no attribute 'nmae'" in result.output
+    assert "unknown template 'deadline_escalation'" in result.output
+
+
+def test_render_previews_a_template() -> None:
+    result = CliRunner().invoke(cli, ["render", "mistrivsel_referral", "step_assigned",
+                                      "--lang", "en"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Subject: Referral of children")
+    bad = CliRunner().invoke(cli, ["render", "mistrivsel_referral", "step_asigned"])
+    assert bad.exit_code == 1
+    assert "did you mean 'step_assigned'" in bad.stderr
+
+
+def test_parties_file_errors_have_lines(tmp_path: Path) -> None:
+    path = tmp_path / "parties.yaml"
+    path.write_text("parties:\n  - {id: a, roles: [gp], name: A, email: not-an-address}\n")
+    with pytest.raises(DefinitionError) as info:
+        load_parties(path)
+    assert info.value.problems[0].line == 2
+    assert "not a valid email address" in str(info.value)

@@ -1,0 +1,79 @@
+"""Every shipped pathway passes check and is walked end to end on the real engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from click.testing import CliRunner
+from support import DEFINITIONS
+
+from pathways.cli import cli
+from pathways_engine import FixedClock
+from pathways_engine import PathwayEngine
+from pathways_engine.queries import show
+
+T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+
+
+def step(engine: PathwayEngine, instance: str, event: str, role: str, days: float,
+         **values: object) -> str:
+    at = T0 + dt.timedelta(days=days)
+    engine.clock = FixedClock(at)
+    return engine.advance(instance, event, actor=f"{role}-1", role=role, values=values,
+                          at=at).to_state
+
+
+def test_shipped_definitions_check_clean() -> None:
+    result = CliRunner().invoke(cli, ["check", str(DEFINITIONS)])
+    assert result.exit_code == 0, result.output
+    assert "3 definitions OK" in result.stderr
+
+
+def test_mistrivsel_referral_end_to_end(engine: PathwayEngine) -> None:
+    child = engine.start("mistrivsel_referral", subject_ref="C-1", birth_date=dt.date(2013, 4, 9),
+                         values={"severity": "moderate", "consent_exchange": True}, actor="gp-1",
+                         role="gp", at=T0)
+    assert step(engine, child, "triage_to_ltt", "ppr", 1) == "ltt_first_conversation"
+    assert step(engine, child, "first_conversation_held", "ltt", 8) == "ltt_assessment"
+    assert step(engine, child, "refer_bup", "ltt", 20,
+                referral_received="2026-11-23") == "bup_referred"
+    assert step(engine, child, "bup_accepts", "bup", 25) == "bup_assessment"
+    assert step(engine, child, "diagnosis_made", "bup", 40) == "bup_treatment"
+    assert step(engine, child, "discharge", "bup", 90, outcome="improved") == "closed"
+    data = show(engine, child)
+    assert data["status"] == "completed"
+    statuses = {d["name"]: d["status"] for d in data["deadlines"]}
+    assert statuses == {"municipal_triage": "met", "information_letter": "met",
+                        "assessment_right": "met"}
+
+
+def test_pregnancy_communication_end_to_end(engine: PathwayEngine) -> None:
+    engine.clock = FixedClock(T0)
+    mother = engine.start("pregnancy_communication", subject_ref="G-1", actor="gp-1", role="gp",
+                          values={"vulnerability_level": 4, "expected_birth_date": "2027-05-20"},
+                          at=T0)
+    assert step(engine, mother, "assess_specialised", "gp", 0.1) == "specialised"
+    assert step(engine, mother, "birth", "birthplace", 197, birth_date="2027-05-18") == "after_birth"
+    assert step(engine, mother, "discharge", "birthplace", 197.5, ambulant=True) == \
+        "home_after_discharge"
+    data = show(engine, mother)
+    contact = next(d for d in data["deadlines"] if d["name"] == "contact_after_ambulant_discharge")
+    entered = dt.datetime.fromisoformat(data["history"][-1]["at"])
+    assert dt.datetime.fromisoformat(contact["due_utc"]) - entered == dt.timedelta(hours=24)
+    assert step(engine, mother, "family_contacted", "midwife", 198) == "health_visitor_follow_up"
+    visit = next(d for d in show(engine, mother)["deadlines"] if d["name"] == "first_home_visit")
+    assert visit["due_local"] == "2027-05-23T23:59:59+02:00"  # birth 18 May + 5 days
+    assert step(engine, mother, "handover_complete", "health_visitor", 202) == "closed"
+
+
+def test_discharge_to_municipality_end_to_end(engine: PathwayEngine) -> None:
+    engine.clock = FixedClock(T0)
+    teen = engine.start("discharge_to_municipality", subject_ref="B-2",
+                        birth_date=dt.date(2011, 8, 1), actor="bup-1", role="bup", at=T0,
+                        values={"discharge_date": "2026-11-10", "consent_to_municipality": True})
+    assert step(engine, teen, "send_discharge_notice", "bup", 1) == "awaiting_agreement"
+    assert step(engine, teen, "agree_follow_up", "municipality", 5,
+                follow_up_plan="Samtaler hver uge") == "follow_up"
+    review = next(d for d in show(engine, teen)["deadlines"] if d["name"] == "follow_up_review")
+    assert review["due_local"].startswith("2027-02-07")  # 7 Nov + 3 months
+    assert step(engine, teen, "complete_follow_up", "contact_person", 95) == "closed"
