@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from click.testing import CliRunner
-from support import DEFINITIONS
-
-from pathways.cli import cli
 from pathways_engine import FixedClock
 from pathways_engine import PathwayEngine
 from pathways_engine.queries import show
+from support import DEFINITIONS
+
+from pathways.cli import cli
 
 T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 
