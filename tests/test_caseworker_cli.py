@@ -36,8 +36,11 @@ def test_start_show_advance_history(run: Cli) -> None:
               "--note", "fits LTT", "--json").output
     assert json.loads(out)["to"] == "ltt_first_conversation"
     history = json.loads(run("history", instance, "--json").output)
-    assert [h["event"] for h in history] == [None, "triage_to_ltt"]
-    assert history[1]["note"] == "fits LTT"
+    steps = [h for h in history if h["kind"] in {"start", "transition"}]
+    assert [h["event"] for h in steps] == [None, "triage_to_ltt"]
+    assert steps[1]["note"] == "fits LTT"
+    queued = [h for h in history if h["kind"] == "notification_queued"]
+    assert [q["changes"]["to"] for q in queued] == [["ppr"], ["ltt"]]
     listed = json.loads(run("list", "--state", "ltt_first_conversation", "--json").output)
     assert [row["id"] for row in listed] == [instance]
     assert json.loads(run("list", "--subject", "nobody", "--json").output) == []
