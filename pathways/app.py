@@ -28,7 +28,7 @@ class App:
 
     @cached_property
     def registry(self) -> Registry:
-        return Registry.from_paths(self.settings.definitions)
+        return Registry.lazy(self.settings.definitions)
 
     @cached_property
     def composer(self) -> MessageComposer:

@@ -22,7 +22,7 @@ def check(app: App, paths: tuple[Path, ...]) -> None:
     from .checking import check_paths
 
     targets = paths or app.settings.definitions
-    problems, count = check_paths(targets)
+    problems, count = check_paths(targets, app.settings.parties)
     for problem in problems:
         click.echo(str(problem))
     if problems:

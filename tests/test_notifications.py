@@ -263,3 +263,12 @@ def test_parties_file_errors_have_lines(tmp_path: Path) -> None:
         load_parties(path)
     assert info.value.problems[0].line == 2
     assert "not a valid email address" in str(info.value)
+
+
+def test_check_reports_parties_with_unknown_roles(tmp_path: Path) -> None:
+    path = tmp_path / "parties.yaml"
+    path.write_text("parties:\n  - {id: a, roles: [gp], name: A, channel: console}\n"
+                    "  - {id: b, roles: [ppx], name: B, channel: console}\n")
+    result = CliRunner().invoke(cli, ["--parties", str(path), "check", str(DEFINITIONS)])
+    assert result.exit_code == 1
+    assert f"{path}:3: unknown role 'ppx'" in result.output

@@ -77,3 +77,33 @@ def test_discharge_to_municipality_end_to_end(engine: PathwayEngine) -> None:
     review = next(d for d in show(engine, teen)["deadlines"] if d["name"] == "follow_up_review")
     assert review["due_local"].startswith("2027-02-07")  # 7 Nov + 3 months
     assert step(engine, teen, "complete_follow_up", "contact_person", 95) == "closed"
+
+
+def test_running_instances_stay_pinned_when_the_file_changes_or_goes(tmp_path: object,
+                                                                     sqlite_url: str) -> None:
+    import shutil
+    from pathlib import Path
+
+    from support import Cli
+
+    folder = Path(str(tmp_path)) / "defs"
+    shutil.copytree(DEFINITIONS / "discharge_to_municipality", folder / "discharge")
+    run = Cli(sqlite_url, folder)
+    out = run("start", "discharge_to_municipality", "--subject", "B-1", "--birth-date",
+              "2011-08-01", "--set", "discharge_date=2026-11-10", "--set",
+              "consent_to_municipality=true", "--as", "b", "--role", "bup", "--json").output
+    import json
+
+    instance = json.loads(out)["id"]
+    pathway = folder / "discharge" / "pathway.yaml"
+    text = pathway.read_text().replace("version: 1", "version: 2").replace(
+        "    to: awaiting_agreement", "    to: closed")
+    pathway.write_text(text)
+    moved = json.loads(run("advance", instance, "send_discharge_notice", "--as", "b", "--role",
+                           "bup", "--json").output)
+    assert moved["to"] == "awaiting_agreement"  # the v1 snapshot, not the edited file
+    shutil.rmtree(folder / "discharge")
+    (folder / "other.yaml").write_text("id: x\n")
+    shown = json.loads(Cli(sqlite_url, DEFINITIONS)("show", instance, "--json").output)
+    assert shown["version"] == 1
+    assert shown["state"] == "awaiting_agreement"

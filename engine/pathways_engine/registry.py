@@ -48,15 +48,32 @@ def load_all(paths: Iterable[Path]) -> tuple[list[Definition], list[Problem]]:
 class Registry:
     """Definitions by (id, version); the newest version of a pathway starts new instances."""
 
-    def __init__(self, definitions: Iterable[Definition]) -> None:
-        self._by_key = {d.key: d for d in definitions}
+    def __init__(self, definitions: Iterable[Definition] | None = None,
+                 paths: Iterable[Path] | None = None) -> None:
+        self._paths = list(paths or [])
+        self._loaded: dict[tuple[str, int], Definition] | None = (
+            {d.key: d for d in definitions} if definitions is not None else None)
 
     @classmethod
     def from_paths(cls, paths: Iterable[Path]) -> Registry:
-        definitions, problems = load_all(paths)
-        if problems:
-            raise DefinitionError(problems)
-        return cls(definitions)
+        registry = cls(paths=paths)
+        registry._by_key  # noqa: B018 - load now and report problems now
+        return registry
+
+    @classmethod
+    def lazy(cls, paths: Iterable[Path]) -> Registry:
+        """Loads the files only when a command needs them: advancing a pinned instance never
+        does, so a broken or deleted definition file cannot block running pathways."""
+        return cls(paths=paths)
+
+    @property
+    def _by_key(self) -> dict[tuple[str, int], Definition]:
+        if self._loaded is None:
+            definitions, problems = load_all(self._paths)
+            if problems:
+                raise DefinitionError(problems)
+            self._loaded = {d.key: d for d in definitions}
+        return self._loaded
 
     def ids(self) -> list[str]:
         return sorted({key[0] for key in self._by_key})
