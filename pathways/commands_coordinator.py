@@ -22,7 +22,9 @@ def check(app: App, paths: tuple[Path, ...]) -> None:
     from .checking import check_paths
 
     targets = paths or app.settings.definitions
-    problems, count = check_paths(targets, app.settings.parties)
+    explicit = click.get_current_context().find_root().params.get("parties")
+    parties = app.settings.parties if (explicit or not paths) else None
+    problems, count = check_paths(targets, parties)
     for problem in problems:
         click.echo(str(problem))
     if problems:
