@@ -7,7 +7,7 @@ from pathways_engine.errors import ConfigError
 from pathways_engine.errors import InvalidArgument
 from pathways_engine.errors import UnknownRole
 from pathways_engine.errors import did_you_mean
-from pathways_engine.runtime import _get
+from pathways_engine.runtime import get_instance
 from pathways_engine.store.models import Assignment
 from pathways_engine.store.models import Consent
 from sqlalchemy import update
@@ -22,8 +22,8 @@ def assign_party(app: App, instance_id: str, role: str, party: str, actor: str) 
     if parties.get(party) is None:
         raise InvalidArgument(f"unknown party {party!r}{did_you_mean(party, parties.by_id)}")
     now = app.clock.now()
-    with app.engine._writing(instance_id) as session:
-        instance = _get(session, instance_id, lock=True)
+    with app.engine.writing(instance_id) as session:
+        instance = get_instance(session, instance_id, lock=True)
         spec = app.engine.compiled_for(session, instance.content_hash).spec
         if role not in spec.roles:
             raise UnknownRole(role, spec.roles)
@@ -38,8 +38,8 @@ def assign_party(app: App, instance_id: str, role: str, party: str, actor: str) 
 def record_consent(app: App, instance_id: str, sector: str, basis: str, reference: str,
                    actor: str, withdraw: bool) -> None:
     now = app.clock.now()
-    with app.engine._writing(instance_id) as session:
-        instance = _get(session, instance_id, lock=True)
+    with app.engine.writing(instance_id) as session:
+        instance = get_instance(session, instance_id, lock=True)
         spec = app.engine.compiled_for(session, instance.content_hash).spec
         sectors = {r.sector for r in spec.roles.values()}
         if sector not in sectors:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from .deadlines import display_status
 from .runtime import PathwayEngine
-from .runtime import _get
+from .runtime import get_instance
 from .store.models import AuditEntry
 from .store.models import Deadline
 from .store.models import Instance
@@ -50,7 +50,7 @@ def audit_view(entry: AuditEntry) -> dict[str, Any]:
 def show(engine: PathwayEngine, instance_id: str) -> dict[str, Any]:
     now = engine.clock.now()
     with engine.db.sessions() as session, session.begin():
-        instance = _get(session, instance_id)
+        instance = get_instance(session, instance_id)
         compiled = engine.compiled_for(session, instance.content_hash)
         subject = session.get_one(Subject, instance.subject_id)
         zone = ZoneInfo(compiled.spec.timezone)
@@ -94,7 +94,7 @@ def history_of(session: Session, instance_id: str) -> list[dict[str, Any]]:
 
 def history(engine: PathwayEngine, instance_id: str) -> list[dict[str, Any]]:
     with engine.db.sessions() as session, session.begin():
-        _get(session, instance_id)
+        get_instance(session, instance_id)
         return history_of(session, instance_id)
 
 

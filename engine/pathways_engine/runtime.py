@@ -133,7 +133,7 @@ class PathwayEngine:
             raise RoleNotAllowed(role, "start", spec.start.roles)
         given = check_values(spec, values or {}, spec.start.requires, spec.start.accepts,
                              f"starting {spec.id!r}")
-        with self._writing() as session:
+        with self.writing() as session:
             subject = self._subject(session, subject_ref, birth_date, now)
             _check_eligible(definition, subject, at)
             self._store_snapshot(session, definition, now)
@@ -178,7 +178,7 @@ class PathwayEngine:
         """Send `event` to an instance as `actor` in `role`."""
         now = self.clock.now()
         with self.db.sessions() as session, session.begin():
-            instance = _get(session, instance_id)
+            instance = get_instance(session, instance_id)
             compiled = self.compiled_for(session, instance.content_hash)
             at = self.event_time(at, now, compiled.spec.timezone)
             subject = session.get_one(Subject, instance.subject_id)
@@ -186,8 +186,8 @@ class PathwayEngine:
             fired, given = self.choose(compiled, instance, subject, event, role, values or {}, at)
         if expected_version is not None and expected_version != seen_version:
             raise ConcurrentModification(instance_id, expected_version, seen_version)
-        with self._writing(instance_id) as session:
-            instance = _get(session, instance_id, lock=True)
+        with self.writing(instance_id) as session:
+            instance = get_instance(session, instance_id, lock=True)
             if instance.version != seen_version:
                 raise ConcurrentModification(instance_id, seen_version, instance.version)
             subject = session.get_one(Subject, instance.subject_id)
@@ -288,7 +288,7 @@ class PathwayEngine:
 
     # ---------------------------------------------------------------- plumbing
 
-    def _writing(self, instance_id: str = "?") -> _WriteTransaction:
+    def writing(self, instance_id: str = "?") -> _WriteTransaction:
         return _WriteTransaction(self.db, instance_id)
 
 
@@ -324,7 +324,7 @@ class _WriteTransaction:
             session.close()
 
 
-def _get(session: Session, instance_id: str, *, lock: bool = False) -> Instance:
+def get_instance(session: Session, instance_id: str, *, lock: bool = False) -> Instance:
     query = select(Instance).where(Instance.id == instance_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)

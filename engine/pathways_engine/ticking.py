@@ -68,7 +68,7 @@ def tick(engine: PathwayEngine, now: dt.datetime, *, batch_size: int = DEFAULT_B
     """Fire every timer due at `now`; return what was done."""
     summary = TickSummary()
     while max_batches is None or summary.batches < max_batches:
-        with engine._writing() as session:
+        with engine.writing() as session:
             count = _one_batch(engine, session, now, batch_size, summary)
         if count:
             summary.batches += 1
