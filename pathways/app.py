@@ -40,6 +40,19 @@ class App:
         parties = load_parties(self.settings.parties) if self.settings.parties else None
         return Composer(parties)
 
+    def check_area(self, area: str | None) -> None:
+        """Refuse an area the parties file does not know, so a typo does not silently reroute."""
+        from pathways_engine.areas import check_area
+        from pathways_engine.errors import InvalidArgument
+        from pathways_engine.errors import did_you_mean
+
+        check_area(area)
+        parties = getattr(self.composer, "parties", None)
+        known: set[str] = parties.areas if parties is not None else set()
+        if area is not None and known and area not in known:
+            raise InvalidArgument(f"--area {area!r} is not an area of the parties file "
+                                  f"{self.settings.parties}{did_you_mean(area, known)}")
+
     @cached_property
     def engine(self) -> PathwayEngine:
         return PathwayEngine(self.db, self.registry, clock=self.clock, composer=self.composer)

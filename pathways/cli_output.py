@@ -34,7 +34,7 @@ def format_show(data: dict[str, Any]) -> str:
     title = data["title"].get("en") or next(iter(data["title"].values()))
     lines = [
         f"{data['id']}  {data['pathway']} v{data['version']} — {title}",
-        f"subject:   {data['subject']}",
+        f"subject:   {data['subject']}" + (f"   area: {data['area']}" if data['area'] else ""),
         f"state:     {data['state']} ({data['status']}), responsible: {data['responsible'] or '-'}",
         f"revision:  {data['revision']}",
         f"data:      {json.dumps(data['data'], ensure_ascii=False) if data['data'] else '-'}",

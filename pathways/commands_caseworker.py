@@ -34,6 +34,8 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON (keys i
 @click.option("--birth-date", type=ISO_DATE, default=None, help="Subject's birth date.")
 @click.option("--version", "version", type=int, default=None,
               help="Definition version (default: newest).")
+@click.option("--area", default=None, metavar="CODE",
+              help="Municipality or region (routes messages to that area's parties).")
 @_set
 @_as
 @_role
@@ -41,14 +43,15 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON (keys i
 @_json
 @pass_app
 def start(app: App, pathway: str, subject_ref: str, birth_date: dt.date | None,
-          version: int | None, assignments: tuple[str, ...], actor: str, role: str,
-          at: dt.datetime | None, as_json: bool) -> None:
+          version: int | None, area: str | None, assignments: tuple[str, ...], actor: str,
+          role: str, at: dt.datetime | None, as_json: bool) -> None:
     """Start PATHWAY for a subject and print the new instance id."""
     from pathways_engine.values import parse_assignments
 
+    app.check_area(area)
     instance_id = app.engine.start(
         pathway, subject_ref=subject_ref, birth_date=birth_date, actor=actor, role=role,
-        values=parse_assignments(assignments), at=at, version=version)
+        values=parse_assignments(assignments), at=at, version=version, area=area)
     emit({"id": instance_id}, as_json, instance_id)
 
 

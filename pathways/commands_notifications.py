@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import click
 from pathways_engine.ports import FixedClock
@@ -18,27 +19,63 @@ pass_app = click.make_pass_decorator(App)
 @click.command()
 @click.argument("pathway")
 @click.argument("template")
-@click.option("--lang", default=None, help="Language (default: the pathway's fallback).")
-@click.option("--role", default=None, help="Recipient role for the sample (default: first).")
+@click.option("--lang", default=None, help="Language (default: the recipient's, else the fallback).")
+@click.option("--role", default=None, help="Recipient role (default: the pathway's first role).")
+@click.option("--instance", "instance_id", default=None, metavar="ID",
+              help="Render with this instance's real data, recipient and legal basis.")
 @pass_app
-def render(app: App, pathway: str, template: str, lang: str | None, role: str | None) -> None:
-    """Preview TEMPLATE of PATHWAY rendered against a sample context."""
-    from pathways_engine.errors import NotificationError
-    from pathways_notifications.composer import ensure_known_role
+def render(app: App, pathway: str, template: str, lang: str | None, role: str | None,
+           instance_id: str | None) -> None:
+    """Preview TEMPLATE of PATHWAY, against a sample context or a real instance."""
+    from pathways_engine.errors import InvalidArgument
     from pathways_notifications.composer import sample_context
     from pathways_notifications.rendering import render as render_template
 
-    definition = app.registry.get(pathway)
+    if lang is not None and lang not in ("da", "nb", "sv", "en"):
+        raise InvalidArgument(f"--lang {lang!r}: use da, nb, sv or en")
+    if instance_id is not None:
+        rendered = _render_for_instance(app, pathway, template, role, lang, instance_id)
+    else:
+        definition = app.registry.get(pathway)
+        role = _check_template(definition, template, role)
+        rendered = render_template(definition, template, lang,
+                                   sample_context(definition, role, lang))
+    click.echo(f"Subject: {rendered.subject}\nLanguage: {rendered.language}\n\n{rendered.text}")
+
+
+def _check_template(definition: Any, template: str, role: str | None) -> str:
+    from pathways_engine.errors import NotificationError
+    from pathways_engine.errors import did_you_mean
+    from pathways_notifications.composer import ensure_known_role
+
     role = role or next(iter(definition.spec.roles))
     ensure_known_role(definition, role)
     names = {n.template for n in definition.spec.notifications}
     if template not in names:
-        from pathways_engine.errors import did_you_mean
-
         raise NotificationError(f"unknown template {template!r}{did_you_mean(template, names)}; "
-                                f"templates of {pathway!r}: {', '.join(sorted(names))}")
-    rendered = render_template(definition, template, lang, sample_context(definition, role, lang))
-    click.echo(f"Subject: {rendered.subject}\nLanguage: {rendered.language}\n\n{rendered.text}")
+                                f"templates of {definition.spec.id!r}: {', '.join(sorted(names))}")
+    return role
+
+
+def _render_for_instance(app: App, pathway: str, template: str, role: str | None,
+                         lang: str | None, instance_id: str) -> Any:
+    """Render with the definition the instance is pinned to and its real context; read-only."""
+    from pathways_engine.errors import InvalidArgument
+    from pathways_engine.runtime import get_instance
+    from pathways_engine.store.models import Subject
+    from pathways_notifications import Composer
+
+    composer = app.composer if isinstance(app.composer, Composer) else Composer()
+    with app.db.sessions() as session, session.begin():
+        instance = get_instance(session, instance_id)
+        if instance.pathway_id != pathway:
+            raise InvalidArgument(f"--instance {instance_id} runs pathway "
+                                  f"{instance.pathway_id!r}, not {pathway!r}")
+        definition = app.engine.compiled_for(session, instance.content_hash).definition
+        role = _check_template(definition, template, role)
+        subject = session.get_one(Subject, instance.subject_id)
+        return composer.preview(session, definition, instance, subject, template, role, lang,
+                                app.clock.now())
 
 
 @click.command()

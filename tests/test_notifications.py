@@ -54,12 +54,15 @@ def free_port() -> int:
 def parties(tmp_path: Path) -> Path:
     path = tmp_path / "parties.yaml"
     path.write_text(textwrap.dedent("""\
+        areas: [norddjurs, syddjurs, favrskov]
         parties:
           - {id: ppr_x, roles: [ppr], name: PPR X, email: ppr@x.example, channel: email, language: da}
           - {id: bup_x, roles: [bup], name: BUP X, email: bup@x.example, channel: email, language: en}
           - {id: kp_x, roles: [contact_person], name: KP X, email: kp@x.example, channel: email}
           - {id: kp_hanne, roles: [contact_person], name: Hanne, email: hanne@x.example, channel: email}
           - {id: gp_x, roles: [gp], name: GP X, email: gp@x.example, channel: email}
+          - {id: ppr_syddjurs, roles: [ppr], name: PPR Syddjurs, email: ppr@syd.example,
+             areas: [syddjurs, favrskov]}
         """))
     return path
 
@@ -136,6 +139,56 @@ def test_assignment_takes_precedence(notifying: PathwayEngine, parties: Path, db
     assert contact.address == "hanne@x.example"
     history = json.loads(Cli(db_url)("history", instance, "--json").output)
     assert any(h["kind"] == "assignment" for h in history)
+
+
+def test_area_routes_to_that_areas_party_and_unknown_area_is_refused(
+        parties: Path, db_url: str) -> None:
+    run = Cli(db_url)
+    base = ["--parties", str(parties), "start", "mistrivsel_referral", "--birth-date",
+            "2014-01-01", "--set", "severity=moderate", "--set", "consent_exchange=true",
+            "--as", "gp1", "--role", "gp"]
+    south = run(*base, "--subject", "C-S", "--area", "syddjurs").output.strip()
+    north = run(*base, "--subject", "C-N", "--area", "norddjurs").output.strip()
+    plain = run(*base, "--subject", "C-P").output.strip()
+    messages = {m.instance_id: m for m in outbox(Database(db_url)) if m.role == "ppr"}
+    assert messages[south].party == "ppr_syddjurs"
+    assert messages[south].address == "ppr@syd.example"
+    assert messages[north].party == "ppr_x"  # no party of its own: the role's default
+    assert messages[plain].party == "ppr_x"
+    assert json.loads(run("show", south, "--json").output)["area"] == "syddjurs"
+    typo = run(*base, "--subject", "C-T", "--area", "syddjur", code=1)
+    assert "--area 'syddjur' is not an area of the parties file" in typo.stderr
+    assert "did you mean 'syddjurs'" in typo.stderr
+    bad = run(*base, "--subject", "C-B", "--area", "Syd Djurs", code=1)
+    assert "--area 'Syd Djurs': use a lower-case code" in bad.stderr
+    assert len(json.loads(run("list", "--json").output)) == 3
+
+
+def test_render_for_an_instance_uses_its_recipient_and_legal_basis(
+        notifying: PathwayEngine, parties: Path, db_url: str) -> None:
+    instance = start_child(notifying)
+    with notifying.db.sessions() as s, s.begin():
+        from pathways_engine.store.models import Subject
+
+        s.scalars(select(Subject)).one().name = "Ida Jensen"
+    run = Cli(db_url)
+    queued = len(outbox(notifying.db))
+    args = ["--parties", str(parties), "render", "mistrivsel_referral", "step_assigned",
+            "--instance", instance]
+    before = run(*args, "--role", "bup").output
+    assert "Language: en" in before  # BUP X reads English
+    assert "C-1" in before
+    assert "Ida" not in before
+    run("--parties", str(parties), "consent", instance, "--sector", "psychiatry", "--basis",
+        "consent", "--reference", "parent 2026-11-10", "--as", "cw")
+    assert "Ida Jensen" in run(*args, "--role", "bup").output
+    assert "Language: da" in run(*args, "--role", "ppr").output
+    assert len(outbox(notifying.db)) == queued  # a preview queues nothing
+    wrong = run("render", "pregnancy_communication", "step_assigned", "--instance", instance,
+                code=1)
+    assert "runs pathway 'mistrivsel_referral', not 'pregnancy_communication'" in wrong.stderr
+    missing = run("render", "mistrivsel_referral", "step_assigned", "--instance", "nope", code=1)
+    assert "no pathway instance 'nope'" in missing.stderr
 
 
 def test_smtp_down_then_up_every_message_arrives_once(notifying: PathwayEngine) -> None:
@@ -263,6 +316,16 @@ def test_parties_file_errors_have_lines(tmp_path: Path) -> None:
         load_parties(path)
     assert info.value.problems[0].line == 2
     assert "not a valid email address" in str(info.value)
+
+
+def test_parties_file_area_not_declared(tmp_path: Path) -> None:
+    path = tmp_path / "parties.yaml"
+    path.write_text("areas: [norddjurs]\nparties:\n"
+                    "  - {id: a, roles: [gp], name: A, channel: console, areas: [norddjur]}\n")
+    with pytest.raises(DefinitionError) as info:
+        load_parties(path)
+    assert str(info.value) == (f"{path}:3: party 'a': area 'norddjur' is not in `areas:` "
+                               "(did you mean 'norddjurs'?)")
 
 
 def test_check_reports_parties_with_unknown_roles(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def show(engine: PathwayEngine, instance_id: str) -> dict[str, Any]:
 def _summary(instance: Instance, subject: Subject) -> dict[str, Any]:
     return {
         "id": instance.id, "pathway": instance.pathway_id, "version": instance.pathway_version,
-        "definition_hash": instance.content_hash, "subject": subject.ref,
+        "definition_hash": instance.content_hash, "subject": subject.ref, "area": instance.area,
         "state": instance.state, "status": instance.status, "revision": instance.version,
         "started_at": _iso(instance.started_at), "updated_at": _iso(instance.updated_at),
         "completed_at": _iso(instance.completed_at),

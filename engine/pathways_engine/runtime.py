@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit
+from .areas import check_area
 from .compiler import CompiledPathway
 from .compiler import Fired
 from .compiler import compile_definition
@@ -119,7 +120,8 @@ class PathwayEngine:
 
     def start(self, pathway: str, *, subject_ref: str, actor: str, role: str,
               birth_date: dt.date | None = None, values: Mapping[str, Any] | None = None,
-              at: dt.datetime | None = None, version: int | None = None) -> str:
+              at: dt.datetime | None = None, version: int | None = None,
+              area: str | None = None) -> str:
         """Start a pathway for a subject; return the new instance id."""
         definition = self.registry.get(pathway, version)
         compiled = compile_definition(definition)
@@ -127,6 +129,7 @@ class PathwayEngine:
         now = self.clock.now()
         at = self.event_time(at, now, spec.timezone)
         _check_subject_ref(subject_ref)
+        check_area(area)
         if role not in spec.roles:
             raise UnknownRole(role, spec.roles)
         if role not in spec.start.roles:
@@ -142,13 +145,15 @@ class PathwayEngine:
                 content_hash=definition.content_hash, subject_id=subject.id,
                 state=spec.initial_state, status="active", data=given, version=1,
                 audit_head=audit.GENESIS, audit_seq=0, started_at=at, state_entered_at=at,
-                updated_at=now, completed_at=None,
+                updated_at=now, completed_at=None, area=area,
             )
             session.add(instance)
             session.flush()
+            changes: dict[str, Any] = {k: [None, v] for k, v in given.items()}
+            if area:
+                changes["area"] = [None, area]
             audit.append(session, instance, at=at, recorded_at=now, actor=actor, role=role,
-                         kind="start", to_state=instance.state,
-                         changes={k: [None, v] for k, v in given.items()})
+                         kind="start", to_state=instance.state, changes=changes)
             open_deadlines(session, spec, instance, None, at)
             open_deadlines(session, spec, instance, instance.state, at)
             self.notify(session, compiled, instance, subject, "started", spec.id, at)

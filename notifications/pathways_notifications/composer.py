@@ -18,6 +18,7 @@ from pathways_engine.loader import Definition
 from pathways_engine.ports import NotificationRequest
 from pathways_engine.store.models import Assignment
 from pathways_engine.store.models import Consent
+from pathways_engine.store.models import Deadline
 from pathways_engine.store.models import Instance
 from pathways_engine.store.models import OutboxMessage
 from pathways_engine.store.models import Subject
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from .parties import Parties
 from .parties import Party
+from .rendering import Rendered
 from .rendering import render
 
 MESSAGE_DOMAIN = "pathways.invalid"
@@ -82,15 +84,36 @@ class Composer:
     def __init__(self, parties: Parties | None = None) -> None:
         self.parties = parties
 
-    def recipient(self, session: Session, instance_id: str, role: str) -> Party | None:
+    def recipient(self, session: Session, instance: Instance, role: str) -> Party | None:
+        """The assigned party, else the instance's area's party, else the role's default."""
         assigned = session.scalars(select(Assignment).where(
-            Assignment.instance_id == instance_id, Assignment.role == role,
+            Assignment.instance_id == instance.id, Assignment.role == role,
             Assignment.active.is_(True)).order_by(Assignment.id.desc())).first()
         if assigned and self.parties:
             party = self.parties.get(assigned.party)
             if party:
                 return party
-        return self.parties.for_role(role) if self.parties else None
+        return self.parties.for_role(role, instance.area) if self.parties else None
+
+    def preview(self, session: Session, definition: Definition, instance: Instance,
+                subject: Subject, template: str, role: str, language: str | None,
+                at: dt.datetime) -> Rendered:
+        """Render `template` as `role` would receive it for this instance now; writes nothing.
+
+        Uses the recipient, legal basis and open deadline the real message would see, so a
+        coordinator can check what a named party is shown before it happens.
+        """
+        party = self.recipient(session, instance, role)
+        basis = legal_basis(session, instance.id, definition.spec.roles[role].sector)
+        deadline = session.scalars(select(Deadline).where(
+            Deadline.instance_id == instance.id, Deadline.status == "pending")
+            .order_by(Deadline.due_at)).first()
+        extra = {"deadline": deadline.name, "due_at": deadline.due_at.isoformat()} if deadline else {}
+        request = NotificationRequest(template, (role,), "preview", instance.state, at,
+                                      "preview", extra)
+        context = build_context(definition, instance, subject, request, role, party, basis)
+        return render(definition, template, language or (party.language if party else None),
+                      context)
 
     def compose(self, session: Session, definition: Definition, instance: Instance,
                 subject: Subject, request: NotificationRequest) -> int:
@@ -104,7 +127,7 @@ class Composer:
                 OutboxMessage.idempotency_key == key)).first()
             if exists:
                 continue
-            party = self.recipient(session, instance.id, role)
+            party = self.recipient(session, instance, role)
             sector = definition.spec.roles[role].sector
             basis = legal_basis(session, instance.id, sector)
             context = build_context(definition, instance, subject, request, role, party, basis)

@@ -1,6 +1,7 @@
 """The deployment's parties file: which organisation or person receives messages for a role.
 
 ```yaml
+areas: [norddjurs, syddjurs]  # optional: the municipalities or regions `--area` may name
 parties:
   - id: ppr_norddjurs
     roles: [ppr]
@@ -8,9 +9,11 @@ parties:
     email: ppr@norddjurs.dk
     channel: email          # email | file | console
     language: da
+    areas: [norddjurs]      # optional: serves only instances started with --area norddjurs
 ```
-The first party listed for a role is its default recipient; `pathways assign` names another
-party for one instance, and that takes precedence.
+A recipient is chosen in this order: the party `pathways assign` named for the instance; the
+first party for the role whose `areas` include the instance's area (its municipality or region);
+the first party for the role without `areas` (the deployment's default).
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 from typing import Literal
 
+from pathways_engine.areas import AREA_PATTERN
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
+from pathways_engine.errors import did_you_mean
 from pathways_engine.loader import pydantic_problems
 from pathways_engine.yamlsafe import parse_file
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import StringConstraints
 from pydantic import ValidationError
 from pydantic import field_validator
 
@@ -41,6 +48,7 @@ class Party(BaseModel):
     email: str | None = None
     channel: Literal["email", "file", "console"] = "email"
     language: Literal["da", "nb", "sv", "en"] = "en"
+    areas: list[Annotated[str, StringConstraints(pattern=AREA_PATTERN)]] = []
 
     @field_validator("email")
     @classmethod
@@ -52,6 +60,7 @@ class Party(BaseModel):
 
 class PartiesFile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+    areas: list[Annotated[str, StringConstraints(pattern=AREA_PATTERN)]] = []
     parties: list[Party]
 
 
@@ -60,9 +69,18 @@ class Parties:
     path: str
     by_id: dict[str, Party]
     line_of_role: dict[str, int]
+    declared_areas: frozenset[str] = frozenset()
 
-    def for_role(self, role: str) -> Party | None:
-        return next((p for p in self.by_id.values() if role in p.roles), None)
+    def for_role(self, role: str, area: str | None = None) -> Party | None:
+        """The area's own party for the role, else the role's default (a party without areas)."""
+        candidates = [p for p in self.by_id.values() if role in p.roles]
+        local = next((p for p in candidates if area is not None and area in p.areas), None)
+        return local or next((p for p in candidates if not p.areas), None)
+
+    @property
+    def areas(self) -> set[str]:
+        """The deployment's areas: the declared list, plus any a party serves."""
+        return set(self.declared_areas) | {a for p in self.by_id.values() for a in p.areas}
 
     def get(self, party_id: str) -> Party | None:
         return self.by_id.get(party_id)
@@ -79,13 +97,19 @@ def load_parties(path: Path) -> Parties:
         if party.channel == "email" and not party.email:
             problems.append(Problem(document.path, document.line_of(("parties", i)),
                                     f"party {party.id!r} has channel email but no email address"))
+        for j, area in enumerate(party.areas):
+            if parsed.areas and area not in parsed.areas:
+                problems.append(Problem(document.path, document.line_of(("parties", i, "areas", j)),
+                                        f"party {party.id!r}: area {area!r} is not in `areas:`"
+                                        f"{did_you_mean(area, parsed.areas)}"))
     if problems:
         raise DefinitionError(problems)
     lines: dict[str, int] = {}
     for i, party in enumerate(parsed.parties):
         for j, role in enumerate(party.roles):
             lines.setdefault(role, document.line_of(("parties", i, "roles", j)))
-    return Parties(document.path, {p.id: p for p in parsed.parties}, lines)
+    return Parties(document.path, {p.id: p for p in parsed.parties}, lines,
+                   frozenset(parsed.areas))
 
 
 def unknown_role_problems(parties: Parties, known_roles: set[str]) -> list[Problem]:

@@ -96,6 +96,7 @@ class Instance(Base):
     state_entered_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
     completed_at: Mapped[dt.datetime | None]
+    area: Mapped[str | None] = mapped_column(String(64))  # municipality or region; routes messages
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
