@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from pathways_engine import Database
 from pathways_engine import PathwayEngine
@@ -13,6 +14,9 @@ from pathways_engine.ports import NoComposer
 from pathways_engine.ports import SystemClock
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .actors import Actors
 
 
 class App:
@@ -39,6 +43,17 @@ class App:
             return NoComposer()
         parties = load_parties(self.settings.parties) if self.settings.parties else None
         return Composer(parties)
+
+    @cached_property
+    def actors(self) -> Actors:
+        from pathways_engine.errors import ConfigError
+
+        from .actors import load_actors
+
+        if self.settings.actors is None:
+            raise ConfigError("no actors file: give --actors FILE or set PATHWAYS_ACTORS "
+                              "(a deployment must say who may act in which role)")
+        return load_actors(self.settings.actors)
 
     def check_area(self, area: str | None) -> None:
         """Refuse an area the parties file does not know, so a typo does not silently reroute."""

@@ -10,6 +10,7 @@ from pathways_engine.errors import did_you_mean
 from pathways_engine.runtime import get_instance
 from pathways_engine.store.models import Assignment
 from pathways_engine.store.models import Consent
+from pathways_engine.store.models import bump_revision
 from sqlalchemy import update
 
 from .app import App
@@ -27,11 +28,13 @@ def assign_party(app: App, instance_id: str, role: str, party: str, actor: str) 
         spec = app.engine.compiled_for(session, instance.content_hash).spec
         if role not in spec.roles:
             raise UnknownRole(role, spec.roles)
+        acting_role = app.actors.authorize_any(actor, set(spec.roles))
+        bump_revision(instance)
         session.execute(update(Assignment).where(Assignment.instance_id == instance_id,
                                                  Assignment.role == role).values(active=False))
         session.add(Assignment(instance_id=instance_id, role=role, party=party, at=now,
                                actor=actor, active=True))
-        audit.append(session, instance, at=now, recorded_at=now, actor=actor, role="caseworker",
+        audit.append(session, instance, at=now, recorded_at=now, actor=actor, role=acting_role,
                      kind="assignment", changes={"role": role, "party": party})
 
 
@@ -41,6 +44,8 @@ def record_consent(app: App, instance_id: str, sector: str, basis: str, referenc
     with app.engine.writing(instance_id) as session:
         instance = get_instance(session, instance_id, lock=True)
         spec = app.engine.compiled_for(session, instance.content_hash).spec
+        acting_role = app.actors.authorize_any(actor, set(spec.roles))
+        bump_revision(instance)
         sectors = {r.sector for r in spec.roles.values()}
         if sector not in sectors:
             raise InvalidArgument(f"unknown sector {sector!r}{did_you_mean(sector, sectors)}; "
@@ -52,6 +57,6 @@ def record_consent(app: App, instance_id: str, sector: str, basis: str, referenc
         else:
             session.add(Consent(instance_id=instance_id, sector=sector, basis=basis,
                                 reference=reference, given_by=actor, at=now, withdrawn_at=None))
-        audit.append(session, instance, at=now, recorded_at=now, actor=actor, role="caseworker",
+        audit.append(session, instance, at=now, recorded_at=now, actor=actor, role=acting_role,
                      kind="consent_withdrawn" if withdraw else "consent",
                      changes={"sector": sector, "basis": basis, "reference": reference})

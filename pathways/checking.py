@@ -9,8 +9,9 @@ from pathways_engine.errors import Problem
 from pathways_engine.registry import load_all
 
 
-def check_paths(paths: Iterable[Path], parties: Path | None = None) -> tuple[list[Problem], int]:
-    """(problems, number of definitions looked at); the parties file is checked too."""
+def check_paths(paths: Iterable[Path], parties: Path | None = None,
+                actors: Path | None = None) -> tuple[list[Problem], int]:
+    """(problems, number of definitions looked at); the parties and actors files too."""
     paths = list(paths)
     definitions, problems = load_all(paths)
     from pathways_notifications.checks import template_problems
@@ -19,6 +20,9 @@ def check_paths(paths: Iterable[Path], parties: Path | None = None) -> tuple[lis
         problems.extend(template_problems(definition))
     if parties is not None:
         problems.extend(_party_problems(parties, {r for d in definitions for r in d.spec.roles}))
+    if actors is not None:
+        problems.extend(_actor_problems(actors, {r for d in definitions for r in d.spec.roles},
+                                        parties))
     looked_at = len(definitions) + len({p.path for p in problems} - {d.path for d in definitions})
     return sorted(set(problems), key=lambda p: (p.path, p.line, p.message)), looked_at
 
@@ -32,3 +36,24 @@ def _party_problems(path: Path, roles: set[str]) -> list[Problem]:
         return unknown_role_problems(load_parties(path), roles)
     except DefinitionError as exc:
         return exc.problems
+
+
+def _actor_problems(path: Path, roles: set[str], parties: Path | None) -> list[Problem]:
+    from pathways_engine.errors import DefinitionError
+    from pathways_notifications.parties import load_parties
+
+    from .actors import load_actors
+    from .actors import organisation_problems
+    from .actors import unknown_role_problems
+
+    try:
+        actors = load_actors(path)
+    except DefinitionError as exc:
+        return exc.problems
+    problems = unknown_role_problems(actors, roles)
+    if parties is not None:
+        try:
+            problems += organisation_problems(actors, set(load_parties(parties).by_id))
+        except DefinitionError:
+            pass  # reported with the parties file
+    return problems

@@ -48,14 +48,17 @@ def _fail(message: str, code: int) -> None:
 @click.option("--parties", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="Parties file mapping roles to recipients (default: $PATHWAYS_PARTIES or "
                    "parties.yaml in the definitions folder).")
+@click.option("--actors", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Actors file: who may act in which role (default: $PATHWAYS_ACTORS or "
+                   "actors.yaml in the definitions folder).")
 @click.version_option(package_name="nordic-pathways", prog_name="pathways")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, definitions: tuple[Path, ...],
-        parties: Path | None) -> None:
+        parties: Path | None, actors: Path | None) -> None:
     """Cross-sector pathways for children, young people and pregnant women."""
     from .app import App
 
-    app = App(Settings.resolve(db, definitions, parties))
+    app = App(Settings.resolve(db, definitions, parties, actors))
     ctx.obj = app
     ctx.call_on_close(app.close)
 

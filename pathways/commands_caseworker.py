@@ -48,6 +48,7 @@ def start(app: App, pathway: str, subject_ref: str, birth_date: dt.date | None,
     """Start PATHWAY for a subject and print the new instance id."""
     from pathways_engine.values import parse_assignments
 
+    app.actors.authorize(actor, role)
     app.check_area(area)
     instance_id = app.engine.start(
         pathway, subject_ref=subject_ref, birth_date=birth_date, actor=actor, role=role,
@@ -74,6 +75,7 @@ def advance(app: App, instance: str, event: str, assignments: tuple[str, ...], n
     """Send EVENT to INSTANCE."""
     from pathways_engine.values import parse_assignments
 
+    app.actors.authorize(actor, role)
     step = app.engine.advance(instance, event, actor=actor, role=role,
                               values=parse_assignments(assignments), note=note, at=at,
                               expected_version=expected)

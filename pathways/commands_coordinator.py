@@ -22,9 +22,10 @@ def check(app: App, paths: tuple[Path, ...]) -> None:
     from .checking import check_paths
 
     targets = paths or app.settings.definitions
-    explicit = click.get_current_context().find_root().params.get("parties")
-    parties = app.settings.parties if (explicit or not paths) else None
-    problems, count = check_paths(targets, parties)
+    given = click.get_current_context().find_root().params
+    parties = app.settings.parties if (given.get("parties") or not paths) else None
+    actors = app.settings.actors if (given.get("actors") or not paths) else None
+    problems, count = check_paths(targets, parties, actors)
     for problem in problems:
         click.echo(str(problem))
     if problems:

@@ -116,3 +116,47 @@ def demo(app: App) -> None:
 
 
 COMMANDS.append(demo)
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit.command()
+@click.argument("instances", nargs=-1, metavar="[INSTANCE]...")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def verify(app: App, instances: tuple[str, ...], as_json: bool) -> None:
+    """Check that no audit entry was edited, deleted, inserted or reordered (exit 1 if one was)."""
+    from pathways_engine import audit as audit_trail
+    from pathways_engine.errors import InstanceNotFound
+
+    missing = sorted(set(instances) - _existing(app, instances)) if instances else []
+    if missing:
+        raise InstanceNotFound(missing[0])
+    with app.db.sessions() as session, session.begin():
+        result = audit_trail.verify(session, instances or None)
+    data = {"instances": result.instances, "entries": result.entries,
+            "breaks": [{"instance": b.instance_id, "seq": b.seq, "reason": b.reason}
+                       for b in result.breaks]}
+    if as_json:
+        emit(data, True, "")
+    elif not result.breaks:
+        click.echo(f"audit trail intact: {result.instances} instance"
+                   f"{'s' if result.instances != 1 else ''}, {result.entries} entries")
+    for found in result.breaks if not as_json else []:
+        click.echo(f"BROKEN {found}", err=True)
+    if result.breaks:
+        sys.exit(1)
+
+
+def _existing(app: App, instances: tuple[str, ...]) -> set[str]:
+    from pathways_engine.store.models import Instance
+    from sqlalchemy import select
+
+    with app.db.sessions() as session:
+        return set(session.scalars(select(Instance.id).where(Instance.id.in_(instances))))
+
+
+COMMANDS.append(audit)

@@ -9,6 +9,7 @@ from pathlib import Path
 DATABASE_ENV = "PATHWAYS_DATABASE_URL"
 DEFINITIONS_ENV = "PATHWAYS_DEFINITIONS"
 PARTIES_ENV = "PATHWAYS_PARTIES"
+ACTORS_ENV = "PATHWAYS_ACTORS"
 DEFAULT_DATABASE = "sqlite:///pathways.db"
 
 
@@ -26,10 +27,11 @@ class Settings:
     database_url: str
     definitions: tuple[Path, ...]
     parties: Path | None
+    actors: Path | None = None
 
     @classmethod
     def resolve(cls, db: str | None, definitions: tuple[Path, ...],
-                parties: Path | None = None) -> Settings:
+                parties: Path | None = None, actors: Path | None = None) -> Settings:
         url = db or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE
         if definitions:
             paths = definitions
@@ -37,9 +39,17 @@ class Settings:
             paths = tuple(Path(p) for p in os.environ[DEFINITIONS_ENV].split(os.pathsep) if p)
         else:
             paths = (shipped_definitions(),)
-        if parties is None and os.environ.get(PARTIES_ENV):
-            parties = Path(os.environ[PARTIES_ENV])
-        if parties is None:
-            default = paths[0] / "parties.yaml" if paths and paths[0].is_dir() else None
-            parties = default if default is not None and default.is_file() else None
-        return cls(url, paths, parties)
+        return cls(url, paths, _deployment_file(parties, PARTIES_ENV, paths, "parties.yaml"),
+                   _deployment_file(actors, ACTORS_ENV, paths, "actors.yaml"))
+
+
+def _deployment_file(given: Path | None, env: str, definitions: tuple[Path, ...],
+                     name: str) -> Path | None:
+    """The flag, else the environment, else `name` beside the first definitions folder."""
+    if given is not None:
+        return given
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    folder = definitions[0] if definitions and definitions[0].is_dir() else None
+    default = folder / name if folder is not None else None
+    return default if default is not None and default.is_file() else None

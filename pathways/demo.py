@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -41,6 +42,14 @@ def run_demo(app: App) -> None:
         click.echo(f"{moment:%Y-%m-%d %H:%M}  {what}")
         deliver_pending(app)
 
+    def advance(instance: str, event: str, *, actor: str, role: str, **kw: Any) -> object:
+        app.actors.authorize(actor, role)  # the demo acts as the CLI would: authorized actors
+        return engine.advance(instance, event, actor=actor, role=role, **kw)
+
+    def start(pathway: str, *, actor: str, role: str, **kw: Any) -> str:
+        app.actors.authorize(actor, role)
+        return engine.start(pathway, actor=actor, role=role, **kw)
+
     def sweep(until: dt.datetime) -> None:
         summary = tick(engine, until)
         if summary.total:
@@ -51,50 +60,50 @@ def run_demo(app: App) -> None:
 
     click.echo("== Mistrivsel: GP -> kommune -> BUP, support while the child waits ==")
     clock.current = _t("2026-11-02T09:15")
-    child = engine.start("mistrivsel_referral", subject_ref=f"DEMO-{tag}-B1",
+    child = start("mistrivsel_referral", subject_ref=f"DEMO-{tag}-B1",
                          birth_date=dt.date(2013, 4, 9), actor="dr.jensen", role="gp",
                          values={"severity": "moderate", "consent_exchange": True},
                          at=_t("2026-11-02T09:15"))
     click.echo(f"2026-11-02 09:15  GP refers child {child} (severity moderate)")
     deliver_pending(app)
     at("2026-11-05T10:00", "PPR triages to the low-threshold offer",
-       lambda: engine.advance(child, "triage_to_ltt", actor="ppr.anne", role="ppr"))
+       lambda: advance(child, "triage_to_ltt", actor="ppr.anne", role="ppr"))
     at("2026-11-12T13:00", "first conversation held",
-       lambda: engine.advance(child, "first_conversation_held", actor="ltt.ole", role="ltt"))
+       lambda: advance(child, "first_conversation_held", actor="ltt.ole", role="ltt"))
     at("2026-11-26T13:00", "standardised assessment: refer on to BUP",
-       lambda: engine.advance(child, "refer_bup", actor="ltt.ole", role="ltt",
+       lambda: advance(child, "refer_bup", actor="ltt.ole", role="ltt",
                               values={"referral_received": "2026-11-27"}))
     at("2026-12-30T09:00", "BUP accepts after the §82 b deadline passed",
-       lambda: engine.advance(child, "bup_accepts", actor="bup.lise", role="bup"))
+       lambda: advance(child, "bup_accepts", actor="bup.lise", role="bup"))
 
     click.echo("\n== Pregnancy: level 3, ambulant birth, health visitor takes over ==")
     clock.current = max(clock.current, _t("2026-11-03T10:00"))
-    mother = engine.start("pregnancy_communication", subject_ref=f"DEMO-{tag}-G1",
+    mother = start("pregnancy_communication", subject_ref=f"DEMO-{tag}-G1",
                           actor="dr.jensen", role="gp", at=min(clock.current, _t("2027-01-01T10:00")),
                           values={"vulnerability_level": 3, "expected_birth_date": "2027-05-20"})
     click.echo(f"2026-11-03 10:00  GP first examination {mother}: level 3 (common language)")
     at("2026-11-03T10:05", "level 3: interdisciplinary care, health visitor told",
-       lambda: engine.advance(mother, "assess_interdisciplinary", actor="dr.jensen", role="gp"))
+       lambda: advance(mother, "assess_interdisciplinary", actor="dr.jensen", role="gp"))
     at("2027-05-18T04:30", "birth",
-       lambda: engine.advance(mother, "birth", actor="jm.sofie", role="midwife",
+       lambda: advance(mother, "birth", actor="jm.sofie", role="midwife",
                               values={"birth_date": "2027-05-18"}))
     at("2027-05-18T15:00", "ambulant discharge: 24-hour contact deadline starts",
-       lambda: engine.advance(mother, "discharge", actor="fode.ida", role="birthplace",
+       lambda: advance(mother, "discharge", actor="fode.ida", role="birthplace",
                               values={"ambulant": True}))
     at("2027-05-19T11:00", "family contacted; health visitor takes over",
-       lambda: engine.advance(mother, "family_contacted", actor="jm.sofie", role="midwife"))
+       lambda: advance(mother, "family_contacted", actor="jm.sofie", role="midwife"))
 
     click.echo("\n== Discharge from BUP to the municipality ==")
     clock.current = max(clock.current, _t("2027-05-20T09:00"))
-    teen = engine.start("discharge_to_municipality", subject_ref=f"DEMO-{tag}-B2",
+    teen = start("discharge_to_municipality", subject_ref=f"DEMO-{tag}-B2",
                         birth_date=dt.date(2011, 8, 1), actor="bup.lise", role="bup",
                         at=_t("2027-05-20T09:00"),
                         values={"discharge_date": "2027-05-28", "consent_to_municipality": True})
     click.echo(f"2027-05-20 09:00  BUP plans discharge {teen}")
     at("2027-05-21T12:00", "discharge notice sent to the municipality and GP",
-       lambda: engine.advance(teen, "send_discharge_notice", actor="bup.lise", role="bup"))
+       lambda: advance(teen, "send_discharge_notice", actor="bup.lise", role="bup"))
     at("2027-06-14T12:00", "follow-up agreed with a contact person (after an escalation)",
-       lambda: engine.advance(teen, "agree_follow_up", actor="kommune.per", role="municipality",
+       lambda: advance(teen, "agree_follow_up", actor="kommune.per", role="municipality",
                               values={"follow_up_plan": "Ugentlige samtaler, skolestøtte"}))
     sweep(_t("2027-06-30T12:00"))
 

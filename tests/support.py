@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -9,6 +12,7 @@ from click.testing import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "definitions"
+ACTORS = ROOT / "tests" / "actors.yaml"
 
 
 class Cli:
@@ -22,8 +26,18 @@ class Cli:
         from pathways.cli import cli
 
         result = CliRunner().invoke(
-            cli, ["--db", self.url, "--definitions", str(self.definitions), *args],
+            cli, ["--db", self.url, "--definitions", str(self.definitions), "--actors",
+                  str(ACTORS), *args],
             catch_exceptions=False)
         if code is not None:
             assert result.exit_code == code, (result.exit_code, result.output, result.stderr)
         return result
+
+
+def run_killed(url: str, failpoints: str, *args: str,
+               definitions: Path = DEFINITIONS) -> subprocess.CompletedProcess[str]:
+    """Run the real `pathways` CLI in a child process with fail points switched on."""
+    env = {**os.environ, "PATHWAYS_FAILPOINTS": failpoints}
+    command = [sys.executable, "-m", "pathways", "--db", url, "--definitions", str(definitions),
+               "--actors", str(ACTORS), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)

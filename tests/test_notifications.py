@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import socket
 import textwrap
 from email import message_from_bytes
@@ -26,6 +27,7 @@ from pathways_notifications.channels import SmtpChannel
 from sqlalchemy import select
 from support import DEFINITIONS
 from support import Cli
+from support import run_killed
 
 from pathways.cli import cli
 
@@ -216,28 +218,32 @@ def test_smtp_down_then_up_every_message_arrives_once(notifying: PathwayEngine) 
     assert all(m.status == "sent" for m in outbox(notifying.db))
 
 
-def test_crash_after_send_resends_with_the_same_message_id(notifying: PathwayEngine) -> None:
-    from pathways_notifications import delivery
-
-    start_child(notifying)
+@pytest.mark.parametrize("point", ["deliver.after_claim", "deliver.after_send"])
+def test_delivery_killed_then_rerun_sends_at_least_once_with_one_message_id(
+        notifying: PathwayEngine, parties: Path, db_url: str, point: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    instance = start_child(notifying)
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
+    monkeypatch.setenv("PATHWAYS_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("PATHWAYS_SMTP_PORT", str(controller.port))
+    killed = run_killed(db_url, f"{point}=kill", "--parties", str(parties), "deliver",
+                        "--now", NOW.isoformat())
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(inbox.messages) == (1 if point == "deliver.after_send" else 0)
+    [message] = outbox(notifying.db)
+    assert message.status == "pending"  # claimed for a lease, not lost
     channels = {"email": SmtpChannel("127.0.0.1", controller.port, timeout=5)}
-
-    def crash(_message: object) -> None:
-        raise SystemExit("killed between send and mark")
-
-    delivery.fault_hook = crash
-    try:
-        with pytest.raises(SystemExit):
-            deliver(notifying.db, channels, NOW)
-    finally:
-        delivery.fault_hook = None
-    assert deliver(notifying.db, channels, NOW).sent == 1
+    assert deliver(notifying.db, channels, NOW).sent == 0  # the lease still holds
+    assert deliver(notifying.db, channels, NOW + dt.timedelta(minutes=6)).sent == 1
     controller.stop()
-    assert len(inbox.ids()) == 2
-    assert len(set(inbox.ids())) == 1
+    assert len(set(inbox.ids())) == 1  # a duplicate carries the same Message-ID
+    [message] = outbox(notifying.db)
+    assert message.status == "sent"
+    history = json.loads(Cli(db_url)("history", instance, "--json").output)
+    assert [h["kind"] for h in history].count("notification_sent") == 1
+    assert Cli(db_url)("audit", "verify").exit_code == 0
 
 
 def test_dead_letter_and_operator_retry(notifying: PathwayEngine, db_url: str) -> None:

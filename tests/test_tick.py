@@ -24,6 +24,7 @@ from sqlalchemy import select
 from support import DEFINITIONS
 from support import ROOT
 from support import Cli
+from support import run_killed
 
 START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 WEEK_LATER = START + dt.timedelta(days=40)
@@ -91,31 +92,13 @@ def test_leaving_a_state_cancels_its_timers(engine: PathwayEngine) -> None:
     assert "cancelled" in statuses
 
 
-KILL_SCRIPT = """
-import datetime as dt, os, signal, sys
-from pathways_engine import Database, FixedClock, PathwayEngine, Registry
-from pathways_engine import ticking
-from pathlib import Path
-url, defs, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
-seen = [0]
-def hook(position):
-    if seen[0] == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-    seen[0] += 1
-ticking.fault_hook = hook
-now = dt.datetime.fromisoformat(sys.argv[4])
-engine = PathwayEngine(Database(url), Registry.from_paths([Path(defs)]), clock=FixedClock(now))
-ticking.tick(engine, now, batch_size=int(sys.argv[5]))
-"""
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_at", [0, 4, 9])
+@pytest.mark.parametrize("kill_at", [1, 5, 10])
 def test_tick_killed_halfway_then_rerun_fires_every_timer_once(
         engine: PathwayEngine, db_url: str, kill_at: int) -> None:
     populate(engine, 4)  # 20 timers
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, db_url, str(DEFINITIONS),
-                           str(kill_at), WEEK_LATER.isoformat(), "7"], capture_output=True)
+    proc = run_killed(db_url, f"tick.fired=kill@{kill_at}", "tick", "--now",
+                      WEEK_LATER.isoformat(), "--batch-size", "7")
     assert proc.returncode == -signal.SIGKILL
     fired_before, _, entries_before = fired_counts(engine.db)
     assert fired_before == entries_before

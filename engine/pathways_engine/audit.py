@@ -12,9 +12,12 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import field
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from .store.models import AuditEntry
@@ -52,6 +55,29 @@ def append(session: Session, instance: Instance, *, at: dt.datetime, recorded_at
     return entry
 
 
+def append_quietly(session: Session, instance_id: str, *, at: dt.datetime, actor: str, role: str,
+                   kind: str, changes: dict[str, Any]) -> AuditEntry:
+    """Append an entry without raising the instance's revision.
+
+    For facts that change nothing a caseworker decides on (a message was sent), so they never
+    make a concurrent `advance` fail with a conflict. The row lock keeps the chain linear.
+    """
+    head, seq = session.execute(
+        select(Instance.audit_head, Instance.audit_seq).where(Instance.id == instance_id)
+        .with_for_update()).one()
+    entry = AuditEntry(
+        instance_id=instance_id, seq=seq + 1, at=at.astimezone(dt.UTC),
+        recorded_at=at.astimezone(dt.UTC), actor=actor, role=role, kind=kind, event=None,
+        from_state=None, to_state=None, changes=changes, note=None, prev_hash=head,
+    )
+    entry.hash = _digest(entry)
+    session.add(entry)
+    session.execute(update(Instance).where(Instance.id == instance_id)
+                    .values(audit_head=entry.hash, audit_seq=entry.seq)
+                    .execution_options(synchronize_session=False))
+    return entry
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     instance_id: str
@@ -62,33 +88,57 @@ class ChainBreak:
         return f"instance {self.instance_id}: audit entry {self.seq}: {self.reason}"
 
 
-def verify_instance(instance: Instance, entries: Iterable[AuditEntry]) -> ChainBreak | None:
+def verify_chain(instance_id: str, head: str, last_seq: int,
+                 entries: Iterable[AuditEntry]) -> ChainBreak | None:
+    """The first break in one instance's entries (in insertion order), or None."""
     expected_prev, expected_seq = GENESIS, 1
     for entry in entries:
         if entry.seq != expected_seq:
-            return ChainBreak(instance.id, expected_seq,
+            return ChainBreak(instance_id, expected_seq,
                               f"missing or reordered (found entry {entry.seq} next)")
         if entry.prev_hash != expected_prev:
-            return ChainBreak(instance.id, entry.seq, "does not follow the previous entry")
+            return ChainBreak(instance_id, entry.seq, "does not follow the previous entry")
         if _digest(entry) != entry.hash:
-            return ChainBreak(instance.id, entry.seq, "content was changed after it was written")
+            return ChainBreak(instance_id, entry.seq, "content was changed after it was written")
         expected_prev, expected_seq = entry.hash, expected_seq + 1
-    if expected_seq - 1 != instance.audit_seq or expected_prev != instance.audit_head:
-        return ChainBreak(instance.id, expected_seq, "entries after this one were deleted")
+    if expected_seq - 1 != last_seq or expected_prev != head:
+        return ChainBreak(instance_id, expected_seq,
+                          f"missing (the trail ends before it; the instance records {last_seq})")
     return None
 
 
-def verify(session: Session, instance_ids: Iterable[str] | None = None) -> list[ChainBreak]:
-    """The first break of each instance's chain; empty when the trail is intact."""
-    query = select(Instance).order_by(Instance.id)
+@dataclass
+class Verification:
+    instances: int = 0
+    entries: int = 0
+    breaks: list[ChainBreak] = field(default_factory=list)
+
+
+def verify(session: Session, instance_ids: Iterable[str] | None = None,
+           batch: int = 2000) -> Verification:
+    """Check every chain in one streamed pass; report the first break of each instance."""
+    heads_query = select(Instance.id, Instance.audit_head, Instance.audit_seq)
+    entries_query = select(AuditEntry).order_by(AuditEntry.instance_id, AuditEntry.id)
     if instance_ids is not None:
-        query = query.where(Instance.id.in_(list(instance_ids)))
-    breaks = []
-    for instance in session.scalars(query):
-        entries = session.scalars(
-            select(AuditEntry).where(AuditEntry.instance_id == instance.id).order_by(AuditEntry.id)
-        )
-        found = verify_instance(instance, entries)
+        wanted = list(instance_ids)
+        heads_query = heads_query.where(Instance.id.in_(wanted))
+        entries_query = entries_query.where(AuditEntry.instance_id.in_(wanted))
+    heads = {row.id: (row.audit_head, row.audit_seq) for row in session.execute(heads_query)}
+    result = Verification(instances=len(heads))
+    seen: set[str] = set()
+    stream = session.scalars(entries_query.execution_options(yield_per=batch))
+    for instance_id, group in groupby(stream, key=lambda e: e.instance_id):
+        entries = list(group)
+        result.entries += len(entries)
+        seen.add(instance_id)
+        head, last = heads[instance_id]
+        found = verify_chain(instance_id, head, last, entries)
         if found:
-            breaks.append(found)
-    return breaks
+            result.breaks.append(found)
+        session.expunge_all()  # keep memory flat over millions of entries
+    for instance_id in sorted(set(heads) - seen):
+        found = verify_chain(instance_id, *heads[instance_id], [])
+        if found:
+            result.breaks.append(found)
+    result.breaks.sort(key=lambda b: b.instance_id)
+    return result

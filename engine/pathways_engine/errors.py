@@ -41,7 +41,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        message = " ".join(self.message.split("\n"))  # one problem, one line, always
+        return f"{self.path}:{self.line}: {message}"
 
 
 class DefinitionError(PathwaysError):
@@ -140,6 +141,12 @@ class InstanceFinished(PathwaysError):
 
 
 # ---------------------------------------------------------------- configuration
+
+
+class NotAuthorized(PathwaysError):
+    """The actor is unknown or does not hold the role it claims (exit 4)."""
+
+    exit_code = 4
 
 
 class ConfigError(PathwaysError):

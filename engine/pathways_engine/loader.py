@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
+from typing import TypeVar
 
+from pydantic import BaseModel
 from pydantic import ValidationError
 
 from .errors import DefinitionError
@@ -25,6 +27,8 @@ from .yamlsafe import Document
 from .yamlsafe import Loc
 from .yamlsafe import parse_file
 from .yamlsafe import parse_text
+
+M = TypeVar("M", bound=BaseModel)
 
 DEFINITION_FILE = "pathway.yaml"
 TEMPLATE_SUFFIXES = (".j2",)
@@ -79,6 +83,24 @@ def pydantic_problems(error: ValidationError, document: Document) -> list[Proble
     return problems
 
 
+def load_model(path: Path, model: type[M]) -> tuple[M, Document]:
+    """Parse a deployment YAML file (parties, actors) into `model`; problems carry lines."""
+    document = parse_file(path)
+    try:
+        return model.model_validate(document.data), document
+    except ValidationError as exc:
+        raise DefinitionError(pydantic_problems(exc, document)) from None
+
+
+def roles_by_line(document: Document, items: str, entries: list[Any]) -> dict[str, int]:
+    """The first line each role appears at in `items[*].roles` (for unknown-role problems)."""
+    lines: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        for j, role in enumerate(entry.roles):
+            lines.setdefault(role, document.line_of((items, i, "roles", j)))
+    return lines
+
+
 def from_document(document: Document, templates: dict[str, str] | None = None) -> Definition:
     """Validate a parsed document against the model; raise DefinitionError with every problem."""
     if not isinstance(document.data, dict):
@@ -127,6 +149,10 @@ def _read_templates(folder: Path) -> dict[str, str]:
     return templates
 
 
+# Files beside the definitions that describe a deployment, not a pathway.
+DEPLOYMENT_FILES = ("parties", "actors")
+
+
 def discover(paths: Iterable[Path]) -> list[Path]:
     """Expand folders of definitions into the definition files/folders they hold."""
     found: list[Path] = []
@@ -139,8 +165,7 @@ def discover(paths: Iterable[Path]) -> list[Path]:
         for child in sorted(path.iterdir()):
             if child.is_dir() and (child / DEFINITION_FILE).is_file():
                 found.append(child)
-            elif child.is_file() and child.suffix in {".yaml", ".yml"} and not child.name.startswith(
-                "parties"
-            ):
+            elif (child.is_file() and child.suffix in {".yaml", ".yml"}
+                  and not child.name.startswith(DEPLOYMENT_FILES)):
                 found.append(child)
     return found

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit
+from . import failpoints
 from .areas import check_area
 from .compiler import CompiledPathway
 from .compiler import Fired
@@ -50,6 +51,7 @@ from .store.database import Database
 from .store.models import DefinitionSnapshot
 from .store.models import Instance
 from .store.models import Subject
+from .store.models import bump_revision
 from .values import age_on
 from .values import check_values
 from .values import coerce
@@ -159,6 +161,8 @@ class PathwayEngine:
             self.notify(session, compiled, instance, subject, "started", spec.id, at)
             self.notify(session, compiled, instance, subject, "enter", instance.state, at)
             new_id: str = instance.id
+            session.flush()
+            failpoints.hit("start.before_commit")
         return new_id
 
     def _subject(self, session: Session, ref: str, birth_date: dt.date | None,
@@ -191,6 +195,7 @@ class PathwayEngine:
             fired, given = self.choose(compiled, instance, subject, event, role, values or {}, at)
         if expected_version is not None and expected_version != seen_version:
             raise ConcurrentModification(instance_id, expected_version, seen_version)
+        failpoints.hit("advance.after_read")
         with self.writing(instance_id) as session:
             instance = get_instance(session, instance_id, lock=True)
             if instance.version != seen_version:
@@ -201,6 +206,8 @@ class PathwayEngine:
             session.flush()
             step = Step(instance.id, event, fired.source, fired.target, instance.version,
                         instance.status == "completed")
+            failpoints.hit("advance.before_commit")
+        failpoints.hit("advance.after_commit")
         return step
 
     def choose(self, compiled: CompiledPathway, instance: Instance, subject: Subject, event: str,
@@ -251,6 +258,7 @@ class PathwayEngine:
         spec = compiled.spec
         changes = {k: [instance.data.get(k), v] for k, v in given.items()
                    if instance.data.get(k) != v}
+        bump_revision(instance)
         instance.data = {**instance.data, **given}
         instance.state = fired.target
         instance.state_entered_at = at

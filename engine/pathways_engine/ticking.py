@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
+from . import failpoints
 from .errors import PathwaysError
 from .runtime import SYSTEM_ACTOR
 from .runtime import SYSTEM_ROLE
@@ -30,12 +31,10 @@ from .store.models import Deadline
 from .store.models import Instance
 from .store.models import Subject
 from .store.models import Timer
+from .store.models import bump_revision
 
 log = logging.getLogger("pathways.tick")
 DEFAULT_BATCH = 500
-
-# Test-only fault injection: called after each fired timer, before the batch commits.
-fault_hook: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -96,11 +95,10 @@ def _one_batch(engine: PathwayEngine, session: Session, now: dt.datetime, batch_
     deadlines = {d.id: d for d in session.scalars(
         select(Deadline).where(Deadline.id.in_({t.deadline_id for t in timers})))}
     local = Counter[str]()
-    for position, timer in enumerate(timers):
+    for timer in timers:
         _fire(engine, session, timer, instances[timer.instance_id], deadlines[timer.deadline_id],
               now, summary, local)
-        if fault_hook is not None:
-            fault_hook(position)
+        failpoints.hit("tick.fired")
     summary.fired.update(local)
     return len(timers)
 
@@ -113,6 +111,7 @@ def _fire(engine: PathwayEngine, session: Session, timer: Timer, instance: Insta
         timer.status = "cancelled"  # the deadline closed in the same batch
         return
     local[timer.kind] += 1
+    bump_revision(instance)
     compiled = engine.compiled_for(session, instance.content_hash)
     subject = session.get_one(Subject, instance.subject_id)
     spec = next(d for s, d in compiled.spec.all_deadlines()

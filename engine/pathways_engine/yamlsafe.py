@@ -26,7 +26,7 @@ from .errors import Problem
 
 MAX_BYTES = 2_000_000
 MAX_DEPTH = 40
-MAX_NODES = 200_000
+MAX_NODES = 50_000
 
 Loc = tuple[str | int, ...]
 
@@ -34,14 +34,30 @@ Loc = tuple[str | int, ...]
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2-core-like implicit typing that refuses anchors and aliases."""
 
+    depth = 0
+    nodes = 0
+
     def compose_node(self, parent: Node | None, index: Any) -> Node:
+        """Refuse aliases, and stop at the depth and size limits while composing (bounded)."""
         event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.MarkedYAMLError(
                 problem="YAML anchors and aliases (&, *) are not allowed",
                 problem_mark=event.start_mark,
             )
-        node = super().compose_node(parent, index)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise yaml.MarkedYAMLError(problem=f"document has more than {MAX_NODES} values",
+                                       problem_mark=event.start_mark)
+        if self.depth >= MAX_DEPTH:
+            raise yaml.MarkedYAMLError(
+                problem=f"document is nested deeper than {MAX_DEPTH} levels",
+                problem_mark=event.start_mark)
+        self.depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
         assert node is not None
         return node
 
@@ -95,7 +111,16 @@ def parse_text(text: str, path: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise _problem(path, line, f"YAML syntax error: {exc.problem or exc.context}") from None
+        problem = str(exc.problem or exc.context)
+        limit = problem.startswith(("document has more", "document is nested", "YAML anchors"))
+        raise _problem(path, line, problem if limit else f"YAML syntax error: {problem}") from None
+    except RecursionError:  # the YAML parser recurses per level before `_build` can count them
+        raise _problem(path, 1, f"document is nested deeper than {MAX_DEPTH} levels") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1
+        raise _problem(path, line, f"character {exc.character!r} is not allowed in YAML "
+                                   f"(column {exc.position - text.rfind(chr(10), 0, exc.position)})"
+                       ) from None
     except yaml.YAMLError as exc:
         raise _problem(path, 1, f"YAML error: {exc}") from None
     if root is None:

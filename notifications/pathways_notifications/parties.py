@@ -28,13 +28,12 @@ from pathways_engine.areas import AREA_PATTERN
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 from pathways_engine.errors import did_you_mean
-from pathways_engine.loader import pydantic_problems
-from pathways_engine.yamlsafe import parse_file
+from pathways_engine.loader import load_model
+from pathways_engine.loader import roles_by_line
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import StringConstraints
-from pydantic import ValidationError
 from pydantic import field_validator
 
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -87,11 +86,7 @@ class Parties:
 
 
 def load_parties(path: Path) -> Parties:
-    document = parse_file(path)
-    try:
-        parsed = PartiesFile.model_validate(document.data)
-    except ValidationError as exc:
-        raise DefinitionError(pydantic_problems(exc, document)) from None
+    parsed, document = load_model(path, PartiesFile)
     problems = []
     for i, party in enumerate(parsed.parties):
         if party.channel == "email" and not party.email:
@@ -104,11 +99,8 @@ def load_parties(path: Path) -> Parties:
                                         f"{did_you_mean(area, parsed.areas)}"))
     if problems:
         raise DefinitionError(problems)
-    lines: dict[str, int] = {}
-    for i, party in enumerate(parsed.parties):
-        for j, role in enumerate(party.roles):
-            lines.setdefault(role, document.line_of(("parties", i, "roles", j)))
-    return Parties(document.path, {p.id: p for p in parsed.parties}, lines,
+    return Parties(document.path, {p.id: p for p in parsed.parties},
+                   roles_by_line(document, "parties", parsed.parties),
                    frozenset(parsed.areas))
 
 

@@ -98,11 +98,17 @@ class Instance(Base):
     completed_at: Mapped[dt.datetime | None]
     area: Mapped[str | None] = mapped_column(String(64))  # municipality or region; routes messages
 
-    __mapper_args__ = {"version_id_col": version}
+    # The revision a caseworker sees: raised once per step (`bump_revision`), checked on every
+    # UPDATE, so a concurrent writer gets StaleDataError instead of a lost update.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
     __table_args__ = (
         Index("ix_instances_pathway_state", "pathway_id", "state"),
         Index("ix_instances_subject", "subject_id"),
     )
+
+
+def bump_revision(instance: Instance) -> None:
+    instance.version = instance.version + 1
 
 
 class AuditEntry(Base):

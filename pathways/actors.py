@@ -1,0 +1,102 @@
+"""The deployment's actors file: which person may act in which roles, for which organisation.
+
+```yaml
+actors:
+  - id: anne.ppr                # what `--as` names
+    name: Anne Holm
+    organisation: ppr_norddjurs # a party id of the parties file (optional)
+    roles: [ppr]                # roles `--role` may name for this actor
+```
+The CLI refuses `--as A --role R` unless A holds R; the pathway definition then decides which
+roles may send each event. A missing actors file refuses every acting command: a deployment has
+to say who may act (fail closed). The Python API trusts its caller (see RELIABILITY.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pathways_engine.errors import DefinitionError
+from pathways_engine.errors import NotAuthorized
+from pathways_engine.errors import Problem
+from pathways_engine.errors import did_you_mean
+from pathways_engine.loader import load_model
+from pathways_engine.loader import roles_by_line
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+
+ACTOR_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$"
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str = Field(pattern=ACTOR_ID)
+    name: str = Field(min_length=1)
+    organisation: str | None = None
+    roles: list[str] = Field(min_length=1)
+
+
+class ActorsFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    actors: list[Actor]
+
+
+@dataclass(frozen=True)
+class Actors:
+    path: str
+    by_id: dict[str, Actor]
+    line_of_role: dict[str, int]
+    line_of_actor: dict[str, int]
+
+    def known(self, actor_id: str) -> Actor:
+        actor = self.by_id.get(actor_id)
+        if actor is None:
+            raise NotAuthorized(f"--as {actor_id!r} is not in the actors file {self.path}"
+                                f"{did_you_mean(actor_id, self.by_id)}")
+        return actor
+
+    def authorize(self, actor_id: str, role: str) -> Actor:
+        """The actor, if it holds `role`; NotAuthorized otherwise."""
+        actor = self.known(actor_id)
+        if role not in actor.roles:
+            raise NotAuthorized(f"actor {actor_id!r} does not hold role {role!r}; "
+                                f"{actor_id} holds: {', '.join(actor.roles)}")
+        return actor
+
+    def authorize_any(self, actor_id: str, roles: set[str]) -> str:
+        """The first of `roles` the actor holds (for acts any party to the pathway may do)."""
+        actor = self.known(actor_id)
+        held = [r for r in actor.roles if r in roles]
+        if not held:
+            raise NotAuthorized(f"actor {actor_id!r} holds no role of this pathway "
+                                f"({', '.join(sorted(roles))})")
+        return held[0]
+
+
+def load_actors(path: Path) -> Actors:
+    parsed, document = load_model(path, ActorsFile)
+    problems, seen = [], set()
+    for i, actor in enumerate(parsed.actors):
+        if actor.id in seen:
+            problems.append(Problem(document.path, document.line_of(("actors", i, "id")),
+                                    f"actor {actor.id!r} is listed twice"))
+        seen.add(actor.id)
+    if problems:
+        raise DefinitionError(problems)
+    return Actors(document.path, {a.id: a for a in parsed.actors},
+                  roles_by_line(document, "actors", parsed.actors),
+                  {a.id: document.line_of(("actors", i)) for i, a in enumerate(parsed.actors)})
+
+
+def unknown_role_problems(actors: Actors, known_roles: set[str]) -> list[Problem]:
+    return [Problem(actors.path, line, f"unknown role {role!r}: no configured pathway has it")
+            for role, line in sorted(actors.line_of_role.items()) if role not in known_roles]
+
+
+def organisation_problems(actors: Actors, party_ids: set[str]) -> list[Problem]:
+    return [Problem(actors.path, actors.line_of_actor[a.id],
+                    f"actor {a.id!r}: organisation {a.organisation!r} is not a party of the "
+                    f"parties file{did_you_mean(a.organisation, party_ids)}")
+            for a in actors.by_id.values() if a.organisation and a.organisation not in party_ids]

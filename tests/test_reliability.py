@@ -1,0 +1,250 @@
+"""Guarantees under faults, races and tampering, proven with real processes and databases.
+
+Each test here is listed in RELIABILITY.md next to the guarantee it proves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pathways_engine import Database
+from pathways_engine.store.models import AuditEntry
+from pathways_engine.store.models import Deadline
+from pathways_engine.store.models import OutboxMessage
+from pathways_engine.store.models import Timer
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from support import ACTORS
+from support import DEFINITIONS
+from support import ROOT
+from support import Cli
+from support import run_killed
+
+START = ["start", "mistrivsel_referral", "--subject", "C-1", "--birth-date", "2014-05-02",
+         "--set", "severity=moderate", "--set", "consent_exchange=true", "--as", "dr.a",
+         "--role", "gp", "--at", "2026-11-02T09:00", "--json"]
+REFER = ["refer_bup", "--set", "referral_received=2026-11-03", "--as", "p", "--role", "ppr",
+         "--at", "2026-11-03T10:00"]
+
+
+def started(run: Cli) -> str:
+    return str(json.loads(run(*START).output)["id"])
+
+
+def footprint(url: str, instance: str) -> dict[str, object]:
+    """Everything a step writes, so a half-applied step would show."""
+    db = Database(url)
+    with db.sessions() as s:
+        state = s.execute(text("select state, version, audit_seq from instances where id = :i"),
+                          {"i": instance}).one()
+        counts = {model.__tablename__: s.scalar(select(func.count()).select_from(model).where(
+            model.instance_id == instance))
+            for model in (AuditEntry, Deadline, Timer, OutboxMessage)}
+    db.dispose()
+    return {"state": state.state, "revision": state.version, "audit_seq": state.audit_seq,
+            **counts}
+
+
+# ------------------------------------------------------------------ concurrency
+
+def test_two_caseworkers_at_the_same_moment_one_wins_the_other_exits_3(
+        run: Cli, db_url: str, tmp_path: Path) -> None:
+    instance = started(run)
+    go = tmp_path / "go"
+    env = {**os.environ, "PATHWAYS_FAILPOINTS": f"advance.after_read=wait:{go}"}
+    command = [sys.executable, "-m", "pathways", "--db", db_url, "--definitions",
+               str(DEFINITIONS), "--actors", str(ACTORS), "advance", instance]
+    first = subprocess.Popen([*command, *REFER], env=env, cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = subprocess.Popen([*command, "triage_to_ltt", "--as", "p1", "--role", "ppr"], env=env,
+                              cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # release them together once both have read revision 1 and wait at the fail point
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.*.waiting"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    go.touch()
+    results = sorted([(p.wait(timeout=60), p.stdout.read(), p.stderr.read())  # type: ignore[union-attr]
+                      for p in (first, second)])
+    assert [code for code, _, _ in results] == [0, 3]
+    loser = results[1][2]
+    assert loser.count("\n") == 1
+    assert "changed while you were working" in loser or "revision" in loser
+    after = footprint(db_url, instance)
+    assert after["revision"] == 2
+    assert after["state"] in {"bup_referred", "ltt_first_conversation"}
+    assert run("audit", "verify").exit_code == 0
+
+
+# ------------------------------------------------------------------ crash safety
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["advance.after_read", "advance.before_commit",
+                                   "advance.after_commit"])
+def test_advance_killed_leaves_the_old_or_the_new_step_never_half(
+        run: Cli, db_url: str, point: str) -> None:
+    instance = started(run)
+    before = footprint(db_url, instance)
+    killed = run_killed(db_url, f"{point}=kill", "advance", instance, *REFER)
+    assert killed.returncode == -signal.SIGKILL
+    after = footprint(db_url, instance)
+    if point == "advance.after_commit":
+        assert after["state"] == "bup_referred"
+        assert after["audit_seq"] > before["audit_seq"]
+    else:
+        assert after == before
+        run("advance", instance, *REFER)  # the rerun completes the step
+        assert footprint(db_url, instance)["state"] == "bup_referred"
+    assert run("audit", "verify").exit_code == 0
+    assert run("tick", "--now", "2026-12-31T12:00").exit_code == 0
+
+
+@pytest.mark.slow
+def test_start_killed_before_commit_leaves_nothing(run: Cli, db_url: str) -> None:
+    killed = run_killed(db_url, "start.before_commit=kill", *START)
+    assert killed.returncode == -signal.SIGKILL
+    assert json.loads(run("list", "--json").output) == []
+    started(run)
+    assert len(json.loads(run("list", "--json").output)) == 1
+
+
+# ------------------------------------------------------------------ audit
+
+def _tamper(url: str, sql: str) -> None:
+    """What someone with the database owner's rights can do: drop the guard and edit rows."""
+    db = Database(url)
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit DISABLE TRIGGER audit_entries_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_entries_no_update"))
+            conn.execute(text("DROP TRIGGER audit_entries_no_delete"))
+        conn.execute(text(sql))
+    db.dispose()
+
+
+@pytest.mark.parametrize(("sql", "seq", "reason"), [
+    ("update audit set note = 'edited' where seq = 3", 3, "content was changed"),
+    ("delete from audit where seq = 2", 2, "missing or reordered"),
+    ("update audit set seq = 100 + seq where seq in (2, 3)", 2, "missing or reordered"),
+    ("delete from audit where seq = (select max(seq) from audit)", 0, "missing (the trail ends before it"),
+])
+def test_audit_verify_names_the_first_bad_entry(run: Cli, db_url: str, sql: str, seq: int,
+                                                reason: str) -> None:
+    instance = started(run)
+    run("advance", instance, *REFER)
+    intact = run("audit", "verify").output
+    assert intact.startswith("audit trail intact: 1 instance,")
+    last = footprint(db_url, instance)["audit_seq"]
+    _tamper(db_url, sql)
+    result = run("audit", "verify", code=1)
+    expected_seq = seq or last
+    assert f"instance {instance}: audit entry {expected_seq}: {reason}" in result.stderr
+    data = json.loads(run("audit", "verify", "--json", code=1).output)
+    assert data["breaks"][0]["seq"] == expected_seq
+
+
+def test_the_database_refuses_to_change_or_delete_audit_rows(run: Cli, db_url: str) -> None:
+    started(run)
+    db = Database(db_url)
+    for sql in ("update audit set note = 'x'", "delete from audit"):
+        with pytest.raises(DBAPIError, match="append-only"), db.engine.begin() as conn:
+            conn.execute(text(sql))
+    db.dispose()
+    assert run("audit", "verify").exit_code == 0
+
+
+def test_audit_verify_unknown_instance(run: Cli) -> None:
+    assert "no pathway instance 'nope'" in run("audit", "verify", "nope", code=1).stderr
+
+
+# ------------------------------------------------------------------ authorization
+
+def test_actor_must_hold_the_role_it_claims(run: Cli) -> None:
+    instance = started(run)
+    before = run("show", instance, "--json").output
+    wrong = run("advance", instance, *REFER[:-6], "--as", "b", "--role", "ppr", code=4)
+    assert wrong.stderr == "error: actor 'b' does not hold role 'ppr'; b holds: bup\n"
+    unknown = run("advance", instance, *REFER[:-6], "--as", "pp", "--role", "ppr", code=4)
+    assert "--as 'pp' is not in the actors file" in unknown.stderr
+    assert "did you mean 'p'" in unknown.stderr
+    assert run("show", instance, "--json").output == before
+    # holding the role is necessary, not sufficient: the definition decides who sends what
+    refused = run("advance", instance, "bup_accepts", "--as", "b", "--role", "bup", code=1)
+    assert "is not allowed in state 'referred'" in refused.stderr
+
+
+def test_no_actors_file_refuses_every_acting_command(db_url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pathways.cli import cli
+
+    env = {"PATHWAYS_ACTORS": ""}
+    result = CliRunner().invoke(cli, ["--db", db_url, "--definitions",
+                                      str(DEFINITIONS / "mistrivsel_referral"), *START[:-1]],
+                                env=env)
+    assert result.exit_code == 1
+    assert "no actors file: give --actors FILE or set PATHWAYS_ACTORS" in result.stderr
+
+
+def test_assign_and_consent_are_audited_with_the_role_the_actor_holds(run: Cli) -> None:
+    instance = started(run)
+    run("assign", instance, "contact_person", "kontakt_hanne", "--as", "leader")
+    run("consent", instance, "--sector", "psychiatry", "--basis", "consent", "--reference",
+        "parent", "--as", "caseworker")
+    refused = run("consent", instance, "--sector", "psychiatry", "--basis", "consent",
+                  "--reference", "x", "--as", "nurse", code=4)
+    assert "holds no role of this pathway" in refused.stderr
+    history = json.loads(run("history", instance, "--json").output)
+    acts = {h["kind"]: (h["actor"], h["role"]) for h in history}
+    assert acts["assignment"] == ("leader", "contact_person")  # its role in this pathway
+    assert acts["consent"] == ("caseworker", "contact_person")
+
+
+def test_check_reports_actor_file_problems(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pathways.cli import cli
+
+    path = tmp_path / "actors.yaml"
+    path.write_text("actors:\n  - {id: a, name: A, roles: [gp]}\n"
+                    "  - {id: b, name: B, roles: [ppx], organisation: nowhere}\n"
+                    "  - {id: a, name: A2, roles: [gp]}\n")
+    result = CliRunner().invoke(cli, ["--actors", str(path), "check", str(DEFINITIONS)])
+    assert result.exit_code == 1
+    assert f"{path}:4: actor 'a' is listed twice" in result.output
+    path.write_text("actors:\n  - {id: a, name: A, roles: [gp]}\n"
+                    "  - {id: b, name: B, roles: [ppx], organisation: nowhere}\n")
+    result = CliRunner().invoke(cli, ["--actors", str(path), "--parties",
+                                      str(DEFINITIONS / "parties.yaml"), "check", str(DEFINITIONS)])
+    assert f"{path}:3: unknown role 'ppx'" in result.output
+    assert f"{path}:3: actor 'b': organisation 'nowhere' is not a party" in result.output
+
+
+# ------------------------------------------------------------------ files and secrets
+
+def test_sqlite_database_file_is_private_to_its_owner(sqlite_url: str) -> None:
+    Database(sqlite_url).dispose()
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_database_password_never_appears_in_errors() -> None:
+    from click.testing import CliRunner
+
+    from pathways.cli import cli
+
+    url = "postgresql+psycopg://admin:s3cret-pw@127.0.0.1:1/none"
+    result = CliRunner().invoke(cli, ["--db", url, "list"])
+    assert result.exit_code == 1
+    assert "s3cret-pw" not in result.output
+    assert "***" in result.output
