@@ -10,8 +10,10 @@ import pytest
 from click.testing import CliRunner
 from pathways_engine.errors import DefinitionError
 from pathways_engine.loader import load_path
+from pathways_engine.registry import Registry
 from pathways_engine.registry import load_all
 from pathways_engine.yamlsafe import parse_text
+from support import DEFINITIONS
 
 from pathways.cli import cli
 
@@ -189,3 +191,16 @@ def test_content_hash_changes_with_content(tmp_path: Path) -> None:
     b = load_path(write(tmp_path, MINIMAL.replace("title: {en: Tiny}", "title: {en: Tiny2}"),
                         "b.yaml"))
     assert a.content_hash != b.content_hash
+
+
+def test_the_reused_machine_runs_again_after_a_final_state_or_a_refusal() -> None:
+    from pathways_engine.compiler import compile_definition
+
+    compiled = compile_definition(Registry.from_paths([DEFINITIONS]).get("mistrivsel_referral"))
+    assert compiled.fire("referred", "bup_accepts", {}) is None
+    closed = compiled.fire("referred", "close", {})
+    assert closed is not None
+    assert closed.target == "closed"
+    again = compiled.fire("referred", "triage_to_ppr", {})
+    assert again is not None
+    assert again.target == "ppr_assessment"

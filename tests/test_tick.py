@@ -105,6 +105,7 @@ def test_tick_killed_halfway_then_rerun_fires_every_timer_once(
     assert fired_before % 7 == 0  # only whole batches committed
     tick(engine, WEEK_LATER)
     assert fired_counts(engine.db) == (20, 0, 20)
+    assert Cli(db_url)("audit", "verify").exit_code == 0
 
 
 TICK_SCRIPT = """

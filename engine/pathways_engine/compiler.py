@@ -74,6 +74,7 @@ class CompiledPathway:
             for source in t.sources:
                 self._by_state.setdefault(source, []).append(i)
         self.machine_class = self._build()
+        self._local = threading.local()
 
     def _guard(self, index: int) -> Callable[..., bool]:
         condition = self.conditions[index]
@@ -115,14 +116,32 @@ class CompiledPathway:
     def transitions_from(self, state: str) -> list[tuple[int, TransitionSpec]]:
         return [(i, self.spec.transitions[i]) for i in self._by_state.get(state, [])]
 
+    def _machine(self) -> tuple[StateChart, _Slot]:  # type: ignore[type-arg]
+        """This thread's machine and slot: instantiating costs ~0.4 ms, reusing ~0.1 ms.
+
+        python-statemachine reads the configuration from the model on every event, so setting
+        the slot's state is all it takes to run the machine for another instance.
+        """
+        pair = getattr(self._local, "pair", None)
+        if pair is None:
+            slot = _Slot(self.spec.initial_state)
+            pair = (self.machine_class(model=slot, state_field="state"), slot)
+            self._local.pair = pair
+        return pair  # type: ignore[no-any-return]
+
     def fire(self, state: str, event: str, values: Mapping[str, Any]) -> Fired | None:
         """Run `event` through the machine from `state`; None if no guard let it through."""
-        slot = _Slot(state)
-        machine = self.machine_class(model=slot, state_field="state")
+        machine, slot = self._machine()
+        slot.state, slot.fired = state, None
         try:
             machine.send(event, values=values)
         except TransitionNotAllowed:
             return None
+        except BaseException:
+            self._local.pair = None  # never reuse a machine an error left halfway
+            raise
+        if self.spec.states[slot.state].final:
+            self._local.pair = None  # a machine that reached a final state has terminated
         if slot.fired is None:  # pragma: no cover - every transition carries its mark
             return None
         return Fired(self.spec.transitions[slot.fired], slot.fired, state, slot.state)

@@ -84,7 +84,7 @@ def open_deadlines(session: Session, spec: PathwaySpec, instance: Instance, stat
                    entered_at: dt.datetime) -> list[Deadline]:
     """Create the deadlines (and timers) of `state`, or the pathway-wide ones for None."""
     specs = spec.deadlines if state is None else spec.states[state].deadlines
-    created = []
+    created, planned = [], []
     for deadline in specs:
         start = _start_of(spec, deadline, instance, entered_at)
         due, timers = plan(spec, deadline, start)
@@ -95,11 +95,14 @@ def open_deadlines(session: Session, spec: PathwaySpec, instance: Instance, stat
             rule=rule_of(spec, deadline),
         )
         session.add(row)
-        session.flush()
-        for timer in timers:
-            session.add(Timer(instance_id=instance.id, deadline_id=row.id, kind=timer.kind,
-                              due_at=timer.due_at, status="pending", fired_at=None))
         created.append(row)
+        planned.append(timers)
+    if created:
+        session.flush()  # one flush gives every new deadline its id
+    for row, timers in zip(created, planned, strict=True):
+        session.add_all([Timer(instance_id=instance.id, deadline_id=row.id, kind=timer.kind,
+                               due_at=timer.due_at, status="pending", fired_at=None)
+                         for timer in timers])
     return created
 
 

@@ -10,6 +10,7 @@ instead of an empty string.
 from __future__ import annotations
 
 import types
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,21 @@ def environment(templates: Mapping[str, str]) -> ImmutableSandboxedEnvironment:
     )
 
 
+_environments: OrderedDict[str, ImmutableSandboxedEnvironment] = OrderedDict()
+_CACHED_DEFINITIONS = 64
+
+
+def environment_for(definition: Definition) -> ImmutableSandboxedEnvironment:
+    """One environment per definition content, so each template compiles once (not per message)."""
+    env = _environments.get(definition.content_hash)
+    if env is None:
+        env = environment(definition.templates)
+        _environments[definition.content_hash] = env
+        while len(_environments) > _CACHED_DEFINITIONS:
+            _environments.popitem(last=False)
+    return env
+
+
 def template_path(name: str, language: str, part: str) -> str:
     return f"{name}/{language}.{part}.j2"
 
@@ -58,7 +74,7 @@ def choose_language(definition: Definition, name: str, wanted: str | None) -> st
 def render(definition: Definition, name: str, language: str | None,
            context: Mapping[str, Any]) -> Rendered:
     language = choose_language(definition, name, language)
-    env = environment(definition.templates)
+    env = environment_for(definition)
     parts: dict[str, str | None] = {}
     for part in PARTS:
         path = template_path(name, language, part)

@@ -1,0 +1,120 @@
+"""What every benchmark shares: results with their baseline, throwaway databases, seeding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pathways_engine import Database
+from pathways_engine import FixedClock
+from pathways_engine import PathwayEngine
+from pathways_engine import Registry
+from sqlalchemy import create_engine
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFINITIONS = ROOT / "definitions"
+PG_URL = os.environ.get("PATHWAYS_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+START = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+
+
+@dataclass
+class Figure:
+    """One measured figure beside the baseline measured in the same run."""
+
+    bench: str
+    name: str
+    value: float
+    unit: str
+    baseline_name: str = ""
+    baseline: float | None = None
+    goal: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+def machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+
+
+def best_of(repeats: int, action: Callable[[], float]) -> float:
+    """The best of `repeats` runs of `action` (which returns seconds): the least disturbed."""
+    return min(action() for _ in range(repeats))
+
+
+def seconds(action: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    action()
+    return time.perf_counter() - began
+
+
+@contextmanager
+def sqlite_url() -> Iterator[str]:
+    folder = Path(tempfile.mkdtemp(prefix="pathways-bench-"))
+    try:
+        yield f"sqlite:///{folder / 'bench.db'}"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def postgres_reachable() -> bool:
+    try:
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "skip the PostgreSQL figures"
+        return False
+
+
+@contextmanager
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the local PostgreSQL, dropped afterwards."""
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def make_engine(url: str, clock: FixedClock | None = None) -> PathwayEngine:
+    from pathways_notifications import Composer
+    from pathways_notifications import load_parties
+
+    return PathwayEngine(Database(url), Registry.from_paths([DEFINITIONS]),
+                         clock=clock or FixedClock(START + dt.timedelta(days=1)),
+                         composer=Composer(load_parties(DEFINITIONS / "parties.yaml")))
+
+
+def start_children(engine: PathwayEngine, count: int, tag: str = "B") -> list[str]:
+    return [engine.start("mistrivsel_referral", subject_ref=f"{tag}-{i}",
+                         birth_date=dt.date(2014, 1, 1), actor="dr.jensen", role="gp",
+                         values={"severity": "moderate", "consent_exchange": True}, at=START)
+            for i in range(count)]
