@@ -127,7 +127,7 @@ class CompiledPathway:
             slot = _Slot(self.spec.initial_state)
             pair = (self.machine_class(model=slot, state_field="state"), slot)
             self._local.pair = pair
-        return pair  # type: ignore[no-any-return]
+        return pair
 
     def fire(self, state: str, event: str, values: Mapping[str, Any]) -> Fired | None:
         """Run `event` through the machine from `state`; None if no guard let it through."""
