@@ -16,6 +16,13 @@ from pathways_engine.ports import SystemClock
 from .config import Settings
 
 if TYPE_CHECKING:
+    from pathways_engine.loader import Definition
+    from pathways_engine.ports import NotificationRequest
+    from pathways_engine.store.models import Instance
+    from pathways_engine.store.models import Subject
+    from pathways_notifications.parties import Parties
+    from sqlalchemy.orm import Session
+
     from .actors import Actors
 
 
@@ -35,14 +42,18 @@ class App:
         return Registry.lazy(self.settings.definitions)
 
     @cached_property
+    def parties(self) -> Parties | None:
+        from pathways_notifications.parties import load_parties
+
+        return load_parties(self.settings.parties) if self.settings.parties else None
+
+    @cached_property
     def composer(self) -> MessageComposer:
         try:
-            from pathways_notifications import Composer
-            from pathways_notifications import load_parties
+            from pathways_notifications.composer import Composer
         except ImportError:  # pragma: no cover - notifications ship with pathways
             return NoComposer()
-        parties = load_parties(self.settings.parties) if self.settings.parties else None
-        return Composer(parties)
+        return Composer(self.parties)
 
     @cached_property
     def actors(self) -> Actors:
@@ -62,16 +73,27 @@ class App:
         from pathways_engine.errors import did_you_mean
 
         check_area(area)
-        parties = getattr(self.composer, "parties", None)
-        known: set[str] = parties.areas if parties is not None else set()
+        known: set[str] = self.parties.areas if self.parties is not None else set()
         if area is not None and known and area not in known:
             raise InvalidArgument(f"--area {area!r} is not an area of the parties file "
                                   f"{self.settings.parties}{did_you_mean(area, known)}")
 
     @cached_property
     def engine(self) -> PathwayEngine:
-        return PathwayEngine(self.db, self.registry, clock=self.clock, composer=self.composer)
+        return PathwayEngine(self.db, self.registry, clock=self.clock,
+                             composer=_ComposerOnFirstUse(self))
 
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()
+
+
+class _ComposerOnFirstUse:
+    """Builds the Jinja2 composer only when a step really queues a message (fast `show`)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def compose(self, session: Session, definition: Definition, instance: Instance,
+                subject: Subject, request: NotificationRequest) -> int:
+        return self.app.composer.compose(session, definition, instance, subject, request)

@@ -17,7 +17,7 @@ from .app import App
 
 
 def assign_party(app: App, instance_id: str, role: str, party: str, actor: str) -> None:
-    parties = app.composer.parties if hasattr(app.composer, "parties") else None
+    parties = app.parties
     if parties is None:
         raise ConfigError("no parties file: give --parties FILE or set PATHWAYS_PARTIES")
     if parties.get(party) is None:

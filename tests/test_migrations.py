@@ -17,6 +17,12 @@ from pathways_engine.store.models import Base
 from sqlalchemy import text
 
 
+def test_schema_head_constant_is_alembics_head() -> None:
+    from pathways_engine.store.database import SCHEMA_HEAD
+
+    assert head_revision() == SCHEMA_HEAD
+
+
 def test_migrations_produce_the_models(database: Database) -> None:
     with database.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})

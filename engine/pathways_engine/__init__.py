@@ -1,14 +1,37 @@
 """pathways_engine: definitions compiled to python-statemachine classes, run on SQLAlchemy.
 
 Never imports pathways_notifications or the CLI; see engine/README.md for the rules.
+Names are imported on first use (PEP 562), so a command that only needs the errors does not
+pay for SQLAlchemy, pydantic and python-statemachine at start-up (bench/cli.py).
 """
 
-from .errors import PathwaysError as PathwaysError
-from .loader import Definition as Definition
-from .ports import Clock as Clock
-from .ports import FixedClock as FixedClock
-from .ports import SystemClock as SystemClock
-from .registry import Registry as Registry
-from .runtime import PathwayEngine as PathwayEngine
-from .runtime import Step as Step
-from .store.database import Database as Database
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+from typing import Any
+
+if TYPE_CHECKING:
+    from .errors import PathwaysError as PathwaysError
+    from .loader import Definition as Definition
+    from .ports import Clock as Clock
+    from .ports import FixedClock as FixedClock
+    from .ports import SystemClock as SystemClock
+    from .registry import Registry as Registry
+    from .runtime import PathwayEngine as PathwayEngine
+    from .runtime import Step as Step
+    from .store.database import Database as Database
+
+_EXPORTS = {
+    "PathwaysError": ".errors", "Definition": ".loader", "Clock": ".ports",
+    "FixedClock": ".ports", "SystemClock": ".ports", "Registry": ".registry",
+    "PathwayEngine": ".runtime", "Step": ".runtime", "Database": ".store.database",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pathways_engine' has no attribute {name!r}")
+    return getattr(import_module(module, __name__), name)

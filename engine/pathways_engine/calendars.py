@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
 from dateutil.relativedelta import relativedelta
 
 from .durations import Duration
@@ -27,11 +26,15 @@ END_OF_DAY = dt.time(23, 59, 59)
 
 @lru_cache(maxsize=256)
 def _holidays(country: str, year: int, categories: tuple[str, ...]) -> frozenset[dt.date]:
+    import holidays  # imported on first use: commands that compute no deadline skip it
+
     table = holidays.country_holidays(country, years=[year], categories=categories)
     return frozenset(table.keys())
 
 
 def unsupported_categories(country: str, categories: Iterable[str]) -> list[str]:
+    import holidays
+
     supported = set(holidays.country_holidays(country).supported_categories)
     return [c for c in categories if c not in supported]
 

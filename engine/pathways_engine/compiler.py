@@ -15,11 +15,10 @@ import threading
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from functools import cached_property
+from typing import TYPE_CHECKING
 from typing import Any
-
-from statemachine import StateChart
-from statemachine.exceptions import TransitionNotAllowed
-from statemachine.io import create_machine_class_from_definition
 
 from .errors import DefinitionError
 from .errors import Problem
@@ -31,9 +30,17 @@ from .validate import enum_values
 from .validate import field_types
 from .validate import problems
 
-_RESERVED = {n for n in dir(StateChart) if not n.startswith("_")} | {
-    "model", "state", "state_field", "start_value", "listeners", "initial", "final",
-}
+if TYPE_CHECKING:
+    from statemachine import StateChart
+
+
+@cache
+def _reserved() -> frozenset[str]:
+    from statemachine import StateChart
+
+    return frozenset({n for n in dir(StateChart) if not n.startswith("_")} | {
+        "model", "state", "state_field", "start_value", "listeners", "initial", "final",
+    })
 
 
 class _Slot:
@@ -73,8 +80,14 @@ class CompiledPathway:
         for i, t in enumerate(self.spec.transitions):
             for source in t.sources:
                 self._by_state.setdefault(source, []).append(i)
-        self.machine_class = self._build()
         self._local = threading.local()
+        self._building = threading.Lock()
+
+    @cached_property
+    def machine_class(self) -> type[StateChart]:  # type: ignore[type-arg]
+        """Built on first use: `show` and `check` read the spec and never need the class."""
+        with self._building:
+            return self._build()
 
     def _guard(self, index: int) -> Callable[..., bool]:
         condition = self.conditions[index]
@@ -93,6 +106,8 @@ class CompiledPathway:
         return mark
 
     def _build(self) -> type[StateChart]:  # type: ignore[type-arg]
+        from statemachine.io import create_machine_class_from_definition
+
         states: dict[str, dict[str, Any]] = {}
         for name, state in self.spec.states.items():
             entry: dict[str, Any] = {"initial": state.initial, "final": state.final}
@@ -131,6 +146,8 @@ class CompiledPathway:
 
     def fire(self, state: str, event: str, values: Mapping[str, Any]) -> Fired | None:
         """Run `event` through the machine from `state`; None if no guard let it through."""
+        from statemachine.exceptions import TransitionNotAllowed
+
         machine, slot = self._machine()
         slot.state, slot.fired = state, None
         try:
@@ -158,11 +175,11 @@ def _camel(text: str) -> str:
 def reserved_name_problems(definition: Definition) -> list[Problem]:
     out = []
     for name in definition.spec.states:
-        if name in _RESERVED:
+        if name in _reserved():
             out.append(Problem(definition.path, definition.line_of("states", name),
                                f"state name {name!r} is reserved by the engine; choose another"))
     for i, t in enumerate(definition.spec.transitions):
-        if t.event in _RESERVED:
+        if t.event in _reserved():
             out.append(Problem(definition.path, definition.line_of("transitions", i, "event"),
                                f"event name {t.event!r} is reserved by the engine; choose another"))
     return out

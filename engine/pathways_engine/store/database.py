@@ -28,6 +28,9 @@ from pathways_engine.errors import ConfigError
 from pathways_engine.errors import DatabaseError
 
 DEFAULT_URL = "sqlite:///pathways.db"
+# The newest migration. Opening a database compares it with `alembic_version` in plain SQL and
+# imports Alembic only to upgrade; tests check it equals Alembic's head (test_migrations.py).
+SCHEMA_HEAD = "0003"
 SQLITE_BUSY_TIMEOUT_S = 30
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -97,6 +100,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def stored_revision(engine: Engine) -> str | None:
+    """The revision in `alembic_version`, read without importing Alembic (None if absent)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("select version_num from alembic_version")).scalar()
+    except DBAPIError:
+        return None
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
@@ -128,6 +143,8 @@ class Database:
 
     def ensure_schema(self) -> None:
         try:
+            if stored_revision(self.engine) == SCHEMA_HEAD:
+                return
             current = current_revision(self.engine)
             if current != head_revision():
                 if current is None and inspect(self.engine).get_table_names() and not \
