@@ -61,4 +61,58 @@ def definitions(app: App, as_json: bool) -> None:
     emit(rows, as_json, "\n".join(lines) if lines else "(no definitions)")
 
 
-COMMANDS = [check, schema, definitions]
+@click.command()
+@click.argument("pathway")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid",
+              show_default=True, help="mermaid needs nothing; dot needs pydot; svg needs Graphviz.")
+@click.option("--version", type=int, default=None, help="Definition version (default: newest).")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write to FILE instead of stdout.")
+@click.option("--markdown", is_flag=True,
+              help="Wrap a mermaid diagram in a Markdown page (what docs/diagrams/ holds).")
+@pass_app
+def diagram(app: App, pathway: str, fmt: str, version: int | None, output: Path | None,
+            markdown: bool) -> None:
+    """Draw PATHWAY: its states, transitions and guards, responsible roles and deadlines."""
+    from pathways_engine.compiler import compile_definition
+    from pathways_engine.diagrams import markdown_page
+    from pathways_engine.diagrams import render
+
+    compiled = compile_definition(app.registry.get(pathway, version))
+    text = markdown_page(compiled) if markdown else render(compiled, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def simulate(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Run scenario files in simulated time (default: every scenarios/*.yaml of the definitions)."""
+    from .scenarios import discover
+    from .scenarios import run_file
+
+    files = discover(list(paths or app.settings.definitions))
+    if not files:
+        from pathways_engine.errors import InvalidArgument
+
+        raise InvalidArgument("no scenario files found (looked for scenarios/*.yaml)")
+    outcomes = [run_file(f, app.settings.definitions, app.settings.parties) for f in files]
+    if as_json:
+        emit([{"file": o.path, "name": o.name, "passed": o.passed, "failures": o.failures}
+              for o in outcomes], True, "")
+    else:
+        for outcome in outcomes:
+            click.echo(f"{'PASS' if outcome.passed else 'FAIL'}  {outcome.path}  {outcome.name}")
+            for failure in outcome.failures:
+                click.echo(f"      {failure}")
+        failed = sum(not o.passed for o in outcomes)
+        click.echo(f"{len(outcomes) - failed} passed, {failed} failed", err=True)
+    if any(not o.passed for o in outcomes):
+        raise SystemExit(1)
+
+
+COMMANDS = [check, schema, definitions, diagram, simulate]

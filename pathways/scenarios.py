@@ -1,0 +1,324 @@
+"""Scenario files: a pathway tried against realistic cases in simulated time, before it goes live.
+
+```yaml
+name: Referral just before Christmas
+subject: {ref: SC-1, birth_date: 2014-05-02}
+start: {at: 2026-12-18T10:00, as: gp, set: {severity: moderate, consent_exchange: true}}
+expect:                               # checked right after the start
+  state: referred
+  deadlines: {municipal_triage: {due: 2027-01-07T23:59:59+01:00, status: pending}}
+steps:
+  - at: +2 working days               # or absolute (local time in the pathway's zone)
+    event: triage_to_ppr
+    as: ppr
+    set: {}
+    expect:
+      state: ppr_assessment
+      notifications: [{template: step_assigned, to: ppr}]   # queued since the last check
+  - at: 2027-01-20T12:00
+    tick: true                        # only let time pass: due timers fire
+    expect: {notifications: [{template: deadline_reminder, to: ppr, trigger: reminder}]}
+  - at: +1 hours
+    event: close
+    as: ppr
+    expect: {error: "needs 'outcome'"}  # the step must be refused with this message
+```
+Before every step the sweep runs up to the step's time, as the scheduler would. Each scenario
+runs on its own throwaway SQLite database; nothing touches the configured one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tempfile
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pathways_engine.errors import DefinitionError
+from pathways_engine.errors import PathwaysError
+from pathways_engine.errors import Problem
+from pathways_engine.loader import load_model
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+
+_RELATIVE = re.compile(r"^\+\s*(\d{1,4})\s+(minutes?|hours?|days?|working days?|weeks?)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ExpectedDeadline(_Strict):
+    due: str | None = Field(default=None, description="ISO 8601 with offset, e.g. 2027-01-07T23:59:59+01:00")
+    status: str | None = None
+
+
+class ExpectedNotification(_Strict):
+    template: str
+    to: str
+    trigger: str | None = None
+
+
+class Expect(_Strict):
+    state: str | None = None
+    status: str | None = None
+    deadlines: dict[str, ExpectedDeadline] = Field(default_factory=dict)
+    notifications: list[ExpectedNotification] | None = None
+    error: str | None = None
+
+
+class Subject(_Strict):
+    ref: str = "SCENARIO-1"
+    birth_date: dt.date | None = None
+
+
+class Start(_Strict):
+    at: str
+    role: str = Field(alias="as")
+    set: dict[str, Any] = Field(default_factory=dict)
+    area: str | None = None
+
+
+class Step(_Strict):
+    at: str
+    event: str | None = None
+    tick: bool = False
+    role: str | None = Field(default=None, alias="as")
+    set: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = None
+    expect: Expect | None = None
+
+
+class ScenarioFile(_Strict):
+    name: str
+    pathway: str | None = None
+    version: int | None = None
+    subject: Subject = Field(default_factory=Subject)
+    start: Start
+    expect: Expect | None = None
+    steps: list[Step] = Field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    path: str
+    name: str
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Scenario files: given files, or every `scenarios/*.yaml` under given folders."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(path.glob("**/scenarios/*.yaml")) + sorted(
+                p for p in path.glob("*.yaml") if p.parent.name == "scenarios")
+        else:
+            raise DefinitionError([Problem(str(path), 1, "no such file or folder")])
+    return sorted(set(found))
+
+
+def run_file(path: Path, definitions: tuple[Path, ...], parties: Path | None) -> Outcome:
+    scenario, document = load_model(path, ScenarioFile)
+    pathway = scenario.pathway or _pathway_of(path)
+    if pathway is None:
+        raise DefinitionError([Problem(str(path), 1, "name the pathway: `pathway: ID`")])
+    with tempfile.TemporaryDirectory(prefix="pathways-simulate-") as folder:
+        return _Run(path, scenario, pathway, definitions, parties, Path(folder)).run(
+            lambda loc: document.line_of(loc))
+
+
+def _pathway_of(path: Path) -> str | None:
+    definition = path.parent.parent / "pathway.yaml"
+    if path.parent.name == "scenarios" and definition.is_file():
+        from pathways_engine.yamlsafe import parse_file
+
+        data = parse_file(definition).data
+        return str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
+    return None
+
+
+class _Run:
+    def __init__(self, path: Path, scenario: ScenarioFile, pathway: str,
+                 definitions: tuple[Path, ...], parties: Path | None, folder: Path) -> None:
+        from pathways_engine import Database
+        from pathways_engine import FixedClock
+        from pathways_engine import PathwayEngine
+        from pathways_engine import Registry
+        from pathways_notifications.composer import Composer
+        from pathways_notifications.parties import load_parties
+
+        self.path, self.scenario, self.pathway = path, scenario, pathway
+        self.registry = Registry.lazy(definitions)
+        self.definition = self.registry.get(pathway, scenario.version)
+        self.zone = ZoneInfo(self.definition.spec.timezone)
+        self.clock = FixedClock(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        self.db = Database(f"sqlite:///{folder / 'scenario.db'}")
+        self.engine = PathwayEngine(self.db, self.registry, clock=self.clock,
+                                    composer=Composer(load_parties(parties) if parties else None))
+        self.outcome = Outcome(str(path), scenario.name)
+        self.seen_messages = 0
+        self.instance = ""
+
+    def run(self, line_of: Any) -> Outcome:
+        # every time first, so a mistake in the file is reported before anything runs
+        moment = self._time(self.scenario.start.at, None, line_of(("start", "at")))
+        moments = [moment]
+        for number, step in enumerate(self.scenario.steps):
+            moments.append(self._time(step.at, moments[-1], line_of(("steps", number, "at"))))
+        try:
+            self.clock.current = moment
+            start = self.scenario.start
+            try:
+                self.instance = self.engine.start(
+                    self.pathway, subject_ref=self.scenario.subject.ref,
+                    birth_date=self.scenario.subject.birth_date, actor="scenario",
+                    role=start.role, values=start.set, at=moment, version=self.scenario.version,
+                    area=start.area)
+            except PathwaysError as exc:
+                self.outcome.failures.append(f"start: refused: {exc}")
+                return self.outcome
+            self._check("start", self.scenario.expect, None)
+            for number, (step, when) in enumerate(zip(self.scenario.steps, moments[1:],
+                                                      strict=True), 1):
+                self._step(number, step, when)
+        finally:
+            self.db.dispose()
+        return self.outcome
+
+    def _step(self, number: int, step: Step, moment: dt.datetime) -> None:
+        from pathways_engine.ticking import tick
+
+        label = f"step {number} ({step.event or 'tick'} at {moment.astimezone(self.zone):%Y-%m-%d %H:%M})"
+        self.clock.current = moment
+        tick(self.engine, moment)
+        error = None
+        if step.event:
+            try:
+                self.engine.advance(self.instance, step.event, actor="scenario",
+                                    role=step.role or "", values=step.set, note=step.note,
+                                    at=moment)
+            except PathwaysError as exc:
+                error = str(exc)
+        self._check(label, step.expect, error)
+
+    def _check(self, label: str, expect: Expect | None, error: str | None) -> None:
+        from pathways_engine.queries import show
+
+        fail = self.outcome.failures.append
+        if expect is None or expect.error is None:
+            if error is not None:
+                fail(f"{label}: refused: {error}")
+                return
+        elif error is None:
+            fail(f"{label}: expected the step to be refused ({expect.error!r}), but it was applied")
+        elif expect.error not in error:
+            fail(f"{label}: refused with {error!r}, expected a message containing {expect.error!r}")
+        data = show(self.engine, self.instance)
+        messages = self._new_messages()
+        if expect is None:
+            return
+        if expect.state is not None and data["state"] != expect.state:
+            fail(f"{label}: state: expected {expect.state}, got {data['state']}")
+        if expect.status is not None and data["status"] != expect.status:
+            fail(f"{label}: status: expected {expect.status}, got {data['status']}")
+        deadlines = {d["name"]: d for d in data["deadlines"]}
+        for name, wanted in expect.deadlines.items():
+            got = deadlines.get(name)
+            if got is None:
+                fail(f"{label}: deadline {name}: expected one, there is none "
+                     f"(there are: {', '.join(deadlines) or 'none'})")
+                continue
+            if wanted.due is not None and not _same_instant(wanted.due, got["due_local"]):
+                fail(f"{label}: deadline {name} due: expected {wanted.due}, got {got['due_local']}")
+            if wanted.status is not None and got["status"] != wanted.status:
+                fail(f"{label}: deadline {name} status: expected {wanted.status}, "
+                     f"got {got['status']}")
+        if expect.notifications is not None:
+            wanted_set = [(n.template, n.to, n.trigger) for n in expect.notifications]
+            got_set = [(m["template"], m["role"], m["trigger"]) for m in messages]
+            missing = [w for w in wanted_set if not any(_matches(w, g) for g in got_set)]
+            extra = [g for g in got_set if not any(_matches(w, g) for w in wanted_set)]
+            if missing or extra:
+                fail(f"{label}: notifications: missing {_names(missing)}; unexpected {_names(extra)}")
+
+    def _new_messages(self) -> list[dict[str, Any]]:
+        """Messages queued since the last check, each with the trigger that queued it."""
+        from pathways_engine.store.models import AuditEntry
+        from pathways_engine.store.models import OutboxMessage
+        from sqlalchemy import select
+
+        with self.db.sessions() as session:
+            rows = list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+            queued = session.scalars(select(AuditEntry).where(
+                AuditEntry.kind == "notification_queued").order_by(AuditEntry.seq))
+            # each audit entry queued `messages` rows, in the order the outbox ids were given
+            triggers = [e.changes.get("trigger") for e in queued
+                        for _ in range(int(e.changes.get("messages", 0)))]
+        new = [{"template": m.template, "role": m.role, "trigger": trigger}
+               for m, trigger in zip(rows, triggers, strict=False)][self.seen_messages:]
+        self.seen_messages += len(new)
+        return new
+
+    def _time(self, text: str, previous: dt.datetime | None, line: int) -> dt.datetime:
+        relative = _RELATIVE.match(text.strip())
+        if relative:
+            if previous is None:
+                raise DefinitionError([Problem(str(self.path), line,
+                                               "the start needs an absolute time")])
+            return self._add(previous, int(relative.group(1)), relative.group(2))
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise DefinitionError([Problem(
+                str(self.path), line, f"time {text!r}: use ISO 8601 (2027-01-05T09:00) or a "
+                "relative time such as '+3 working days'")]) from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=self.zone)
+        if previous is not None and moment < previous:
+            raise DefinitionError([Problem(str(self.path), line,
+                                           f"time {text} is before the previous step")])
+        return moment
+
+    def _add(self, previous: dt.datetime, amount: int, unit: str) -> dt.datetime:
+        from pathways_engine.calendars import WorkCalendar
+        from pathways_engine.spec import CalendarSpec
+
+        local = previous.astimezone(self.zone)
+        if unit.startswith("working"):
+            calendar = WorkCalendar(self.definition.spec.country, CalendarSpec())
+            day = calendar.add_working_days(local.date(), amount)
+            return dt.datetime.combine(day, local.time(), tzinfo=self.zone)
+        if unit.startswith(("minute", "hour")):
+            hours = amount if unit.startswith("hour") else amount / 60
+            return previous + dt.timedelta(hours=hours)
+        days = amount * (7 if unit.startswith("week") else 1)
+        return dt.datetime.combine(local.date() + dt.timedelta(days=days), local.time(),
+                                   tzinfo=self.zone)
+
+
+def _same_instant(wanted: str, got: str) -> bool:
+    try:
+        return dt.datetime.fromisoformat(wanted) == dt.datetime.fromisoformat(got)
+    except ValueError:
+        return wanted == got
+
+
+def _matches(wanted: tuple[str, str, str | None], got: tuple[str, str, str | None]) -> bool:
+    return wanted[0] == got[0] and wanted[1] == got[1] and wanted[2] in (None, got[2])
+
+
+def _names(items: list[tuple[str, str, str | None]]) -> str:
+    if not items:
+        return "none"
+    return ", ".join(f"{t} to {r}" + (f" ({trigger})" if trigger else "") for t, r, trigger in items)

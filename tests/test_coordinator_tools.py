@@ -1,0 +1,130 @@
+"""Coordinator tooling: diagrams (kept current in docs/), scenario files in simulated time."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from support import DEFINITIONS
+from support import ROOT
+
+from pathways.cli import cli
+from pathways.scenarios import discover
+from pathways.scenarios import run_file
+
+SCENARIOS = discover([DEFINITIONS])
+PATHWAYS = sorted(p.name for p in DEFINITIONS.iterdir() if (p / "pathway.yaml").is_file())
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_every_shipped_pathway_has_scenarios() -> None:
+    covered = {path.parent.parent.name for path in SCENARIOS}
+    assert covered == set(PATHWAYS)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
+def test_shipped_scenario_passes(path: Path) -> None:
+    outcome = run_file(path, (DEFINITIONS,), DEFINITIONS / "parties.yaml")
+    assert outcome.failures == []
+
+
+@pytest.mark.parametrize("pathway", PATHWAYS)
+def test_docs_diagram_is_current(pathway: str) -> None:
+    result = CliRunner().invoke(cli, ["diagram", pathway, "--markdown"])
+    assert result.exit_code == 0, result.output
+    page = ROOT / "docs" / "diagrams" / f"{pathway}.md"
+    assert page.is_file(), f"run: pathways diagram {pathway} --markdown -o {page}"
+    assert page.read_text(encoding="utf-8") == result.output, (
+        f"docs/diagrams/{pathway}.md is out of date; run: "
+        f"pathways diagram {pathway} --markdown -o docs/diagrams/{pathway}.md")
+
+
+def test_diagram_shows_states_guards_roles_and_deadlines() -> None:
+    result = CliRunner().invoke(cli, ["diagram", "mistrivsel_referral"])
+    assert result.exit_code == 0
+    text = result.output
+    assert text.startswith("stateDiagram-v2")
+    assert "referred --> bup_referred : Refer bup [severity in ['moderate', 'severe']]" in text
+    assert "note right of bup_referred" in text
+    assert "responsible: bup" in text
+    assert "information_letter: 8 working days from field:referral_received (law)" in text
+    dot = CliRunner().invoke(cli, ["diagram", "mistrivsel_referral", "--format", "dot"])
+    assert dot.exit_code == 0
+    assert "note_bup_referred -> bup_referred" in dot.output
+
+
+def test_svg_says_clearly_when_graphviz_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = CliRunner().invoke(cli, ["diagram", "mistrivsel_referral", "--format", "svg"])
+    assert result.exit_code == 1
+    assert "needs Graphviz's `dot` program" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed here")
+def test_svg_with_graphviz() -> None:
+    result = CliRunner().invoke(cli, ["diagram", "mistrivsel_referral", "--format", "svg"])
+    assert result.exit_code == 0
+    assert "<svg" in result.output
+
+
+def _scenario(tmp_path: Path, body: str) -> Path:
+    folder = tmp_path / "mistrivsel_referral"
+    shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
+    shutil.rmtree(folder / "scenarios")
+    (folder / "scenarios").mkdir()
+    path = folder / "scenarios" / "case.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_failing_expectations_are_reported_with_a_readable_difference(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, """\
+        name: wrong on purpose
+        subject: {ref: X-1, birth_date: 2014-05-02}
+        start: {at: 2026-12-18T10:00, as: gp, set: {severity: moderate, consent_exchange: true}}
+        expect:
+          state: closed
+          deadlines: {municipal_triage: {due: 2027-01-06T23:59:59+01:00}}
+        steps:
+          - at: +1 working days
+            event: triage_to_ppr
+            as: ppr
+            expect: {error: "nope"}
+        """)
+    result = CliRunner().invoke(cli, ["--definitions", str(path.parent.parent), "simulate",
+                                      str(path)])
+    assert result.exit_code == 1
+    out = result.output
+    assert f"FAIL  {path}  wrong on purpose" in out
+    assert "start: state: expected closed, got referred" in out
+    assert ("start: deadline municipal_triage due: expected 2027-01-06T23:59:59+01:00, "
+            "got 2027-01-07T23:59:59+01:00") in out
+    assert ("step 1 (triage_to_ppr at 2026-12-21 10:00): expected the step to be refused "
+            "('nope'), but it was applied") in out
+
+
+def test_scenario_file_errors_name_file_and_line(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, """\
+        name: broken
+        start: {at: 2026-12-18T10:00, as: gp}
+        steps:
+          - at: tomorrow
+            event: close
+            as: ppr
+          - {at: +1 days, evnt: close}
+        """)
+    result = CliRunner().invoke(cli, ["--definitions", str(path.parent.parent), "simulate",
+                                      str(path)])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {path}:7: steps.1.evnt: Extra inputs are not permitted\n"
+    path.write_text(path.read_text().replace("evnt", "event"))
+    result = CliRunner().invoke(cli, ["--definitions", str(path.parent.parent), "simulate",
+                                      str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {path}:4: time 'tomorrow': use ISO 8601")
