@@ -23,7 +23,7 @@ def _deadline_line(deadline: DeadlineSpec) -> str:
     return f"{deadline.name}: {parse_duration(deadline.duration)}{origin} ({deadline.status})"
 
 
-def annotations(compiled: CompiledPathway) -> dict[str, list[str]]:
+def state_notes(compiled: CompiledPathway) -> dict[str, list[str]]:
     """State -> lines: responsible role, then each deadline."""
     notes: dict[str, list[str]] = {}
     for name, state in compiled.spec.states.items():
@@ -39,7 +39,7 @@ def mermaid(compiled: CompiledPathway) -> str:
 
     text = formatter.render(compiled.machine_class, "mermaid").rstrip("\n")
     out = [text]
-    for state, lines in annotations(compiled).items():
+    for state, lines in state_notes(compiled).items():
         out.append(f"    note right of {state}")
         out += [f"        {line}" for line in lines]
         out.append("    end note")
@@ -52,8 +52,8 @@ def dot(compiled: CompiledPathway) -> str:
     import pydot
     from statemachine.contrib.diagram import DotGraphMachine
 
-    graph = DotGraphMachine(compiled.machine_class).get_graph()
-    for state, lines in annotations(compiled).items():
+    graph = DotGraphMachine(compiled.machine_class).get_graph()  # type: ignore[no-untyped-call]
+    for state, lines in state_notes(compiled).items():
         note = f"note_{state}"
         label = "\\l".join(line.replace('"', "'") for line in lines) + "\\l"
         graph.add_node(pydot.Node(note, label=f'"{label}"', shape="note", fontsize="9",
