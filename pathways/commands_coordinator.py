@@ -115,4 +115,34 @@ def simulate(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
         raise SystemExit(1)
 
 
-COMMANDS = [check, schema, definitions, diagram, simulate]
+@click.command()
+@click.option("--pathway", required=True, help="The pathway whose running instances move.")
+@click.option("--to", "to_version", required=True, type=int, help="The version to move them to.")
+@click.option("--map", "mappings", multiple=True, metavar="OLD=NEW",
+              help="Where instances in OLD go (a state of the new version). Repeatable.")
+@click.option("--dry-run", is_flag=True, help="Show what would move; write nothing.")
+@click.option("--as", "actor", required=True, metavar="ACTOR", help="Who migrates (audited).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def migrate(app: App, pathway: str, to_version: int, mappings: tuple[str, ...], dry_run: bool,
+            actor: str, as_json: bool) -> None:
+    """Move running instances of a pathway to another version, recomputing their deadlines."""
+    from pathways_engine.migration import migrate as apply_migration
+    from pathways_engine.migration import parse_mapping
+    from pathways_engine.migration import plan
+
+    app.actors.known(actor)
+    mapping = parse_mapping(mappings)
+    checked = plan(app.engine, pathway, to_version, mapping)
+    moves = [{"from_version": v, "from": old, "to": new, "instances": n}
+             for (v, old, new), n in sorted(checked.moves.items())]
+    moved = 0 if dry_run else apply_migration(app.engine, checked, mapping, actor)
+    lines = [f"  v{m['from_version']} {m['from']} -> v{to_version} {m['to']}: {m['instances']}"
+             for m in moves]
+    head = (f"would move {checked.total} instances" if dry_run
+            else f"moved {moved} instances") + f" of {pathway} to version {to_version}"
+    emit({"pathway": pathway, "to_version": to_version, "dry_run": dry_run,
+          "moved": moved, "moves": moves}, as_json, "\n".join([head, *lines]))
+
+
+COMMANDS = [check, schema, definitions, diagram, simulate, migrate]

@@ -113,7 +113,7 @@ class PathwayEngine:
             self._compiled[content_hash] = compiled
         return compiled
 
-    def _store_snapshot(self, session: Session, definition: Definition, now: dt.datetime) -> None:
+    def store_snapshot(self, session: Session, definition: Definition, now: dt.datetime) -> None:
         if session.get(DefinitionSnapshot, definition.content_hash) is None:
             session.add(DefinitionSnapshot(
                 content_hash=definition.content_hash, pathway_id=definition.spec.id,
@@ -157,7 +157,7 @@ class PathwayEngine:
         with self.writing() as session:
             subject = self._subject(session, subject_ref, birth_date, now)
             _check_eligible(definition, subject, at)
-            self._store_snapshot(session, definition, now)
+            self.store_snapshot(session, definition, now)
             instance = Instance(
                 id=secrets.token_hex(8), pathway_id=spec.id, pathway_version=spec.version,
                 content_hash=definition.content_hash, subject_id=subject.id,
