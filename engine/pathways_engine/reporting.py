@@ -1,0 +1,151 @@
+"""The steering group's figures, computed in the database so they stay fast on a million cases.
+
+Per pathway and step (state), or per responsible role, or per organisation (the instance's
+area: its municipality or region), over a period:
+
+- started: entries into the step in the period; completed: exits from it in the period;
+- median and 90th percentile time in the step, over the exits in the period;
+- deadlines met: of the deadlines closed in the period, the share met on time
+  (met / (met + met_late + timed_out)); cancelled ones (a migration, a finished pathway that
+  made them moot) do not count;
+- overdue now: pending deadlines already past due.
+
+Stays are the audit trail's start/transition/migration entries paired with the next one by a
+window function (LAG); percentiles are picked by ROW_NUMBER, so SQLite and PostgreSQL give the
+same answer without loading rows into Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy import and_
+from sqlalchemy import case
+from sqlalchemy import func
+from sqlalchemy import literal
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .store.models import AuditEntry
+from .store.models import Deadline
+from .store.models import Instance
+
+GROUPINGS = ("step", "role", "organisation")
+
+
+def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _group(by: str, pathway: Any, state: Any, area: Any, roles: Mapping[tuple[str, str], str],
+           ) -> ColumnElement[Any]:
+    if by == "step":
+        return state  # type: ignore[no-any-return]
+    if by == "organisation":
+        return func.coalesce(area, literal("(no area)"))
+    whens = [(and_(pathway == p, state == s), literal(role)) for (p, s), role in roles.items()]
+    return case(*whens, else_=literal("(none)")) if whens else literal("(none)")
+
+
+def report(session: Session, *, start: dt.datetime, end: dt.datetime, now: dt.datetime,
+           pathway: str | None, by: str, roles: Mapping[tuple[str, str], str]) -> list[dict[str, Any]]:
+    """One row per pathway and group, sorted; every figure is computed by the database."""
+    dialect = session.get_bind().dialect.name
+    steps = (select(AuditEntry.instance_id, AuditEntry.seq, AuditEntry.at, AuditEntry.to_state)
+             .where(AuditEntry.kind.in_(("start", "transition", "migration"))))
+    if pathway:
+        steps = steps.join(Instance, Instance.id == AuditEntry.instance_id).where(
+            Instance.pathway_id == pathway)
+    s = steps.subquery()
+    stays = select(
+        s.c.instance_id, s.c.to_state.label("state"), s.c.at.label("entered"),
+        func.lead(s.c.at).over(partition_by=s.c.instance_id, order_by=s.c.seq).label("left"),
+    ).subquery()
+    base = (select(Instance.pathway_id.label("pathway"),
+                   _group(by, Instance.pathway_id, stays.c.state, Instance.area, roles).label("grp"),
+                   stays.c.entered, stays.c.left,
+                   _seconds(stays.c.left, stays.c.entered, dialect).label("secs"))
+            .select_from(stays).join(Instance, Instance.id == stays.c.instance_id)).subquery()
+
+    started = dict(_counted(session, base, base.c.entered, start, end))
+    completed = dict(_counted(session, base, base.c.left, start, end))
+    ranked = select(
+        base.c.pathway, base.c.grp, base.c.secs,
+        func.row_number().over(partition_by=(base.c.pathway, base.c.grp),
+                               order_by=base.c.secs).label("rn"),
+        func.count().over(partition_by=(base.c.pathway, base.c.grp)).label("n"),
+    ).where(base.c.left.is_not(None), base.c.left >= start, base.c.left < end).subquery()
+    quantiles: dict[tuple[str, str], dict[str, float]] = {}
+    median_rank, p90_rank = _ceil(ranked.c.n, 1, 2), _ceil(ranked.c.n, 9, 10)
+    for row in session.execute(select(ranked.c.pathway, ranked.c.grp, ranked.c.secs, ranked.c.rn,
+                                      ranked.c.n).where((ranked.c.rn == median_rank)
+                                                        | (ranked.c.rn == p90_rank))):
+        figures = quantiles.setdefault((row.pathway, row.grp), {})
+        if row.rn == math.ceil(row.n * 0.5):
+            figures["median"] = float(row.secs)
+        if row.rn == math.ceil(row.n * 0.9):
+            figures["p90"] = float(row.secs)
+
+    deadline_group = _deadline_group(by, roles)
+    closed = (select(Instance.pathway_id, deadline_group,
+                     func.sum(case((Deadline.status == "met", 1), else_=0)),
+                     func.sum(case((Deadline.status.in_(("met", "met_late", "timed_out")), 1),
+                                   else_=0)))
+              .select_from(Deadline).join(Instance, Instance.id == Deadline.instance_id)
+              .where(Deadline.closed_at >= start, Deadline.closed_at < end)
+              .group_by(Instance.pathway_id, deadline_group))
+    overdue = (select(Instance.pathway_id, deadline_group, func.count())
+               .select_from(Deadline).join(Instance, Instance.id == Deadline.instance_id)
+               .where(Deadline.status == "pending", Deadline.due_at < now)
+               .group_by(Instance.pathway_id, deadline_group))
+    if pathway:
+        closed = closed.where(Instance.pathway_id == pathway)
+        overdue = overdue.where(Instance.pathway_id == pathway)
+    met = {(p, g): (int(m or 0), int(t or 0)) for p, g, m, t in session.execute(closed)}
+    late = {(p, g): int(n) for p, g, n in session.execute(overdue)}
+
+    keys = sorted(set(started) | set(completed) | set(met) | set(late), key=lambda k: (k[0], str(k[1])))
+    rows = []
+    for key in keys:
+        on_time, closed_count = met.get(key, (0, 0))
+        figures = quantiles.get(key, {})
+        rows.append({
+            "pathway": key[0], by: key[1], "started": started.get(key, 0),
+            "completed": completed.get(key, 0),
+            "median_days": _days(figures.get("median")), "p90_days": _days(figures.get("p90")),
+            "deadlines_closed": closed_count,
+            "deadlines_met_share": round(on_time / closed_count, 3) if closed_count else None,
+            "overdue_now": late.get(key, 0),
+        })
+    return rows
+
+
+def _counted(session: Session, base: Any, column: Any, start: dt.datetime,
+             end: dt.datetime) -> list[tuple[tuple[str, str], int]]:
+    query = (select(base.c.pathway, base.c.grp, func.count())
+             .where(column.is_not(None), column >= start, column < end)
+             .group_by(base.c.pathway, base.c.grp))
+    return [((p, g), int(n)) for p, g, n in session.execute(query)]
+
+
+def _ceil(n: Any, numerator: int, denominator: int) -> ColumnElement[int]:
+    """ceil(n * numerator / denominator) in integer arithmetic, the same on both databases."""
+    return (n * numerator + (denominator - 1)) // denominator  # type: ignore[no-any-return]
+
+
+def _deadline_group(by: str, roles: Mapping[tuple[str, str], str]) -> ColumnElement[Any]:
+    if by == "step":
+        return func.coalesce(Deadline.state, literal("(whole pathway)"))
+    if by == "organisation":
+        return func.coalesce(Instance.area, literal("(no area)"))
+    return func.coalesce(Deadline.responsible, literal("(none)"))
+
+
+def _days(seconds: float | None) -> float | None:
+    return round(seconds / 86400, 2) if seconds is not None else None

@@ -1,0 +1,70 @@
+"""`pathways report`: figures computed in the database, the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+
+from pathways_engine import Database
+from pathways_engine import FixedClock
+from pathways_engine import PathwayEngine
+from pathways_engine import Registry
+from support import Cli
+
+START = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def populate(engine: PathwayEngine) -> None:
+    """11 children triaged after 1..10 and 20 days (municipal triage: 10 working days, due
+    16 November), 2 still waiting (overdue now), one of them in another area."""
+    for n, days in enumerate([*range(1, 11), 20]):
+        child = engine.start("mistrivsel_referral", subject_ref=f"R-{n}",
+                             birth_date=dt.date(2014, 1, 1), actor="gp1", role="gp",
+                             values={"severity": "moderate", "consent_exchange": True}, at=START,
+                             area="norddjurs")
+        engine.advance(child, "triage_to_ppr", actor="p", role="ppr",
+                       at=START + dt.timedelta(days=days))
+    for n, area in enumerate(["norddjurs", "syddjurs"]):
+        engine.start("mistrivsel_referral", subject_ref=f"W-{n}", birth_date=dt.date(2014, 1, 1),
+                     actor="gp1", role="gp", values={"severity": "mild", "consent_exchange": True},
+                     at=START, area=area)
+
+
+def test_report_by_step_role_and_organisation(database: Database, registry: Registry,
+                                              db_url: str) -> None:
+    populate(PathwayEngine(database, registry, clock=FixedClock(START + dt.timedelta(days=200))))
+    run = Cli(db_url)
+    args = ["report", "--from", "2026-11-01", "--to", "2026-12-31", "--format", "json"]
+    rows = {r["step"]: r for r in json.loads(run(*args).output)}
+    referred = rows["referred"]
+    assert referred["started"] == 13
+    assert referred["completed"] == 11
+    assert referred["median_days"] == 6.0   # the 6th of 11 stays
+    assert referred["p90_days"] == 10.0     # the 10th of 11
+    assert referred["deadlines_closed"] == 11
+    assert referred["deadlines_met_share"] == round(10 / 11, 3)  # the 20-day one was late
+    assert referred["overdue_now"] == 2
+    assert rows["ppr_assessment"]["started"] == 11
+    by_role = {r["role"]: r for r in json.loads(run(*args, "--by", "role").output)}
+    assert by_role["ppr"]["completed"] == 11
+    by_area = {r["organisation"]: r for r in json.loads(run(*args, "--by", "organisation").output)}
+    assert by_area["syddjurs"]["overdue_now"] == 1
+    assert by_area["norddjurs"]["overdue_now"] == 1
+    later = json.loads(run("report", "--from", "2027-01-01", "--to", "2027-01-31", "--format",
+                           "json").output)
+    assert all(r["started"] == 0 and r["completed"] == 0 for r in later)
+    table = run("report", "--from", "2026-11-01", "--to", "2026-12-31").output
+    assert "91%" in table
+    assert table.splitlines()[0].split() == [
+        "pathway", "step", "started", "completed", "median_days", "p90_days", "deadlines_closed",
+        "deadlines_met_share", "overdue_now"]
+    parsed = list(csv.DictReader(io.StringIO(run(*args[:-2], "--format", "csv").output)))
+    assert {r["step"] for r in parsed} >= {"referred", "ppr_assessment"}
+
+
+def test_report_argument_errors(run: Cli) -> None:
+    assert "--from 2027-01-02 is after --to 2027-01-01" in run(
+        "report", "--from", "2027-01-02", "--to", "2027-01-01", code=1).stderr
+    assert "unknown pathway 'nope'" in run("report", "--pathway", "nope", code=1).stderr
