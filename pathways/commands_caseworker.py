@@ -129,3 +129,27 @@ def history(app: App, instance: str, as_json: bool) -> None:
 
 
 COMMANDS = [start, advance, show, list_, history]
+
+
+@click.command()
+@click.argument("instance")
+@click.option("--format", "fmt", type=click.Choice(["fhir"]), default="fhir", show_default=True,
+              help="fhir: a FHIR R4 Bundle with a CarePlan and its Tasks.")
+@pass_app
+def export(app: App, instance: str, fmt: str) -> None:
+    """Export INSTANCE for other systems (no names or personal identity numbers)."""
+    import json
+
+    from pathways_engine.queries import show
+    from pathways_engine.runtime import get_instance
+
+    from .fhir import bundle
+
+    data = show(app.engine, instance)
+    with app.db.sessions() as session:
+        spec = app.engine.compiled_for(session, get_instance(session, instance).content_hash).spec
+    roles = {name: state.responsible for name, state in spec.states.items()}
+    click.echo(json.dumps(bundle(data, roles), indent=2, ensure_ascii=False))
+
+
+COMMANDS.append(export)

@@ -1,0 +1,109 @@
+"""One instance as FHIR R4 resources: a CarePlan with a Task for every step it has been in.
+
+Built with `fhir.resources` (its R4B models, the R4 line), so every resource is validated as it
+is made; a mapping mistake fails here, not in the receiving system. Statuses follow the FHIR
+Task state machine:
+
+- a step the pathway has left: `completed`; a step it is in now: `in-progress`;
+- a finished pathway's last step: `completed`;
+- the step's deadline (its earliest) goes in `restriction.period.end`, and how it went
+  (met, met_late, overdue, timed_out, cancelled) in `businessStatus`;
+- a deadline that timed out makes its Task `failed`; a cancelled one `cancelled`.
+
+The subject is referred to only by its pseudonymous reference: an export carries no name or
+personal identity number (domain.md §5).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+SUBJECT_SYSTEM = "urn:pathways:subject"
+INSTANCE_SYSTEM = "urn:pathways:instance"
+
+
+def bundle(data: dict[str, Any], responsible: dict[str, str | None]) -> dict[str, Any]:
+    """`show --json` of an instance (and each state's responsible role) -> a validated FHIR R4
+    collection Bundle, as a dict."""
+    from fhir.resources.R4B.bundle import Bundle
+    from fhir.resources.R4B.careplan import CarePlan
+    from fhir.resources.R4B.task import Task
+
+    steps = _steps(data)
+    subject = {"identifier": {"system": SUBJECT_SYSTEM, "value": data["subject"]},
+               "display": f"pseudonym {data['subject']}"}
+    plan_id = data["id"]
+    tasks = []
+    for index, step in enumerate(steps):
+        deadline = _deadline_of(data, step["state"])
+        task: dict[str, Any] = {
+            "resourceType": "Task", "id": f"{plan_id}-{index + 1}",
+            "identifier": [{"system": INSTANCE_SYSTEM, "value": f"{plan_id}/{index + 1}"}],
+            "status": _task_status(step, deadline, data["status"]), "intent": "plan",
+            "basedOn": [{"reference": f"urn:uuid:{_uuid(plan_id)}"}],
+            "code": {"coding": [{"system": f"urn:pathways:{data['pathway']}:state",
+                                 "code": step["state"]}], "text": step["state"]},
+            "for": subject,
+            "authoredOn": step["entered"],
+            "executionPeriod": {"start": step["entered"], **({"end": step["left"]}
+                                                             if step["left"] else {})},
+        }
+        if responsible.get(step["state"]):
+            task["owner"] = {"display": responsible[step["state"]]}
+        if deadline is not None:
+            task["restriction"] = {"period": {"end": deadline["due_utc"]}}
+            task["businessStatus"] = {"text": f"{deadline['name']}: {deadline['status']}"}
+        tasks.append(Task.model_validate(task))
+    title = data["title"].get("en") or next(iter(data["title"].values()))
+    careplan = CarePlan.model_validate({
+        "resourceType": "CarePlan", "id": plan_id,
+        "identifier": [{"system": INSTANCE_SYSTEM, "value": plan_id}],
+        "instantiatesUri": [f"urn:pathways:definition:{data['pathway']}:{data['version']}"],
+        "status": "completed" if data["status"] == "completed" else "active",
+        "intent": "plan", "title": title, "subject": subject,
+        "period": {"start": data["started_at"],
+                   **({"end": data["completed_at"]} if data["completed_at"] else {})},
+        "activity": [{"reference": {"reference": f"urn:uuid:{_uuid(t.id)}"}} for t in tasks],
+    })
+    result = Bundle.model_validate({
+        "resourceType": "Bundle", "type": "collection",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "entry": [{"fullUrl": f"urn:uuid:{_uuid(r.id)}", "resource": r}
+                  for r in (careplan, *tasks)],
+    })
+    return dict(result.model_dump(mode="json", exclude_none=True))
+
+
+def _steps(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each visit of a state, from the audit trail (start, transitions, migrations)."""
+    steps: list[dict[str, Any]] = []
+    for entry in data["history"]:
+        if entry["kind"] not in {"start", "transition", "migration"} or not entry["to"]:
+            continue
+        if steps:
+            steps[-1]["left"] = entry["at"]
+        steps.append({"state": entry["to"], "entered": entry["at"], "left": None})
+    return steps
+
+
+def _deadline_of(data: dict[str, Any], state: str) -> dict[str, Any] | None:
+    rows = [d for d in data["deadlines"] if d["state"] == state]
+    return min(rows, key=lambda d: d["due_utc"]) if rows else None
+
+
+def _task_status(step: dict[str, Any], deadline: dict[str, Any] | None, status: str) -> str:
+    if deadline is not None and deadline["status"] == "timed_out":
+        return "failed"
+    if deadline is not None and deadline["status"] == "cancelled" and step["left"] is None:
+        return "cancelled"
+    if step["left"] is not None or status == "completed":
+        return "completed"
+    return "in-progress"
+
+
+def _uuid(name: str | None) -> str:
+    """The stable urn:uuid a resource has in the Bundle; references inside it use the same."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:pathways:{name}"))
