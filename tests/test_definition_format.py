@@ -204,3 +204,11 @@ def test_the_reused_machine_runs_again_after_a_final_state_or_a_refusal() -> Non
     again = compiled.fire("referred", "triage_to_ppr", {})
     assert again is not None
     assert again.target == "ppr_assessment"
+
+
+def test_event_with_the_name_of_a_state_is_refused(tmp_path: Path) -> None:
+    # python-statemachine gives events and states one namespace; found by a shipped pathway
+    text = MINIMAL + "  - {event: done, from: open, to: done, roles: [gp]}\n"
+    code, out = check(write(tmp_path, text))
+    assert code == 1
+    assert "p.yaml:18: event 'done' has the name of a state" in out

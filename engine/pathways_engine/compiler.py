@@ -178,7 +178,12 @@ def reserved_name_problems(definition: Definition) -> list[Problem]:
         if name in _reserved():
             out.append(Problem(definition.path, definition.line_of("states", name),
                                f"state name {name!r} is reserved by the engine; choose another"))
+    states = set(definition.spec.states)
     for i, t in enumerate(definition.spec.transitions):
+        if t.event in states:
+            out.append(Problem(definition.path, definition.line_of("transitions", i, "event"),
+                               f"event {t.event!r} has the name of a state; events and states "
+                               "share one namespace in the machine, rename one of them"))
         if t.event in _reserved():
             out.append(Problem(definition.path, definition.line_of("transitions", i, "event"),
                                f"event name {t.event!r} is reserved by the engine; choose another"))
