@@ -30,7 +30,7 @@ from pathways_engine.errors import DatabaseError
 DEFAULT_URL = "sqlite:///pathways.db"
 # The newest migration. Opening a database compares it with `alembic_version` in plain SQL and
 # imports Alembic only to upgrade; tests check it equals Alembic's head (test_migrations.py).
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 SQLITE_BUSY_TIMEOUT_S = 30
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -147,8 +147,10 @@ class Deadline(Base):
     status: Mapped[str] = mapped_column(String(16))  # pending | met | cancelled | timed_out
     closed_at: Mapped[dt.datetime | None]
     rule: Mapped[dict[str, Any]]
+    # (instance_id, status) outranks (status, due_at) for one instance's pending deadlines, so
+    # SQLite's planner never scans every pending deadline to close one instance's (bench/).
     __table_args__ = (Index("ix_deadlines_status_due", "status", "due_at"),
-                      Index("ix_deadlines_instance", "instance_id"))
+                      Index("ix_deadlines_instance_status", "instance_id", "status"))
 
 
 class Timer(Base):
@@ -163,7 +165,8 @@ class Timer(Base):
     status: Mapped[str] = mapped_column(String(16))  # pending | fired | cancelled
     fired_at: Mapped[dt.datetime | None]
     __table_args__ = (Index("ix_timers_status_due", "status", "due_at"),
-                      Index("ix_timers_instance", "instance_id"))
+                      Index("ix_timers_instance_status", "instance_id", "status"),
+                      Index("ix_timers_deadline_status", "deadline_id", "status"))
 
 
 class OutboxMessage(Base):
@@ -191,7 +194,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),
+                      Index("ix_outbox_instance", "instance_id"))
 
 
 class Assignment(Base):
@@ -206,6 +210,8 @@ class Assignment(Base):
     actor: Mapped[str] = mapped_column(String(128))
     active: Mapped[bool]
 
+    __table_args__ = (Index("ix_assignments_instance", "instance_id"),)
+
 
 class Consent(Base):
     """Consent, or a statutory basis, to share personal data with one sector."""
@@ -219,3 +225,5 @@ class Consent(Base):
     given_by: Mapped[str | None] = mapped_column(String(128))
     at: Mapped[dt.datetime]
     withdrawn_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (Index("ix_consents_instance", "instance_id"),)
