@@ -21,22 +21,17 @@ from sqlalchemy import text
 from .common import START
 from .common import Figure
 from .common import best_of
-from .common import make_engine
 from .common import seconds
 from .common import sqlite_url
-from .common import start_children
+from .seeding import template_instance
 
 CHUNK = 10_000
 
 
 def _seed(url: str, count: int) -> Any:
     """`count` children: referred -> ppr_assessment -> closed, a met and a late deadline each."""
-    engine = make_engine(url)
-    [template_id] = start_children(engine, 1, "T")
+    engine, _, row = template_instance(url)
     db = engine.db
-    with db.sessions() as session:
-        template = session.get_one(Instance, template_id)
-        row = {c.key: getattr(template, c.key) for c in Instance.__table__.columns}
     for start in range(0, count, CHUNK):
         instances, entries, deadlines = [], [], []
         for n in range(start, min(count, start + CHUNK)):

@@ -11,6 +11,7 @@ import datetime as dt
 import sys
 from typing import Any
 
+from pathways_engine import PathwayEngine
 from pathways_engine.store.models import Deadline
 from pathways_engine.store.models import Instance
 from pathways_engine.store.models import Timer
@@ -26,13 +27,20 @@ DUE = START + dt.timedelta(days=3)
 LATER = START + dt.timedelta(days=3650)
 
 
-def seed(url: str, population: int, due: int) -> None:
+def template_instance(url: str) -> tuple[PathwayEngine, str, dict[str, Any]]:
+    """An engine on `url` and one real instance's row, to clone (snapshot, subject, chain)."""
     engine = make_engine(url)
     [template_id] = start_children(engine, 1, "T")
-    db = engine.db
-    with db.sessions() as session:
+    with engine.db.sessions() as session:
         template = session.get_one(Instance, template_id)
         row = {c.key: getattr(template, c.key) for c in Instance.__table__.columns}
+    return engine, template_id, row
+
+
+def seed(url: str, population: int, due: int) -> None:
+    engine, template_id, row = template_instance(url)
+    db = engine.db
+    with db.sessions() as session:
         deadline = session.scalars(select(Deadline).where(Deadline.instance_id == template_id)).one()
         drow = {c.key: getattr(deadline, c.key) for c in Deadline.__table__.columns}
         next_id = int(session.scalar(select(Deadline.id).order_by(Deadline.id.desc())) or 0) + 1

@@ -5,9 +5,9 @@ The library names are imported on first use, so `pathways --help` starts fast.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
-from typing import Any
+
+from pathways_engine.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pathways_engine import Database as Database
@@ -24,9 +24,4 @@ _EXPORTS = {"Database": "pathways_engine", "FixedClock": "pathways_engine",
             "Registry": "pathways_engine", "App": "pathways.app", "Settings": "pathways.config"}
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pathways' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,9 +7,9 @@ pay for SQLAlchemy, pydantic and python-statemachine at start-up (bench/cli.py).
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
-from typing import Any
+
+from .lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .errors import PathwaysError as PathwaysError
@@ -29,9 +29,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pathways_engine' has no attribute {name!r}")
-    return getattr(import_module(module, __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

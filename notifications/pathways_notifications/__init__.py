@@ -6,9 +6,9 @@ first use, so loading the parties file does not import Jinja2.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
-from typing import Any
+
+from pathways_engine.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .composer import Composer as Composer
@@ -22,9 +22,4 @@ _EXPORTS = {"Composer": ".composer", "DeliveryReport": ".delivery", "deliver": "
             "Parties": ".parties", "load_parties": ".parties", "render": ".rendering"}
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pathways_notifications' has no attribute {name!r}")
-    return getattr(import_module(module, __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
