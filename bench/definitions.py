@@ -1,6 +1,7 @@
 """All shipped definitions checked (schema, graph, guards, templates) and compiled, once warm.
 
-Baseline: reading the same YAML files with PyYAML's safe_load, the least any loader must do.
+Baseline: reading the same YAML files with libyaml (PyYAML's CSafeLoader), the least any
+loader must do.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _check_and_compile() -> None:
 
 def _yaml_floor() -> None:
     for path in sorted(DEFINITIONS.glob("*/pathway.yaml")):
-        yaml.safe_load(path.read_text(encoding="utf-8"))
+        yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
 
 
 def run(scale: str) -> list[Figure]:
@@ -38,4 +39,4 @@ def run(scale: str) -> list[Figure]:
     floor = best_of(repeats, lambda: seconds(_yaml_floor)) * 1000
     count = len(list(DEFINITIONS.glob("*/pathway.yaml")))
     return [Figure("definitions", f"check + compile all {count} shipped definitions (warm)", ours,
-                   "ms", "yaml.safe_load of the same files", floor, "<= 100 ms", ours <= 100)]
+                   "ms", "libyaml CSafeLoader load of the same files", floor, "<= 100 ms", ours <= 100)]
