@@ -1,7 +1,7 @@
 """`pathways demo`: the shipped pathways walked through a scripted scenario, with a timeline.
 
-Simulated time runs from 2 November 2026 to early 2027 (across Christmas and the end of
-daylight saving); the sweep fires reminders and escalations and the console channel shows
+Simulated time runs from 2 November 2026 to January 2028 (across Christmas, Easter, both
+daylight-saving changes, and a Swedish deadline moved past julafton); the sweep fires reminders and escalations and the console channel shows
 the messages as they go out.
 """
 
@@ -107,8 +107,26 @@ def run_demo(app: App) -> None:
                               values={"follow_up_plan": "Ugentlige samtaler, skolestøtte"}))
     sweep(_t("2027-06-30T12:00"))
 
+    click.echo("\n== Sweden: discharge and SIP; Lag 1930:173 moves the deadline past julafton ==")
+    clock.current = max(clock.current, _t("2027-12-13T10:00"))
+    youth = start("sip_utskrivning", subject_ref=f"DEMO-{tag}-S1", birth_date=dt.date(2012, 3, 1),
+                  actor="avd.dalarna", role="slutenvard", at=_t("2027-12-13T10:00"),
+                  values={"beraknad_utskrivning": "2027-12-21"}, area="borlange")
+    click.echo(f"2027-12-13 10:00  admitted to the BUP ward in Region Dalarna {youth}")
+    deliver_pending(app)
+    at("2027-12-13T16:00", "admission notice sent within 24 hours",
+       lambda: advance(youth, "skicka_inskrivningsmeddelande", actor="avd.dalarna",
+                       role="slutenvard"))
+    at("2027-12-21T11:00", "ready for discharge: SIP call due 27 Dec (24 Dec is julafton)",
+       lambda: advance(youth, "meddela_utskrivningsklar", actor="avd.dalarna", role="slutenvard",
+                       values={"insatser_region_och_kommun": True}))
+    at("2027-12-27T09:00", "SIP meeting called, with the young person's consent",
+       lambda: advance(youth, "kalla_till_sip", actor="fvk.borlange", role="fast_vardkontakt",
+                       values={"samtycke_sip": True}))
+    sweep(_t("2028-01-10T12:00"))
+
     click.echo("\n== Where each pathway stands ==")
-    for instance in (child, mother, teen):
+    for instance in (child, mother, teen, youth):
         data = show(engine, instance)
         click.echo(f"{data['id']}  {data['pathway']:<28} {data['state']:<26} "
                    f"history: {len(data['history'])} entries")
