@@ -1,8 +1,8 @@
 """`pathways demo`: the shipped pathways walked through a scripted scenario, with a timeline.
 
 Simulated time runs from 2 November 2026 to January 2028 (across Christmas, Easter, both
-daylight-saving changes, and a Swedish deadline moved past julafton); the sweep fires reminders and escalations and the console channel shows
-the messages as they go out.
+daylight-saving changes, and a Swedish deadline moved past julafton); the sweep fires
+reminders and escalations and the console channel shows the messages as they go out.
 """
 
 from __future__ import annotations

@@ -111,3 +111,16 @@ def test_running_instances_stay_pinned_when_the_file_changes_or_goes(tmp_path: o
     shown = json.loads(Cli(sqlite_url, DEFINITIONS)("show", instance, "--json").output)
     assert shown["version"] == 1
     assert shown["state"] == "awaiting_agreement"
+
+
+def test_demo_runs_the_main_job_on_sqlite(sqlite_url: str) -> None:
+    result = CliRunner().invoke(cli, ["--db", sqlite_url, "demo"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "✉ to ppr_norddjurs (ppr)" in out  # messages flow through the console channel
+    assert "⏰ sweep:" in out
+    assert "SIP call due 27 Dec (24 Dec is julafton)" in out
+    assert "kallelse_till_sip                  met       due 2027-12-27T23:59" in out
+    again = CliRunner().invoke(cli, ["--db", sqlite_url, "demo"])  # a second run adds cases
+    assert again.exit_code == 0, again.output
+    assert CliRunner().invoke(cli, ["--db", sqlite_url, "audit", "verify"]).exit_code == 0
