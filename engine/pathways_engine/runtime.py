@@ -109,7 +109,7 @@ class PathwayEngine:
             snapshot = session.get(DefinitionSnapshot, content_hash)
             if snapshot is None:  # pragma: no cover - guarded by a foreign key
                 raise DatabaseError(f"definition snapshot {content_hash[:12]} is missing")
-            compiled = compile_definition(from_snapshot(snapshot.source))
+            compiled = compile_definition(from_snapshot(snapshot.source), checked=True)
             self._compiled[content_hash] = compiled
         return compiled
 
