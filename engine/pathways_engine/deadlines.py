@@ -97,10 +97,8 @@ def open_deadlines(session: Session, spec: PathwaySpec, instance: Instance, stat
         session.add(row)
         created.append(row)
         planned.append(timers)
-    if created:
-        session.flush()  # one flush gives every new deadline its id
-    for row, timers in zip(created, planned, strict=True):
-        session.add_all([Timer(instance_id=instance.id, deadline_id=row.id, kind=timer.kind,
+    for row, timers in zip(created, planned, strict=True):  # the flush fills deadline_id
+        session.add_all([Timer(instance_id=instance.id, deadline=row, kind=timer.kind,
                                due_at=timer.due_at, status="pending", fired_at=None)
                          for timer in timers])
     return created

@@ -229,25 +229,56 @@ class PathwayEngine:
     def advance_many(self, requests: Sequence[StepRequest]) -> list[Step | PathwaysError]:
         """Apply many independent steps with one commit (group commit), for integrations.
 
-        Each step runs in its own savepoint under the instance's row lock, so a refused step
-        (bad role, failing guard, stale `expected_version`) is rolled back alone and returned
-        as its error, while the others commit together. A crash loses the whole batch, never
-        part of a step. One commit per batch instead of per step is what makes bulk imports
-        and high-volume integrations fast (bench/, issue 8).
+        A step refused before it writes anything (bad role, failing guard, stale
+        `expected_version`) is returned as its error and the others go on. A step that fails
+        while writing rolls the batch back; the batch is then redone without it. The batch's
+        rows reach the database together at commit, which is what makes bulk imports and
+        high-volume integrations fast (bench/, issue 8). A crash loses the whole batch, never
+        part of a step.
         """
-        now = self.clock.now()
-        results: list[Step | PathwaysError] = []
-        with self.writing() as session:
-            for request in requests:
-                try:
-                    with session.begin_nested():
-                        results.append(self._step_locked(session, request, now))
-                except PathwaysError as error:
-                    results.append(error)
-            failpoints.hit("advance_many.before_commit")
-        return results
+        results: dict[int, Step | PathwaysError] = {}
+        todo = list(range(len(requests)))
+        while todo:
+            now = self.clock.now()
+            try:
+                with self.writing() as session, session.no_autoflush:
+                    done = self._batch(session, requests, todo, now)
+                    failpoints.hit("advance_many.before_commit")
+            except _FailedWhileWriting as failed:
+                results[failed.position] = failed.error
+                todo.remove(failed.position)
+                continue
+            results.update(done)
+            todo = []
+        return [results[i] for i in range(len(requests))]
 
-    def _step_locked(self, session: Session, request: StepRequest, now: dt.datetime) -> Step:
+    def _batch(self, session: Session, requests: Sequence[StepRequest], positions: list[int],
+               now: dt.datetime) -> dict[int, Step | PathwaysError]:
+        done: dict[int, Step | PathwaysError] = {}
+        touched: set[str] = set()
+        for position in positions:
+            request = requests[position]
+            if request.instance_id in touched:
+                session.flush()  # it is read again under lock: its earlier step must be written
+            try:
+                instance, compiled, subject, fired, given, at = self._prepare(session, request, now)
+            except PathwaysError as refused:
+                done[position] = refused
+                continue
+            touched.add(instance.id)
+            try:
+                self.apply(session, compiled, instance, subject, fired, given,
+                           actor=request.actor, role=request.role, at=at, now=now,
+                           note=request.note)
+            except PathwaysError as error:
+                raise _FailedWhileWriting(position, error) from None
+            done[position] = Step(instance.id, request.event, fired.source, fired.target,
+                                  instance.version, instance.status == "completed")
+        return done
+
+    def _prepare(self, session: Session, request: StepRequest, now: dt.datetime) -> tuple[
+            Instance, CompiledPathway, Subject, Fired, dict[str, Any], dt.datetime]:
+        """Lock the instance and let the machine choose; write nothing."""
         instance = get_instance(session, request.instance_id, lock=True)
         if request.expected_version is not None and request.expected_version != instance.version:
             raise ConcurrentModification(instance.id, request.expected_version, instance.version)
@@ -256,11 +287,7 @@ class PathwayEngine:
         subject = session.get_one(Subject, instance.subject_id)
         fired, given = self.choose(compiled, instance, subject, request.event, request.role,
                                    request.values or {}, at)
-        self.apply(session, compiled, instance, subject, fired, given, actor=request.actor,
-                   role=request.role, at=at, now=now, note=request.note)
-        session.flush()
-        return Step(instance.id, request.event, fired.source, fired.target, instance.version,
-                    instance.status == "completed")
+        return instance, compiled, subject, fired, given, at
 
     def choose(self, compiled: CompiledPathway, instance: Instance, subject: Subject, event: str,
                role: str, values: Mapping[str, Any], at: dt.datetime) -> tuple[Fired, dict[str, Any]]:
@@ -362,6 +389,15 @@ class PathwayEngine:
 
     def writing(self, instance_id: str = "?") -> _WriteTransaction:
         return _WriteTransaction(self.db, instance_id)
+
+
+class _FailedWhileWriting(Exception):
+    """A step of a batch failed after it began writing: the batch is redone without it."""
+
+    def __init__(self, position: int, error: PathwaysError) -> None:
+        super().__init__(str(error))
+        self.position = position
+        self.error = error
 
 
 class _WriteTransaction:

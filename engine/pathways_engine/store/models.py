@@ -21,6 +21,7 @@ from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -164,6 +165,9 @@ class Timer(Base):
     due_at: Mapped[dt.datetime]
     status: Mapped[str] = mapped_column(String(16))  # pending | fired | cancelled
     fired_at: Mapped[dt.datetime | None]
+    # set on creation so a step adds a deadline and its timers without a flush in between;
+    # never loaded (lazy="raise"): readers use deadline_id
+    deadline: Mapped[Deadline] = relationship(lazy="raise")
     __table_args__ = (Index("ix_timers_status_due", "status", "due_at"),
                       Index("ix_timers_instance_status", "instance_id", "status"),
                       Index("ix_timers_deadline_status", "deadline_id", "status"))
