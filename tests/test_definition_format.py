@@ -212,3 +212,15 @@ def test_event_with_the_name_of_a_state_is_refused(tmp_path: Path) -> None:
     code, out = check(write(tmp_path, text))
     assert code == 1
     assert "p.yaml:18: event 'done' has the name of a state" in out
+
+
+def test_an_escalation_without_a_notification_is_refused(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "  open: {initial: true, responsible: gp}",
+        "  open:\n    initial: true\n    responsible: gp\n    deadlines:\n"
+        "      - {name: answer, duration: 2 days, status: law, source: x,"
+        " escalate: {after: 1 days, to: [gp]}}").replace("source: x,", "source: Lov §1,")
+    code, out = check(write(tmp_path, text))
+    assert code == 1
+    assert ("deadline 'answer' escalates to gp, but no notification is declared for it: "
+            "add when: {deadline: answer, kind: escalation}") in out

@@ -225,4 +225,23 @@ def _notifications(d: Definition) -> list[Problem]:
         for j, role in enumerate(note.to):
             if role not in spec.roles:
                 out.append(_p(d, (*loc, "to", j), _unknown("role", role, list(spec.roles))))
+    out.extend(_silent_escalations(d))
+    return out
+
+
+def _silent_escalations(d: Definition) -> list[Problem]:
+    """An escalation nobody hears about is a deadline that fails quietly: refuse it."""
+    spec, out = d.spec, []
+    escalated = {n.when.deadline for n in spec.notifications
+                 if n.when.deadline and n.when.kind in (None, "escalation")}
+    for state, deadline in spec.all_deadlines():
+        if deadline.escalate and deadline.name not in escalated:
+            loc: tuple[str | int, ...] = (("states", state, "deadlines") if state else
+                                          ("deadlines",))
+            index = [x.name for x in (spec.states[state].deadlines if state else
+                                      spec.deadlines)].index(deadline.name)
+            out.append(_p(d, (*loc, index, "escalate"),
+                          f"deadline {deadline.name!r} escalates to "
+                          f"{', '.join(deadline.escalate.to)}, but no notification is declared "
+                          f"for it: add when: {{deadline: {deadline.name}, kind: escalation}}"))
     return out
