@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from pathways_engine.ports import FixedClock
 
 from .app import App
+
+if TYPE_CHECKING:
+    from pathways_engine.loader import Definition
+    from pathways_notifications.rendering import Rendered
 from .cli_output import emit
 from .timeparse import ISO_TIME
 from .timeparse import aware_or_utc
@@ -19,7 +23,8 @@ pass_app = click.make_pass_decorator(App)
 @click.command()
 @click.argument("pathway")
 @click.argument("template")
-@click.option("--lang", default=None, help="Language (default: the recipient's, else the fallback).")
+@click.option("--lang", type=click.Choice(["da", "nb", "sv", "en"]), default=None,
+              help="Language (default: the recipient's, else the fallback).")
 @click.option("--role", default=None, help="Recipient role (default: the pathway's first role).")
 @click.option("--instance", "instance_id", default=None, metavar="ID",
               help="Render with this instance's real data, recipient and legal basis.")
@@ -27,12 +32,9 @@ pass_app = click.make_pass_decorator(App)
 def render(app: App, pathway: str, template: str, lang: str | None, role: str | None,
            instance_id: str | None) -> None:
     """Preview TEMPLATE of PATHWAY, against a sample context or a real instance."""
-    from pathways_engine.errors import InvalidArgument
     from pathways_notifications.composer import sample_context
     from pathways_notifications.rendering import render as render_template
 
-    if lang is not None and lang not in ("da", "nb", "sv", "en"):
-        raise InvalidArgument(f"--lang {lang!r}: use da, nb, sv or en")
     if instance_id is not None:
         rendered = _render_for_instance(app, pathway, template, role, lang, instance_id)
     else:
@@ -43,7 +45,7 @@ def render(app: App, pathway: str, template: str, lang: str | None, role: str | 
     click.echo(f"Subject: {rendered.subject}\nLanguage: {rendered.language}\n\n{rendered.text}")
 
 
-def _check_template(definition: Any, template: str, role: str | None) -> str:
+def _check_template(definition: Definition, template: str, role: str | None) -> str:
     from pathways_engine.errors import NotificationError
     from pathways_engine.errors import did_you_mean
     from pathways_notifications.composer import ensure_known_role
@@ -58,14 +60,14 @@ def _check_template(definition: Any, template: str, role: str | None) -> str:
 
 
 def _render_for_instance(app: App, pathway: str, template: str, role: str | None,
-                         lang: str | None, instance_id: str) -> Any:
+                         lang: str | None, instance_id: str) -> Rendered:
     """Render with the definition the instance is pinned to and its real context; read-only."""
     from pathways_engine.errors import InvalidArgument
     from pathways_engine.runtime import get_instance
     from pathways_engine.store.models import Subject
-    from pathways_notifications import Composer
+    from pathways_notifications.composer import Composer
 
-    composer = app.composer if isinstance(app.composer, Composer) else Composer()
+    composer = Composer(app.parties)
     with app.db.sessions() as session, session.begin():
         instance = get_instance(session, instance_id)
         if instance.pathway_id != pathway:

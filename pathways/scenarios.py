@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -45,6 +46,7 @@ from pathways_engine.loader import load_model
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import model_validator
 
 _RELATIVE = re.compile(r"^\+\s*(\d{1,4})\s+(minutes?|hours?|days?|working days?|weeks?)$")
 
@@ -93,6 +95,14 @@ class Step(_Strict):
     note: str | None = None
     expect: Expect | None = None
 
+    @model_validator(mode="after")
+    def _event_or_tick(self) -> Step:
+        if (self.event is None) == (not self.tick):
+            raise ValueError("give either `event:` (with `as:`) or `tick: true`")
+        if self.event is not None and self.role is None:
+            raise ValueError(f"event {self.event!r} needs `as: ROLE`")
+        return self
+
 
 class ScenarioFile(_Strict):
     name: str
@@ -136,7 +146,7 @@ def run_file(path: Path, definitions: tuple[Path, ...], parties: Path | None) ->
         raise DefinitionError([Problem(str(path), 1, "name the pathway: `pathway: ID`")])
     with tempfile.TemporaryDirectory(prefix="pathways-simulate-") as folder:
         return _Run(path, scenario, pathway, definitions, parties, Path(folder)).run(
-            lambda loc: document.line_of(loc))
+            document.line_of)
 
 
 def _pathway_of(path: Path) -> str | None:
@@ -152,9 +162,7 @@ def _pathway_of(path: Path) -> str | None:
 class _Run:
     def __init__(self, path: Path, scenario: ScenarioFile, pathway: str,
                  definitions: tuple[Path, ...], parties: Path | None, folder: Path) -> None:
-        from pathways_engine import Database
         from pathways_engine import FixedClock
-        from pathways_engine import PathwayEngine
         from pathways_engine import Registry
         from pathways_notifications.composer import Composer
         from pathways_notifications.parties import load_parties
@@ -164,19 +172,24 @@ class _Run:
         self.definition = self.registry.get(pathway, scenario.version)
         self.zone = ZoneInfo(self.definition.spec.timezone)
         self.clock = FixedClock(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
-        self.db = Database(f"sqlite:///{folder / 'scenario.db'}")
-        self.engine = PathwayEngine(self.db, self.registry, clock=self.clock,
-                                    composer=Composer(load_parties(parties) if parties else None))
+        self.database_url = f"sqlite:///{folder / 'scenario.db'}"
+        self.composer = Composer(load_parties(parties) if parties else None)
         self.outcome = Outcome(str(path), scenario.name)
         self.seen_messages = 0
         self.instance = ""
 
-    def run(self, line_of: Any) -> Outcome:
+    def run(self, line_of: Callable[[tuple[str | int, ...]], int]) -> Outcome:
+        from pathways_engine import Database
+        from pathways_engine import PathwayEngine
+
         # every time first, so a mistake in the file is reported before anything runs
         moment = self._time(self.scenario.start.at, None, line_of(("start", "at")))
         moments = [moment]
         for number, step in enumerate(self.scenario.steps):
             moments.append(self._time(step.at, moments[-1], line_of(("steps", number, "at"))))
+        self.db = Database(self.database_url)
+        self.engine = PathwayEngine(self.db, self.registry, clock=self.clock,
+                                    composer=self.composer)
         try:
             self.clock.current = moment
             start = self.scenario.start
@@ -207,7 +220,7 @@ class _Run:
         if step.event:
             try:
                 self.engine.advance(self.instance, step.event, actor="scenario",
-                                    role=step.role or "", values=step.set, note=step.note,
+                                    role=step.role or "scenario", values=step.set, note=step.note,
                                     at=moment)
             except PathwaysError as exc:
                 error = str(exc)
