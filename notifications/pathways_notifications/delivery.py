@@ -22,6 +22,7 @@ from pathways_engine.runtime import SYSTEM_ROLE
 from pathways_engine.store.database import Database
 from pathways_engine.store.models import OutboxMessage
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from .channels import Channel
 from .channels import ChannelError
@@ -82,10 +83,7 @@ def _claim(db: Database, now: dt.datetime) -> OutboxMessage | None:
     return message
 
 
-def _locked(session: object, message_id: int) -> OutboxMessage | None:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
+def _locked(session: Session, message_id: int) -> OutboxMessage | None:
     message = session.scalars(select(OutboxMessage).where(OutboxMessage.id == message_id)
                               .with_for_update()).one()
     return message if message.status == "pending" else None  # another deliverer finished it
