@@ -27,6 +27,7 @@ from .errors import Problem
 MAX_BYTES = 2_000_000
 MAX_DEPTH = 40
 MAX_NODES = 50_000
+NESTED_TOO_DEEP = f"document is nested deeper than {MAX_DEPTH} levels"
 
 Loc = tuple[str | int, ...]
 
@@ -51,7 +52,7 @@ class _StrictComposing(yaml.composer.Composer):
                                        problem_mark=event.start_mark)
         if self.depth >= MAX_DEPTH:
             raise yaml.MarkedYAMLError(
-                problem=f"document is nested deeper than {MAX_DEPTH} levels",
+                problem=NESTED_TOO_DEEP,
                 problem_mark=event.start_mark)
         self.depth += 1
         try:
@@ -131,10 +132,12 @@ def parse_text(text: str, path: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         problem = str(exc.problem or exc.context)
+        if "nesting depth" in problem:  # libyaml's own cap (PyYAML >= 6.0.3): our words, not its
+            problem = NESTED_TOO_DEEP
         limit = problem.startswith(("document has more", "document is nested", "YAML anchors"))
         raise _problem(path, line, problem if limit else f"YAML syntax error: {problem}") from None
     except RecursionError:  # the YAML parser recurses per level before `_build` can count them
-        raise _problem(path, 1, f"document is nested deeper than {MAX_DEPTH} levels") from None
+        raise _problem(path, 1, NESTED_TOO_DEEP) from None
     except yaml.reader.ReaderError as exc:
         line = text[:exc.position].count("\n") + 1
         raise _problem(path, line, f"character {exc.character!r} is not allowed in YAML "
@@ -170,7 +173,7 @@ def _build(node: Node, loc: Loc, doc: Document, depth: int, counter: list[int]) 
     if counter[0] > MAX_NODES:
         raise _problem(doc.path, line, f"document has more than {MAX_NODES} values")
     if depth > MAX_DEPTH:
-        raise _problem(doc.path, line, f"document is nested deeper than {MAX_DEPTH} levels")
+        raise _problem(doc.path, line, NESTED_TOO_DEEP)
     doc.lines.setdefault(loc, line)
     if isinstance(node, ScalarNode):
         if node.tag not in {
