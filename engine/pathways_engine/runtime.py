@@ -54,6 +54,7 @@ from .store.models import DefinitionSnapshot
 from .store.models import Instance
 from .store.models import Subject
 from .store.models import bump_revision
+from .store.writes import insert_missing
 from .values import age_on
 from .values import check_values
 from .values import coerce
@@ -115,10 +116,10 @@ class PathwayEngine:
 
     def store_snapshot(self, session: Session, definition: Definition, now: dt.datetime) -> None:
         if session.get(DefinitionSnapshot, definition.content_hash) is None:
-            session.add(DefinitionSnapshot(
-                content_hash=definition.content_hash, pathway_id=definition.spec.id,
-                version=definition.spec.version, source=definition.snapshot(), created_at=now))
-            session.flush()
+            insert_missing(session, DefinitionSnapshot, {
+                "content_hash": definition.content_hash, "pathway_id": definition.spec.id,
+                "version": definition.spec.version, "source": definition.snapshot(),
+                "created_at": now}, ["content_hash"])
 
     # ---------------------------------------------------------------- time
 
@@ -185,10 +186,10 @@ class PathwayEngine:
                  now: dt.datetime) -> Subject:
         subject = session.scalars(select(Subject).where(Subject.ref == ref)).one_or_none()
         if subject is None:
-            subject = Subject(ref=ref, birth_date=birth_date, created_at=now)
-            session.add(subject)
-            session.flush()
-        elif birth_date is not None and subject.birth_date not in (None, birth_date):
+            insert_missing(session, Subject,
+                           {"ref": ref, "birth_date": birth_date, "created_at": now}, ["ref"])
+            subject = session.scalars(select(Subject).where(Subject.ref == ref)).one()
+        if birth_date is not None and subject.birth_date not in (None, birth_date):
             raise FieldError(
                 f"subject {ref!r} is recorded with birth date {subject.birth_date}, not {birth_date}")
         elif birth_date is not None:

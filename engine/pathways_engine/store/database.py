@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from typing import Literal
 
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
@@ -20,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
@@ -32,6 +33,10 @@ DEFAULT_URL = "sqlite:///pathways.db"
 # imports Alembic only to upgrade; tests check it equals Alembic's head (test_migrations.py).
 SCHEMA_HEAD = "0004"
 SQLITE_BUSY_TIMEOUT_S = 30
+URL_ENV = "PATHWAYS_DATABASE_URL"
+# Serialises first use of an empty PostgreSQL database by several processes (upgrade below).
+_PG_SCHEMA_LOCK = 7_474_658_411_020_535
+Access = Literal["read", "write", "create"]
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -42,15 +47,24 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _prepare_sqlite_file(path: Path) -> None:
+def _prepare_sqlite_file(path: Path, url: str, create: bool) -> None:
     if path.parent and not path.parent.exists():
         raise ConfigError(f"database folder {str(path.parent)!r} does not exist")
-    if not path.exists():
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"database path {str(path)!r} is not a file")
+    if path.exists():
+        return
+    if not create:
+        raise DatabaseError(f"there is no database at {url} (check --db or ${URL_ENV}); "
+                            "create one with `pathways db upgrade`")
+    try:
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
+    except OSError as exc:
+        raise ConfigError(f"cannot create database file {str(path)!r}: {exc.strerror}") from None
+    os.close(fd)
 
 
-def create_db_engine(url: str) -> Engine:
+def create_db_engine(url: str, *, create: bool = True) -> Engine:
     """An Engine for `url` with the transaction settings pathways relies on."""
     try:
         parsed = make_url(url)
@@ -63,7 +77,7 @@ def create_db_engine(url: str) -> Engine:
     if backend == "sqlite":
         file = _sqlite_file(url)
         if file is not None:
-            _prepare_sqlite_file(file)
+            _prepare_sqlite_file(file, url, create)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
@@ -96,6 +110,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # several processes opening an empty database at once: one migrates, the others
+            # wait here and then find the schema current (SQLite's BEGIN IMMEDIATE does this)
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_SCHEMA_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
@@ -110,6 +128,27 @@ def stored_revision(engine: Engine) -> str | None:
             return connection.execute(text("select version_num from alembic_version")).scalar()
     except DBAPIError:
         return None
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+
+
+def _is_empty(engine: Engine) -> bool:
+    return not inspect(engine).get_table_names()
+
+
+def _known_revision(revision: str) -> bool:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        return ScriptDirectory.from_config(config).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -131,11 +170,18 @@ def head_revision() -> str:
 
 
 class Database:
-    """An engine plus a session factory; the schema is upgraded on first use."""
+    """An engine plus a session factory.
 
-    def __init__(self, url: str, *, auto_upgrade: bool = True) -> None:
+    `access` says what opening may do: "create" makes a missing database and upgrades its
+    schema (the library default, `start`, `db upgrade`); "write" needs an existing database and
+    upgrades an older schema; "read" needs an existing database with the current schema and
+    writes nothing, so a mistyped `--db` never leaves an empty database behind.
+    """
+
+    def __init__(self, url: str, *, auto_upgrade: bool = True, access: Access = "create") -> None:
         self.url = url
-        self.engine = create_db_engine(url)
+        self.access = access
+        self.engine = create_db_engine(url, create=access == "create")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.dialect = self.engine.dialect.name
         if auto_upgrade:
@@ -143,18 +189,35 @@ class Database:
 
     def ensure_schema(self) -> None:
         try:
-            if stored_revision(self.engine) == SCHEMA_HEAD:
+            stored = stored_revision(self.engine)
+            if stored == SCHEMA_HEAD:
                 return
+            self._refuse_unless_allowed(stored)
             current = current_revision(self.engine)
             if current != head_revision():
                 if current is None and inspect(self.engine).get_table_names() and not \
                         inspect(self.engine).has_table("instances"):
                     raise DatabaseError(f"{self.display_url()} is not a pathways database")
                 upgrade(self.engine)
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            self.engine.dispose()
             raise DatabaseError(
-                f"cannot open database {self.display_url()}: {str(exc.orig).splitlines()[0]}"
-            ) from None
+                f"cannot open database {self.display_url()}: {_first_line(exc)}") from None
+
+    def _refuse_unless_allowed(self, stored: str | None) -> None:
+        if stored is not None and not _known_revision(stored):
+            raise DatabaseError(f"{self.display_url()} has schema revision {stored}, newer than "
+                                f"this release of pathways knows ({SCHEMA_HEAD}): upgrade pathways")
+        if self.access == "create":
+            return
+        if stored is None:
+            if _is_empty(self.engine):
+                raise DatabaseError(f"{self.display_url()} has no pathways schema yet; create it "
+                                    "with `pathways db upgrade` (or check --db)")
+            return  # not ours, or pre-Alembic: ensure_schema says which
+        if self.access == "read":
+            raise DatabaseError(f"{self.display_url()} has schema revision {stored}; this release "
+                                f"needs {SCHEMA_HEAD}: run `pathways db upgrade`")
 
     def display_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
