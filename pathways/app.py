@@ -12,6 +12,7 @@ from pathways_engine.ports import Clock
 from pathways_engine.ports import MessageComposer
 from pathways_engine.ports import NoComposer
 from pathways_engine.ports import SystemClock
+from pathways_engine.store.database import Access
 
 from .config import Settings
 
@@ -32,10 +33,17 @@ class App:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
+        # what opening the database may do; commands that write or create say so first
+        self.access: Access = "read"
+
+    def may(self, access: Access) -> App:
+        """Declare what this command may do to the database before it is opened."""
+        self.access = access
+        return self
 
     @cached_property
     def db(self) -> Database:
-        return Database(self.settings.database_url)
+        return Database(self.settings.database_url, access=self.access)
 
     @cached_property
     def registry(self) -> Registry:
@@ -57,13 +65,14 @@ class App:
 
     @cached_property
     def actors(self) -> Actors:
-        from pathways_engine.errors import ConfigError
+        from pathways_engine.errors import NotAuthorized
 
         from .actors import load_actors
 
         if self.settings.actors is None:
-            raise ConfigError("no actors file: give --actors FILE or set PATHWAYS_ACTORS "
-                              "(a deployment must say who may act in which role)")
+            raise NotAuthorized("no actors file, so nobody may act: give --actors FILE or set "
+                                "PATHWAYS_ACTORS (the deployment's list of who may act in which "
+                                "role; the demo's is used only by `pathways demo`)")
         return load_actors(self.settings.actors)
 
     def check_area(self, area: str | None) -> None:

@@ -23,7 +23,7 @@ def assign_party(app: App, instance_id: str, role: str, party: str, actor: str) 
     if parties.get(party) is None:
         raise InvalidArgument(f"unknown party {party!r}{did_you_mean(party, parties.by_id)}")
     now = app.clock.now()
-    with app.engine.writing(instance_id) as session:
+    with app.may("write").engine.writing(instance_id) as session:
         instance = get_instance(session, instance_id, lock=True)
         spec = app.engine.compiled_for(session, instance.content_hash).spec
         if role not in spec.roles:
@@ -41,7 +41,7 @@ def assign_party(app: App, instance_id: str, role: str, party: str, actor: str) 
 def record_consent(app: App, instance_id: str, sector: str, basis: str, reference: str,
                    actor: str, withdraw: bool) -> None:
     now = app.clock.now()
-    with app.engine.writing(instance_id) as session:
+    with app.may("write").engine.writing(instance_id) as session:
         instance = get_instance(session, instance_id, lock=True)
         spec = app.engine.compiled_for(session, instance.content_hash).spec
         acting_role = app.actors.authorize_any(actor, set(spec.roles))

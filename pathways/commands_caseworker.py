@@ -50,7 +50,7 @@ def start(app: App, pathway: str, subject_ref: str, birth_date: dt.date | None,
 
     app.actors.authorize(actor, role)
     app.check_area(area)
-    instance_id = app.engine.start(
+    instance_id = app.may("create").engine.start(
         pathway, subject_ref=subject_ref, birth_date=birth_date, actor=actor, role=role,
         values=parse_assignments(assignments), at=at, version=version, area=area)
     emit({"id": instance_id}, as_json, instance_id)
@@ -76,7 +76,7 @@ def advance(app: App, instance: str, event: str, assignments: tuple[str, ...], n
     from pathways_engine.values import parse_assignments
 
     app.actors.authorize(actor, role)
-    step = app.engine.advance(instance, event, actor=actor, role=role,
+    step = app.may("write").engine.advance(instance, event, actor=actor, role=role,
                               values=parse_assignments(assignments), note=note, at=at,
                               expected_version=expected)
     data = {"id": step.instance_id, "event": step.event, "from": step.from_state,

@@ -132,6 +132,7 @@ def migrate(app: App, pathway: str, to_version: int, mappings: tuple[str, ...], 
     from pathways_engine.migration import plan
 
     app.actors.known(actor)
+    app.may("write")
     mapping = parse_mapping(mappings)
     checked = plan(app.engine, pathway, to_version, mapping)
     moves = [{"from_version": v, "from": old, "to": new, "instances": n}

@@ -131,7 +131,7 @@ def retry(app: App, message_id: int) -> None:
     """Put message MESSAGE_ID back in the queue (e.g. a failed one after a fix)."""
     from pathways_notifications.delivery import retry as retry_message
 
-    message = retry_message(app.db, message_id, app.clock.now())
+    message = retry_message(app.may("write").db, message_id, app.clock.now())
     click.echo(f"message {message.id} is pending again")
 
 

@@ -29,7 +29,7 @@ def upgrade(app: App) -> None:
     from pathways_engine.store.database import Database
     from pathways_engine.store.database import current_revision
 
-    database = Database(app.settings.database_url, auto_upgrade=False)
+    database = Database(app.settings.database_url, auto_upgrade=False, access="create")
     try:
         before = current_revision(database.engine)
         database.ensure_schema()
@@ -55,7 +55,7 @@ def tick(app: App, now: dt.datetime | None, batch_size: int, as_json: bool) -> N
     moment = aware_or_utc(now) or app.clock.now()
     if now is not None:
         app.clock = FixedClock(moment)
-    engine = app.engine
+    engine = app.may("write").engine
     due = count_due(engine, moment) if sys.stderr.isatty() else 0
     if due > batch_size:
         with click.progressbar(length=due, label="firing timers", file=sys.stderr) as bar:
@@ -80,7 +80,7 @@ def scheduler(app: App, interval: float) -> None:
     from .scheduler import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app.engine  # noqa: B018 - open the database and definitions before the first sweep
+    app.may("write").engine  # noqa: B018 - open the database and definitions first
     run(app, interval)
 
 
@@ -110,10 +110,14 @@ COMMANDS = [db, tick, scheduler, overdue]
 @click.command()
 @pass_app
 def demo(app: App) -> None:
-    """Walk the shipped pathways through a realistic scripted scenario; print the timeline."""
+    """Walk the shipped pathways through a realistic scripted scenario; print the timeline.
+
+    Uses the demo deployment's actors and parties unless --actors/--parties name others.
+    """
     from .demo import run_demo
 
-    run_demo(app)
+    app.settings = app.settings.with_demo_deployment()
+    run_demo(app.may("create"))
 
 
 COMMANDS.append(demo)

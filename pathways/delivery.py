@@ -38,4 +38,4 @@ def channels_from_env() -> dict[str, Channel]:
 
 
 def deliver_pending(app: App) -> DeliveryReport:
-    return deliver(app.db, channels_from_env(), app.clock.now())
+    return deliver(app.may("write").db, channels_from_env(), app.clock.now())

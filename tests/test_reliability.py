@@ -164,6 +164,7 @@ def test_the_database_refuses_to_change_or_delete_audit_rows(run: Cli, db_url: s
 
 
 def test_audit_verify_unknown_instance(run: Cli) -> None:
+    run("db", "upgrade")
     assert "no pathway instance 'nope'" in run("audit", "verify", "nope", code=1).stderr
 
 
@@ -192,8 +193,10 @@ def test_no_actors_file_refuses_every_acting_command(db_url: str, tmp_path: Path
     result = CliRunner().invoke(cli, ["--db", db_url, "--definitions",
                                       str(DEFINITIONS / "mistrivsel_referral"), *START[:-1]],
                                 env=env)
-    assert result.exit_code == 1
-    assert "no actors file: give --actors FILE or set PATHWAYS_ACTORS" in result.stderr
+    assert result.exit_code == 4
+    assert result.stderr.count("\n") == 1
+    assert "no actors file, so nobody may act: give --actors FILE or set PATHWAYS_ACTORS" in \
+        result.stderr
 
 
 def test_assign_and_consent_are_audited_with_the_role_the_actor_holds(run: Cli) -> None:

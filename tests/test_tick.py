@@ -157,7 +157,7 @@ def test_scheduler_down_for_a_week_catches_up_once(engine: PathwayEngine, db_url
 @pytest.mark.slow
 def test_scheduler_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
-    Cli(url)("list")
+    Cli(url)("db", "upgrade")
     proc = subprocess.Popen([sys.executable, "-m", "pathways", "--db", url, "--definitions",
                              str(DEFINITIONS), "scheduler", "--interval", "0.2"],
                             stderr=subprocess.PIPE, text=True, cwd=ROOT,

@@ -32,10 +32,16 @@ def _holidays(country: str, year: int, categories: tuple[str, ...]) -> frozenset
     return frozenset(table.keys())
 
 
-def unsupported_categories(country: str, categories: Iterable[str]) -> list[str]:
+@lru_cache(maxsize=8)
+def supported_categories(country: str) -> tuple[str, ...]:
+    """The `holidays` package's categories for a country (e.g. SE has de_facto, NO does not)."""
     import holidays
 
-    supported = set(holidays.country_holidays(country).supported_categories)
+    return tuple(sorted(holidays.country_holidays(country).supported_categories))
+
+
+def unsupported_categories(country: str, categories: Iterable[str]) -> list[str]:
+    supported = set(supported_categories(country))
     return [c for c in categories if c not in supported]
 
 

@@ -160,13 +160,20 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if not path.exists():
             raise DefinitionError([Problem(str(path), 1, "no such file or folder")])
+        if not path.is_file() and not path.is_dir():
+            raise DefinitionError([Problem(str(path), 1, "not a definition file or folder "
+                                           "(a regular .yaml file or a folder of them)")])
         if path.is_file() or (path / DEFINITION_FILE).is_file():
             found.append(path)
             continue
+        before = len(found)
         for child in sorted(path.iterdir()):
             if child.is_dir() and (child / DEFINITION_FILE).is_file():
                 found.append(child)
             elif (child.is_file() and child.suffix in {".yaml", ".yml"}
                   and not child.name.startswith(DEPLOYMENT_FILES)):
                 found.append(child)
+        if len(found) == before:
+            raise DefinitionError([Problem(str(path), 1, f"no definitions here: a pathway is a "
+                                           f"folder with {DEFINITION_FILE} or a .yaml file")])
     return found

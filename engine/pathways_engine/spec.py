@@ -27,6 +27,7 @@ Country = Literal["DK", "NO", "SE"]
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Text = Annotated[dict[Lang, str], Field(min_length=1)]
 FieldType = Literal["bool", "int", "decimal", "text", "date", "enum"]
+MAX_VERSION = 2_147_483_647  # what every supported database stores in an INTEGER column
 LegalStatus = Literal["law", "guideline", "local_agreement", "proposal"]
 
 
@@ -214,7 +215,8 @@ class NotificationSpec(_Strict):
 
 class PathwaySpec(_Strict):
     id: Identifier
-    version: int = Field(ge=1)
+    version: int = Field(description="A whole number from 1 to 2147483647; raise it whenever "
+                         "the pathway or its templates change.")
     title: Text
     description: Text | None = None
     country: Country
@@ -232,6 +234,13 @@ class PathwaySpec(_Strict):
         default_factory=list, description="Whole-pathway deadlines, running until a final state."
     )
     notifications: list[NotificationSpec] = Field(default_factory=list)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if not 1 <= value <= MAX_VERSION:
+            raise ValueError(f"must be a whole number from 1 to {MAX_VERSION}, not {value}")
+        return value
 
     @field_validator("timezone")
     @classmethod

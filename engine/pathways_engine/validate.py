@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections import deque
 
+from .calendars import supported_categories
+from .calendars import unsupported_categories
 from .errors import Problem
 from .errors import did_you_mean
 from .expressions import ExpressionError
@@ -164,6 +166,11 @@ def _deadline_problems(d: Definition, loc: tuple[str | int, ...], deadline: Dead
                        events_here: set[str]) -> list[Problem]:
     spec, out = d.spec, list[Problem]()
     roles = list(spec.roles)
+    missing = unsupported_categories(spec.country, deadline.calendar.holiday_categories)
+    if missing:
+        out.append(_p(d, (*loc, "calendar", "holiday_categories"),
+                      f"the {spec.country} holiday calendar has no {', '.join(map(repr, missing))} "
+                      f"days; it has: {', '.join(supported_categories(spec.country))}"))
     if deadline.counts_from.startswith("field:"):
         name = deadline.counts_from.removeprefix("field:")
         field = spec.fields.get(name)
