@@ -41,3 +41,20 @@ def run_killed(url: str, failpoints: str, *args: str,
     command = [sys.executable, "-m", "pathways", "--db", url, "--definitions", str(definitions),
                "--actors", str(ACTORS), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+
+
+def tamper(url: str, *statements: str) -> None:
+    """What someone with the database owner's rights can do: drop the guard and edit rows."""
+    from pathways_engine import Database
+    from sqlalchemy import text
+
+    db = Database(url)
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit DISABLE TRIGGER audit_entries_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_entries_no_update"))
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_entries_no_delete"))
+        for sql in statements:
+            conn.execute(text(sql))
+    db.dispose()

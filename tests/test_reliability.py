@@ -29,6 +29,7 @@ from support import DEFINITIONS
 from support import ROOT
 from support import Cli
 from support import run_killed
+from support import tamper
 
 START = ["start", "mistrivsel_referral", "--subject", "C-1", "--birth-date", "2014-05-02",
          "--set", "severity=moderate", "--set", "consent_exchange=true", "--as", "dr.a",
@@ -119,19 +120,6 @@ def test_start_killed_before_commit_leaves_nothing(run: Cli, db_url: str) -> Non
 
 # ------------------------------------------------------------------ audit
 
-def _tamper(url: str, sql: str) -> None:
-    """What someone with the database owner's rights can do: drop the guard and edit rows."""
-    db = Database(url)
-    with db.engine.begin() as conn:
-        if db.engine.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit DISABLE TRIGGER audit_entries_append_only"))
-        else:
-            conn.execute(text("DROP TRIGGER audit_entries_no_update"))
-            conn.execute(text("DROP TRIGGER audit_entries_no_delete"))
-        conn.execute(text(sql))
-    db.dispose()
-
-
 @pytest.mark.parametrize(("sql", "seq", "reason"), [
     ("update audit set note = 'edited' where seq = 3", 3, "content was changed"),
     ("delete from audit where seq = 2", 2, "missing or reordered"),
@@ -145,7 +133,7 @@ def test_audit_verify_names_the_first_bad_entry(run: Cli, db_url: str, sql: str,
     intact = run("audit", "verify").output
     assert intact.startswith("audit trail intact: 1 instance,")
     last = footprint(db_url, instance)["audit_seq"]
-    _tamper(db_url, sql)
+    tamper(db_url, sql)
     result = run("audit", "verify", code=1)
     expected_seq = seq or last
     assert f"instance {instance}: audit entry {expected_seq}: {reason}" in result.stderr
