@@ -63,7 +63,7 @@ def _seed(url: str, count: int) -> Any:
 
 
 def run(scale: str) -> list[Figure]:
-    from pathways_engine.reporting import report
+    from pathways_engine.reading.reporting import report
 
     count = 20_000 if scale == "quick" else 1_000_000
     with sqlite_url() as url:

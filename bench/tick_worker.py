@@ -16,7 +16,7 @@ def main() -> None:
     url = sys.argv[1]
     now = DUE + dt.timedelta(hours=1)
     from pathways_engine import FixedClock
-    from pathways_engine.ticking import tick
+    from pathways_engine.runtime.sweep import tick
 
     engine = make_engine(url, FixedClock(now))
     began = time.perf_counter()

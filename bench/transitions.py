@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pathways_engine.runtime import StepRequest
+from pathways_engine import StepRequest
 from sqlalchemy import text
 
 from .common import START

@@ -6,26 +6,37 @@ actors:
     name: Anne Holm
     organisation: ppr_norddjurs # a party id of the parties file (optional)
     roles: [ppr]                # roles `--role` may name for this actor
+    areas: [norddjurs]          # optional: the municipalities/regions she works for
 ```
 The CLI refuses `--as A --role R` unless A holds R; the pathway definition then decides which
-roles may send each event. A missing actors file refuses every acting command: a deployment has
-to say who may act (fail closed). The Python API trusts its caller (see RELIABILITY.md).
+roles may send each event. An actor works for the areas listed, else for the areas of its
+organisation's party, else for every area; acting on or reading the personal data of an
+instance of another area is refused. A missing actors file refuses every acting command: a
+deployment has to say who may act (fail closed). The Python API trusts its caller (see
+RELIABILITY.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Annotated
 
+from pathways_engine.areas import AREA_PATTERN
+from pathways_engine.definition.loader import load_model
+from pathways_engine.definition.loader import roles_by_line
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import NotAuthorized
 from pathways_engine.errors import Problem
 from pathways_engine.errors import did_you_mean
-from pathways_engine.loader import load_model
-from pathways_engine.loader import roles_by_line
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import StringConstraints
+
+if TYPE_CHECKING:
+    from pathways_notifications.parties import Parties
 
 ACTOR_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$"
 
@@ -36,6 +47,7 @@ class Actor(BaseModel):
     name: str = Field(min_length=1)
     organisation: str | None = None
     roles: list[str] = Field(min_length=1)
+    areas: list[Annotated[str, StringConstraints(pattern=AREA_PATTERN)]] | None = None
 
 
 class ActorsFile(BaseModel):
@@ -49,6 +61,30 @@ class Actors:
     by_id: dict[str, Actor]
     line_of_role: dict[str, int]
     line_of_actor: dict[str, int]
+    scopes: dict[str, frozenset[str] | None]  # actor -> the areas it works for (None: all)
+
+    def scope(self, actor_id: str) -> frozenset[str] | None:
+        return self.scopes.get(actor_id)
+
+    def check_area(self, actor_id: str, area: str | None, instance_id: str | None = None) -> None:
+        """Refuse (exit 4) unless the actor works for `area`."""
+        scope = self.scopes.get(actor_id)
+        if scope is None or (area is not None and area in scope):
+            return
+        what = f"instance {instance_id}" if instance_id else "this case"
+        raise NotAuthorized(f"actor {actor_id!r} works for {', '.join(sorted(scope))}; {what} "
+                            f"belongs to {area or 'no area'}")
+
+    def area_for_start(self, actor_id: str, area: str | None) -> str | None:
+        """The area a start is for: the one given, or the actor's only area."""
+        scope = self.scopes.get(actor_id)
+        if area is None and scope is not None and len(scope) == 1:
+            return next(iter(scope))
+        if area is None and scope:
+            raise NotAuthorized(f"actor {actor_id!r} works for {', '.join(sorted(scope))}: "
+                                "give --area for the child's municipality or region")
+        self.check_area(actor_id, area)
+        return area
 
     def known(self, actor_id: str) -> Actor:
         actor = self.by_id.get(actor_id)
@@ -75,7 +111,7 @@ class Actors:
         return held[0]
 
 
-def load_actors(path: Path) -> Actors:
+def load_actors(path: Path, parties: Parties | None = None) -> Actors:
     parsed, document = load_model(path, ActorsFile)
     problems, seen = [], set()
     for i, actor in enumerate(parsed.actors):
@@ -87,7 +123,15 @@ def load_actors(path: Path) -> Actors:
         raise DefinitionError(problems)
     return Actors(document.path, {a.id: a for a in parsed.actors},
                   roles_by_line(document, "actors", parsed.actors),
-                  {a.id: document.line_of(("actors", i)) for i, a in enumerate(parsed.actors)})
+                  {a.id: document.line_of(("actors", i)) for i, a in enumerate(parsed.actors)},
+                  {a.id: _scope(a, parties) for a in parsed.actors})
+
+
+def _scope(actor: Actor, parties: Parties | None) -> frozenset[str] | None:
+    if actor.areas is not None:
+        return frozenset(actor.areas)
+    party = parties.get(actor.organisation) if parties and actor.organisation else None
+    return frozenset(party.areas) if party is not None and party.areas else None
 
 
 def unknown_role_problems(actors: Actors, known_roles: set[str]) -> list[Problem]:

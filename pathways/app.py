@@ -17,12 +17,10 @@ from pathways_engine.store.database import Access
 from .config import Settings
 
 if TYPE_CHECKING:
-    from pathways_engine.loader import Definition
+    from pathways_engine.ports import CaseView
     from pathways_engine.ports import NotificationRequest
-    from pathways_engine.store.models import Instance
-    from pathways_engine.store.models import Subject
+    from pathways_engine.ports import Outgoing
     from pathways_notifications.parties import Parties
-    from sqlalchemy.orm import Session
 
     from .actors import Actors
 
@@ -43,7 +41,8 @@ class App:
 
     @cached_property
     def db(self) -> Database:
-        return Database(self.settings.database_url, access=self.access)
+        return Database(self.settings.database_url, access=self.access,
+                        audit_key=audit_key_from_env())
 
     @cached_property
     def registry(self) -> Registry:
@@ -73,7 +72,7 @@ class App:
             raise NotAuthorized("no actors file, so nobody may act: give --actors FILE or set "
                                 "PATHWAYS_ACTORS (the deployment's list of who may act in which "
                                 "role; the demo's is used only by `pathways demo`)")
-        return load_actors(self.settings.actors)
+        return load_actors(self.settings.actors, self.parties)
 
     def check_area(self, area: str | None) -> None:
         """Refuse an area the parties file does not know, so a typo does not silently reroute."""
@@ -103,6 +102,21 @@ class _ComposerOnFirstUse:
     def __init__(self, app: App) -> None:
         self.app = app
 
-    def compose(self, session: Session, definition: Definition, instance: Instance,
-                subject: Subject, request: NotificationRequest) -> int:
-        return self.app.composer.compose(session, definition, instance, subject, request)
+    def compose(self, case: CaseView, request: NotificationRequest) -> list[Outgoing]:
+        return self.app.composer.compose(case, request)
+
+
+def audit_key_from_env() -> bytes | None:
+    """The deployment's audit key (PATHWAYS_AUDIT_KEY), at least 16 characters if set."""
+    import os
+
+    from pathways_engine.audit.chain import KEY_ENV
+    from pathways_engine.errors import ConfigError
+
+    text = os.environ.get(KEY_ENV)
+    if not text:
+        return None
+    if len(text) < 16:
+        raise ConfigError(f"{KEY_ENV} is too short to be a secret: use at least 16 characters "
+                          "(e.g. the output of `openssl rand -hex 32`)")
+    return text.encode("utf-8")

@@ -1,62 +1,72 @@
-"""Assignments and consents: audited changes to who is told what about one instance."""
+"""Assignments and consents from the CLI: who is told what about one instance, audited steps.
+
+The deployment files decide who may do it (the actors file, and the parties file for who may
+be assigned); the definition decides which role may record which legal basis
+(runtime/sharing.py). The actor's area is checked under the instance's lock.
+"""
 
 from __future__ import annotations
 
-from pathways_engine import audit
 from pathways_engine.errors import ConfigError
 from pathways_engine.errors import InvalidArgument
-from pathways_engine.errors import UnknownRole
+from pathways_engine.errors import PathwaysError
 from pathways_engine.errors import did_you_mean
-from pathways_engine.runtime import get_instance
-from pathways_engine.store.models import Assignment
-from pathways_engine.store.models import Consent
-from pathways_engine.store.models import bump_revision
-from sqlalchemy import update
+from pathways_engine.errors import names
+from pathways_engine.runtime import sharing
+from pathways_engine.runtime.step import StepContext
 
 from .app import App
 
 
-def assign_party(app: App, instance_id: str, role: str, party: str, actor: str) -> None:
+def _acting_role(app: App, step: StepContext, actor: str, role: str | None) -> str:
+    if role is not None:
+        app.actors.authorize(actor, role)
+        return role
+    return app.actors.authorize_any(actor, set(step.spec.roles))
+
+
+def assign_party(app: App, instance_id: str, role: str, party: str, actor: str,
+                 acting_role: str | None = None) -> None:
     parties = app.parties
     if parties is None:
         raise ConfigError("no parties file: give --parties FILE or set PATHWAYS_PARTIES")
-    if parties.get(party) is None:
+    found = parties.get(party)
+    if found is None:
         raise InvalidArgument(f"unknown party {party!r}{did_you_mean(party, parties.by_id)}")
-    now = app.clock.now()
-    with app.may("write").engine.writing(instance_id) as session:
-        instance = get_instance(session, instance_id, lock=True)
-        spec = app.engine.compiled_for(session, instance.content_hash).spec
-        if role not in spec.roles:
-            raise UnknownRole(role, spec.roles)
-        acting_role = app.actors.authorize_any(actor, set(spec.roles))
-        bump_revision(instance)
-        session.execute(update(Assignment).where(Assignment.instance_id == instance_id,
-                                                 Assignment.role == role).values(active=False))
-        session.add(Assignment(instance_id=instance_id, role=role, party=party, at=now,
-                               actor=actor, active=True))
-        audit.append(session, instance, at=now, recorded_at=now, actor=actor, role=acting_role,
-                     kind="assignment", changes={"role": role, "party": party})
+    if role not in found.roles:
+        serving = [p.id for p in parties.by_id.values() if role in p.roles]
+        raise InvalidArgument(f"party {party!r} does not serve role {role!r} (the parties file "
+                              f"gives it {', '.join(found.roles)}); parties for {role!r}: "
+                              f"{names(serving)}")
+    app.actors.known(actor)
+    with app.may("write").engine.step(instance_id) as step:
+        held = _acting_role(app, step, actor, acting_role)
+        app.actors.check_area(actor, step.instance.area, instance_id)
+        sharing.assign(step, role=role, party=party, actor=actor, acting_role=held)
 
 
 def record_consent(app: App, instance_id: str, sector: str, basis: str, reference: str,
-                   actor: str, withdraw: bool) -> None:
-    now = app.clock.now()
-    with app.may("write").engine.writing(instance_id) as session:
-        instance = get_instance(session, instance_id, lock=True)
-        spec = app.engine.compiled_for(session, instance.content_hash).spec
-        acting_role = app.actors.authorize_any(actor, set(spec.roles))
-        bump_revision(instance)
-        sectors = {r.sector for r in spec.roles.values()}
-        if sector not in sectors:
-            raise InvalidArgument(f"unknown sector {sector!r}{did_you_mean(sector, sectors)}; "
-                                  f"sectors of this pathway: {', '.join(sorted(sectors))}")
-        if withdraw:
-            session.execute(update(Consent).where(
-                Consent.instance_id == instance_id, Consent.sector == sector,
-                Consent.withdrawn_at.is_(None)).values(withdrawn_at=now))
+                   actor: str, withdraw: bool, role: str | None = None) -> None:
+    actors = app.actors
+    actors.known(actor)
+    with app.may("write").engine.step(instance_id) as step:
+        actors.check_area(actor, step.instance.area, instance_id)
+        if role is not None:
+            actors.authorize(actor, role)
+            candidates = [role]
         else:
-            session.add(Consent(instance_id=instance_id, sector=sector, basis=basis,
-                                reference=reference, given_by=actor, at=now, withdrawn_at=None))
-        audit.append(session, instance, at=now, recorded_at=now, actor=actor, role=acting_role,
-                     kind="consent_withdrawn" if withdraw else "consent",
-                     changes={"sector": sector, "basis": basis, "reference": reference})
+            candidates = [r for r in actors.known(actor).roles if r in step.spec.roles]
+            if not candidates:
+                actors.authorize_any(actor, set(step.spec.roles))  # raises: no role here
+        refusal: PathwaysError | None = None
+        for candidate in candidates:  # the first role the definition lets record this basis
+            try:
+                sharing.may_record(step, sector, basis, reference, candidate)
+            except PathwaysError as exc:
+                refusal = refusal or exc
+                continue
+            sharing.record_basis(step, sector=sector, basis=basis, reference=reference,
+                                 actor=actor, role=candidate, withdraw=withdraw)
+            return
+        assert refusal is not None
+        raise refusal

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from pathways_engine.definition.registry import load_all
 from pathways_engine.errors import Problem
-from pathways_engine.registry import load_all
 
 
 def check_paths(paths: Iterable[Path], parties: Path | None = None,

@@ -1,8 +1,9 @@
-"""Caseworker commands: start, advance, show, list, history."""
+"""Caseworker commands: start, advance, show, list, history, export."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 from typing import Any
 
 import click
@@ -14,10 +15,14 @@ from .cli_output import format_show
 from .timeparse import ISO_DATE
 from .timeparse import ISO_TIME
 
+if TYPE_CHECKING:
+    from pathways_engine.reading.views import AuthorizeRead
+    from pathways_engine.reading.views import Viewer
+
 pass_app = click.make_pass_decorator(App)
 
 _as = click.option("--as", "actor", required=True, metavar="ACTOR",
-                   help="Who is acting (user id or name).")
+                   help="Who is acting: an actor id of the actors file.")
 _role = click.option("--role", required=True, metavar="ROLE", help="The role the actor acts in.")
 _set = click.option("--set", "assignments", multiple=True, metavar="FIELD=VALUE",
                     help="Set a data field; parsed by the field's declared type. Repeatable.")
@@ -25,6 +30,32 @@ _at = click.option("--at", type=ISO_TIME, default=None,
                    help="When it happened (ISO 8601; without offset: the pathway's local "
                         "time). Default: now. Never in the future.")
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON (keys in the README).")
+_key = click.option("--idempotency-key", "idempotency_key", default=None, metavar="KEY",
+                    help="Act at most once for this key: a retry with the same key and the "
+                         "same arguments answers as the first did and changes nothing.")
+_reader = click.option("--as", "actor", default=None, metavar="ACTOR",
+                       help="Read as this actor (with --role): personal fields are shown when "
+                            "the instance has consent or a legal basis for the role's sector.")
+_reader_role = click.option("--role", "role", default=None, metavar="ROLE",
+                            help="The role the reader reads in (with --as).")
+
+
+def reader(app: App, instance: str, actor: str | None,
+           role: str | None) -> tuple[Viewer | None, AuthorizeRead | None]:
+    """The viewer and the area check for a read; anonymous readers see no personal data."""
+    from pathways_engine.errors import InvalidArgument
+    from pathways_engine.reading.views import Viewer
+
+    if actor is None and role is None:
+        return None, None
+    if actor is None or role is None:
+        raise InvalidArgument("give --as ACTOR and --role ROLE together to read personal data")
+    app.actors.authorize(actor, role)
+
+    def within_area(area: str | None) -> None:
+        app.actors.check_area(actor, area, instance)
+
+    return Viewer(actor, role), within_area
 
 
 @click.command()
@@ -35,24 +66,31 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON (keys i
 @click.option("--version", "version", type=int, default=None,
               help="Definition version (default: newest).")
 @click.option("--area", default=None, metavar="CODE",
-              help="Municipality or region (routes messages to that area's parties).")
+              help="Municipality or region (routes messages to that area's parties; default: "
+                   "the actor's area if it has one).")
+@click.option("--allow-duplicate", is_flag=True,
+              help="Start even if the subject already has a running instance of PATHWAY.")
 @_set
 @_as
 @_role
 @_at
+@_key
 @_json
 @pass_app
 def start(app: App, pathway: str, subject_ref: str, birth_date: dt.date | None,
-          version: int | None, area: str | None, assignments: tuple[str, ...], actor: str,
-          role: str, at: dt.datetime | None, as_json: bool) -> None:
+          version: int | None, area: str | None, allow_duplicate: bool,
+          assignments: tuple[str, ...], actor: str, role: str, at: dt.datetime | None,
+          idempotency_key: str | None, as_json: bool) -> None:
     """Start PATHWAY for a subject and print the new instance id."""
-    from pathways_engine.values import parse_assignments
+    from pathways_engine.definition.values import parse_assignments
 
     app.actors.authorize(actor, role)
+    area = app.actors.area_for_start(actor, area)
     app.check_area(area)
     instance_id = app.may("create").engine.start(
         pathway, subject_ref=subject_ref, birth_date=birth_date, actor=actor, role=role,
-        values=parse_assignments(assignments), at=at, version=version, area=area)
+        values=parse_assignments(assignments), at=at, version=version, area=area,
+        idempotency_key=idempotency_key, allow_duplicate=allow_duplicate)
     emit({"id": instance_id}, as_json, instance_id)
 
 
@@ -67,47 +105,56 @@ def start(app: App, pathway: str, subject_ref: str, birth_date: dt.date | None,
 @_as
 @_role
 @_at
+@_key
 @_json
 @pass_app
 def advance(app: App, instance: str, event: str, assignments: tuple[str, ...], note: str | None,
             expected: int | None, actor: str, role: str, at: dt.datetime | None,
-            as_json: bool) -> None:
+            idempotency_key: str | None, as_json: bool) -> None:
     """Send EVENT to INSTANCE."""
-    from pathways_engine.values import parse_assignments
+    from pathways_engine.definition.values import parse_assignments
+    from pathways_engine.store.rows import InstanceRow
 
     app.actors.authorize(actor, role)
-    step = app.may("write").engine.advance(instance, event, actor=actor, role=role,
-                              values=parse_assignments(assignments), note=note, at=at,
-                              expected_version=expected)
-    data = {"id": step.instance_id, "event": step.event, "from": step.from_state,
-            "to": step.to_state, "revision": step.version, "completed": step.completed}
-    emit(data, as_json, f"{step.instance_id}: {step.from_state} -> {step.to_state}"
-                        + (" (completed)" if step.completed else ""))
+
+    def within_area(row: InstanceRow) -> None:
+        app.actors.check_area(actor, row.area, row.id)
+
+    step = app.may("write").engine.advance(
+        instance, event, actor=actor, role=role, values=parse_assignments(assignments),
+        note=note, at=at, expected_version=expected, idempotency_key=idempotency_key,
+        authorize=within_area)
+    emit(step.as_dict(), as_json, f"{step.instance_id}: {step.from_state} -> {step.to_state}"
+                                  + (" (completed)" if step.completed else ""))
 
 
 @click.command()
 @click.argument("instance")
+@_reader
+@_reader_role
 @_json
 @pass_app
-def show(app: App, instance: str, as_json: bool) -> None:
+def show(app: App, instance: str, actor: str | None, role: str | None, as_json: bool) -> None:
     """Show an instance: state, data, who may do what now, deadlines, history."""
-    from pathways_engine.queries import show as show_instance
+    from pathways_engine.reading.views import show as show_instance
 
-    data = show_instance(app.engine, instance)
+    viewer, within_area = reader(app, instance, actor, role)
+    data = show_instance(app.engine, instance, viewer=viewer, authorize=within_area)
     emit(data, as_json, None if as_json else format_show(data))
 
 
 @click.command(name="list")
-@click.option("--pathway", default=None)
-@click.option("--state", default=None)
-@click.option("--subject", "subject_ref", default=None, metavar="REF")
+@click.option("--pathway", default=None, help="Only instances of this pathway.")
+@click.option("--state", default=None, help="Only instances in this state.")
+@click.option("--subject", "subject_ref", default=None, metavar="REF",
+              help="Only this subject's instances (case does not matter).")
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 @_json
 @pass_app
 def list_(app: App, pathway: str | None, state: str | None, subject_ref: str | None, limit: int,
           as_json: bool) -> None:
     """List instances."""
-    from pathways_engine.queries import list_instances
+    from pathways_engine.reading.views import list_instances
 
     rows = list_instances(app.engine, pathway=pathway, state=state, subject=subject_ref,
                           limit=limit)
@@ -118,17 +165,18 @@ def list_(app: App, pathway: str | None, state: str | None, subject_ref: str | N
 
 @click.command()
 @click.argument("instance")
+@_reader
+@_reader_role
 @_json
 @pass_app
-def history(app: App, instance: str, as_json: bool) -> None:
+def history(app: App, instance: str, actor: str | None, role: str | None, as_json: bool) -> None:
     """Print the audit history of INSTANCE."""
-    from pathways_engine.queries import history as history_of
+    from pathways_engine.reading.views import history as history_of
 
-    rows: list[dict[str, Any]] = history_of(app.engine, instance)
+    viewer, within_area = reader(app, instance, actor, role)
+    rows: list[dict[str, Any]] = history_of(app.engine, instance, viewer=viewer,
+                                            authorize=within_area)
     emit(rows, as_json, format_history(rows))
-
-
-COMMANDS = [start, advance, show, list_, history]
 
 
 @click.command()
@@ -140,16 +188,19 @@ def export(app: App, instance: str, fmt: str) -> None:
     """Export INSTANCE for other systems (no names or personal identity numbers)."""
     import json
 
-    from pathways_engine.queries import show
-    from pathways_engine.runtime import get_instance
+    from pathways_engine.reading.views import show as show_instance
 
     from .fhir import bundle
 
-    data = show(app.engine, instance)
-    with app.db.sessions() as session:
-        spec = app.engine.compiled_for(session, get_instance(session, instance).content_hash).spec
+    data = show_instance(app.engine, instance)
+    spec = _pinned_spec(app, data["definition_hash"])
     roles = {name: state.responsible for name, state in spec.states.items()}
-    click.echo(json.dumps(bundle(data, roles), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(bundle(data, roles, app.clock.now()), indent=2, ensure_ascii=False))
 
 
-COMMANDS.append(export)
+def _pinned_spec(app: App, content_hash: str) -> Any:
+    with app.db.reading() as connection:
+        return app.engine.compiled_for(connection, content_hash).spec
+
+
+COMMANDS = [start, advance, show, list_, history, export]

@@ -38,7 +38,7 @@ def check(app: App, paths: tuple[Path, ...]) -> None:
 @click.command()
 def schema() -> None:
     """Print the JSON Schema of definition files (for editors)."""
-    from pathways_engine.spec import json_schema
+    from pathways_engine.definition.spec import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 
@@ -74,9 +74,9 @@ def definitions(app: App, as_json: bool) -> None:
 def diagram(app: App, pathway: str, fmt: str, version: int | None, output: Path | None,
             markdown: bool) -> None:
     """Draw PATHWAY: its states, transitions and guards, responsible roles and deadlines."""
-    from pathways_engine.compiler import compile_definition
-    from pathways_engine.diagrams import markdown_page
-    from pathways_engine.diagrams import render
+    from pathways_engine.definition.compiler import compile_definition
+    from pathways_engine.definition.diagrams import markdown_page
+    from pathways_engine.definition.diagrams import render
 
     compiled = compile_definition(app.registry.get(pathway, version))
     text = markdown_page(compiled) if markdown else render(compiled, fmt)
@@ -127,9 +127,9 @@ def simulate(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
 def migrate(app: App, pathway: str, to_version: int, mappings: tuple[str, ...], dry_run: bool,
             actor: str, as_json: bool) -> None:
     """Move running instances of a pathway to another version, recomputing their deadlines."""
-    from pathways_engine.migration import migrate as apply_migration
-    from pathways_engine.migration import parse_mapping
-    from pathways_engine.migration import plan
+    from pathways_engine.runtime.migration import migrate as apply_migration
+    from pathways_engine.runtime.migration import parse_mapping
+    from pathways_engine.runtime.migration import plan
 
     app.actors.known(actor)
     app.may("write")

@@ -11,7 +11,7 @@ from pathways_engine.ports import FixedClock
 from .app import App
 
 if TYPE_CHECKING:
-    from pathways_engine.loader import Definition
+    from pathways_engine.definition.loader import Definition
     from pathways_notifications.rendering import Rendered
 from .cli_output import emit
 from .timeparse import ISO_TIME
@@ -27,16 +27,22 @@ pass_app = click.make_pass_decorator(App)
               help="Language (default: the recipient's, else the fallback).")
 @click.option("--role", default=None, help="Recipient role (default: the pathway's first role).")
 @click.option("--instance", "instance_id", default=None, metavar="ID",
-              help="Render with this instance's real data, recipient and legal basis.")
+              help="Render with this instance's real data, recipient and open deadline.")
+@click.option("--as", "actor", default=None, metavar="ACTOR",
+              help="With --instance: preview as this actor (holding --reader-role), so personal "
+                   "data appears where the recipient's sector has a basis.")
+@click.option("--reader-role", default=None, metavar="ROLE",
+              help="The role ACTOR previews in (with --as).")
 @pass_app
 def render(app: App, pathway: str, template: str, lang: str | None, role: str | None,
-           instance_id: str | None) -> None:
+           instance_id: str | None, actor: str | None, reader_role: str | None) -> None:
     """Preview TEMPLATE of PATHWAY, against a sample context or a real instance."""
     from pathways_notifications.composer import sample_context
     from pathways_notifications.rendering import render as render_template
 
     if instance_id is not None:
-        rendered = _render_for_instance(app, pathway, template, role, lang, instance_id)
+        rendered = _render_for_instance(app, pathway, template, role, lang, instance_id, actor,
+                                        reader_role)
     else:
         definition = app.registry.get(pathway)
         role = _check_template(definition, template, role)
@@ -60,24 +66,45 @@ def _check_template(definition: Definition, template: str, role: str | None) -> 
 
 
 def _render_for_instance(app: App, pathway: str, template: str, role: str | None,
-                         lang: str | None, instance_id: str) -> Rendered:
-    """Render with the definition the instance is pinned to and its real context; read-only."""
+                         lang: str | None, instance_id: str, actor: str | None,
+                         reader_role: str | None) -> Rendered:
+    """Render with the definition the instance is pinned to and its real context; read-only.
+
+    Personal data appears only for an authorized reader (--as, in the instance's area)."""
     from pathways_engine.errors import InvalidArgument
-    from pathways_engine.runtime import get_instance
-    from pathways_engine.store.models import Subject
+    from pathways_engine.ports import CaseView
+    from pathways_engine.store import reads
+    from pathways_engine.store import views
+    from pathways_engine.store.rows import legal_bases
     from pathways_notifications.composer import Composer
 
+    from .commands_caseworker import reader
+
+    viewer, within_area = reader(app, instance_id, actor, reader_role)
     composer = Composer(app.parties)
-    with app.db.sessions() as session, session.begin():
-        instance = get_instance(session, instance_id)
-        if instance.pathway_id != pathway:
+    with app.db.reading() as connection:
+        found = reads.load_instances(connection, [instance_id], lock=False).get(instance_id)
+        if found is None:
+            from pathways_engine.errors import InstanceNotFound
+
+            raise InstanceNotFound(instance_id)
+        if found.instance.pathway_id != pathway:
             raise InvalidArgument(f"--instance {instance_id} runs pathway "
-                                  f"{instance.pathway_id!r}, not {pathway!r}")
-        definition = app.engine.compiled_for(session, instance.content_hash).definition
+                                  f"{found.instance.pathway_id!r}, not {pathway!r}")
+        if within_area is not None:
+            within_area(found.instance.area)
+        definition = app.engine.compiled_for(connection, found.instance.content_hash).definition
         role = _check_template(definition, template, role)
-        subject = session.get_one(Subject, instance.subject_id)
-        return composer.preview(session, definition, instance, subject, template, role, lang,
-                                app.clock.now())
+        deadline = views.first_pending_deadline(connection, instance_id)
+    from pathways_engine.reading.views import hidden_for
+
+    bases = legal_bases(found.consents)
+    case = CaseView(definition, found.instance, found.subject, found.assigned, bases)
+    # what the recipient would get, shown only to a reader who may see it too
+    personal = viewer is not None and hidden_for(definition.spec, viewer, bases) is None
+    return composer.preview(case, template, role, lang, app.clock.now(),
+                            (deadline.name, deadline.due_at) if deadline else None,
+                            personal=personal)
 
 
 @click.command()
@@ -97,55 +124,67 @@ def deliver(app: App, now: dt.datetime | None, as_json: bool) -> None:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--status", type=click.Choice(["pending", "sent", "failed"]), default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--status", type=click.Choice(["pending", "sent", "failed", "cancelled"]),
+              default=None, help="Only messages with this status (failed: the dead letters).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (keys in the README).")
 @click.pass_context
 def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
-    """List outgoing messages; `outbox retry ID` resends one."""
+    """List outgoing messages; `outbox retry` puts dead letters back in the queue."""
     if ctx.invoked_subcommand is not None:
         return
-    from pathways_engine.store.models import OutboxMessage
-    from sqlalchemy import select
+    from pathways_engine.store import views
 
     app: App = ctx.obj
-    with app.db.sessions() as session:
-        query = select(OutboxMessage).order_by(OutboxMessage.id)
-        if status:
-            query = query.where(OutboxMessage.status == status)
+    with app.db.reading() as connection:
         rows = [{
             "id": m.id, "message_id": m.message_id, "instance": m.instance_id, "role": m.role,
             "party": m.party, "channel": m.channel, "status": m.status, "attempts": m.attempts,
             "subject": m.subject, "personal_data": m.personal_data, "legal_basis": m.legal_basis,
             "created_at": m.created_at.isoformat(), "last_error": m.last_error,
             "sent_at": m.sent_at.isoformat() if m.sent_at else None,
-        } for m in session.scalars(query)]
-    lines = [f"{r['id']:>6}  {r['status']:<7} {r['channel']:<7} {r['role']:<14} {r['subject']}"
+        } for m in views.outbox_rows(connection, status)]
+    lines = [f"{r['id']:>6}  {r['status']:<9} {r['channel']:<7} {r['role']:<14} {r['subject']}"
              for r in rows]
     emit(rows, as_json, "\n".join(lines) if lines else "(outbox is empty)")
 
 
 @outbox.command()
-@click.argument("message_id", type=int)
+@click.argument("message_ids", nargs=-1, type=int, metavar="[ID]...")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter (with --failed).")
+@click.option("--failed", is_flag=True, help="With --all: the failed messages.")
+@click.option("--as", "actor", required=True, metavar="ACTOR",
+              help="The operator retrying (audited on each message's instance).")
 @pass_app
-def retry(app: App, message_id: int) -> None:
-    """Put message MESSAGE_ID back in the queue (e.g. a failed one after a fix)."""
-    from pathways_notifications.delivery import retry as retry_message
+def retry(app: App, message_ids: tuple[int, ...], everything: bool, failed: bool,
+          actor: str) -> None:
+    """Put dead letters back in the queue: IDs, or --all --failed."""
+    from pathways_engine.errors import InvalidArgument
+    from pathways_notifications.delivery import retry as retry_messages
 
-    message = retry_message(app.may("write").db, message_id, app.clock.now())
-    click.echo(f"message {message.id} is pending again")
+    if bool(message_ids) == (everything and failed) or everything != failed:
+        raise InvalidArgument("name the messages to retry (IDs), or give --all --failed")
+    app.actors.known(actor)
+    done = retry_messages(app.may("write").db, list(message_ids) or None, actor,
+                          app.clock.now())
+    click.echo(f"{len(done)} message{'s' if len(done) != 1 else ''} pending again: "
+               f"{', '.join(map(str, done))}")
 
 
 @click.command()
 @click.argument("instance")
 @click.argument("role")
 @click.argument("party")
-@click.option("--as", "actor", required=True, metavar="ACTOR")
+@click.option("--as", "actor", required=True, metavar="ACTOR",
+              help="Who assigns: an actor id of the actors file (audited).")
+@click.option("--role", "acting_role", default=None, metavar="ROLE",
+              help="The role the actor acts in (default: its role in this pathway).")
 @pass_app
-def assign(app: App, instance: str, role: str, party: str, actor: str) -> None:
+def assign(app: App, instance: str, role: str, party: str, actor: str,
+           acting_role: str | None) -> None:
     """Name PARTY (from the parties file) as ROLE for one INSTANCE, e.g. a contact person."""
     from .assignments import assign_party
 
-    assign_party(app, instance, role, party, actor)
+    assign_party(app, instance, role, party, actor, acting_role)
     click.echo(f"{instance}: {role} is now {party}")
 
 
@@ -154,16 +193,22 @@ def assign(app: App, instance: str, role: str, party: str, actor: str) -> None:
 @click.option("--sector", required=True, help="The recipient sector the basis covers.")
 @click.option("--basis", type=click.Choice(["consent", "statutory"]), required=True)
 @click.option("--reference", required=True,
-              help="Who consented, or the statute (e.g. 'Sundhedsloven §43').")
-@click.option("--withdraw", is_flag=True, help="Withdraw an earlier consent for the sector.")
-@click.option("--as", "actor", required=True, metavar="ACTOR")
+              help="Who consented and when, or the provision the definition declares under "
+                   "`sharing:` (e.g. 'Barnets lov §133 (underretningspligt)').")
+@click.option("--withdraw", is_flag=True,
+              help="Withdraw the basis: unsent messages that relied on a consent are recalled.")
+@click.option("--as", "actor", required=True, metavar="ACTOR",
+              help="Who records it: an actor id of the actors file (audited).")
+@click.option("--role", default=None, metavar="ROLE",
+              help="The role the actor records it in (default: the first of its roles the "
+                   "definition lets record this basis).")
 @pass_app
 def consent(app: App, instance: str, sector: str, basis: str, reference: str, withdraw: bool,
-            actor: str) -> None:
+            actor: str, role: str | None) -> None:
     """Record consent or a statutory basis to share personal data with a sector."""
     from .assignments import record_consent
 
-    record_consent(app, instance, sector, basis, reference, actor, withdraw)
+    record_consent(app, instance, sector, basis, reference, actor, withdraw, role)
     click.echo(f"{instance}: {'withdrawn' if withdraw else 'recorded'} {basis} for {sector}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 
 import click
 from pathways_engine.ports import FixedClock
@@ -49,8 +50,8 @@ def upgrade(app: App) -> None:
 @pass_app
 def tick(app: App, now: dt.datetime | None, batch_size: int, as_json: bool) -> None:
     """Fire every reminder, escalation and timeout due now, exactly once."""
-    from pathways_engine.ticking import count_due
-    from pathways_engine.ticking import tick as run_tick
+    from pathways_engine.runtime.sweep import count_due
+    from pathways_engine.runtime.sweep import tick as run_tick
 
     moment = aware_or_utc(now) or app.clock.now()
     if now is not None:
@@ -93,7 +94,7 @@ def scheduler(app: App, interval: float) -> None:
 def overdue(app: App, role: str | None, pathway: str | None, now: dt.datetime | None,
             as_json: bool) -> None:
     """What is overdue now, whose turn it is, and by how long."""
-    from pathways_engine.queries import overdue as overdue_rows
+    from pathways_engine.reading.views import overdue as overdue_rows
 
     if now is not None:
         app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
@@ -125,24 +126,34 @@ COMMANDS.append(demo)
 
 @click.group()
 def audit() -> None:
-    """The hash-chained audit trail."""
+    """The hash-chained audit trail: verify it, checkpoint it outside the database."""
 
 
 @audit.command()
 @click.argument("instances", nargs=-1, metavar="[INSTANCE]...")
+@click.option("--against", "against", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, metavar="FILE",
+              help="A checkpoint from `audit checkpoint`: also find trails cut back or "
+                   "rewritten, and instances deleted, since it was taken.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def verify(app: App, instances: tuple[str, ...], as_json: bool) -> None:
-    """Check that no audit entry was edited, deleted, inserted or reordered (exit 1 if one was)."""
-    from pathways_engine import audit as audit_trail
+def verify(app: App, instances: tuple[str, ...], against: Path | None, as_json: bool) -> None:
+    """Check no audit entry or state row was edited, deleted, inserted or reordered (exit 1 if so)."""
+    from pathways_engine.audit import checkpoint
+    from pathways_engine.audit.verify import verify as verify_trail
     from pathways_engine.errors import InstanceNotFound
 
-    missing = sorted(set(instances) - _existing(app, instances)) if instances else []
-    if missing:
-        raise InstanceNotFound(missing[0])
-    with app.db.sessions() as session, session.begin():
-        result = audit_trail.verify(session, instances or None)
+    heads = checkpoint.load(app.db, against) if against is not None else None
+    if instances:
+        from pathways_engine.store import views
+
+        with app.db.reading() as connection:
+            missing = sorted(set(instances) - views.existing(connection, instances))
+        if missing and not (heads and set(missing) <= set(heads)):
+            raise InstanceNotFound(missing[0])
+    result = verify_trail(app.db, list(instances) or None, heads)
     data = {"instances": result.instances, "entries": result.entries,
+            "replayed": result.replayed,
             "breaks": [{"instance": b.instance_id, "seq": b.seq, "reason": b.reason}
                        for b in result.breaks]}
     if as_json:
@@ -156,12 +167,17 @@ def verify(app: App, instances: tuple[str, ...], as_json: bool) -> None:
         sys.exit(1)
 
 
-def _existing(app: App, instances: tuple[str, ...]) -> set[str]:
-    from pathways_engine.store.models import Instance
-    from sqlalchemy import select
+@audit.command(name="checkpoint")
+@click.option("--output", "-o", "output", required=True,
+              type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Where to write it: somewhere the database's owner cannot write.")
+@pass_app
+def checkpoint_command(app: App, output: Path) -> None:
+    """Write every instance's audit head, signed with PATHWAYS_AUDIT_KEY, to FILE."""
+    from pathways_engine.audit import checkpoint
 
-    with app.db.sessions() as session:
-        return set(session.scalars(select(Instance.id).where(Instance.id.in_(instances))))
+    count = checkpoint.write(app.db, output, app.clock.now())
+    click.echo(f"checkpoint of {count} instance{'s' if count != 1 else ''} written to {output}")
 
 
 COMMANDS.append(audit)
@@ -183,7 +199,7 @@ def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | 
            fmt: str) -> None:
     """Deadline compliance and time in each step, computed in the database."""
     from pathways_engine.errors import InvalidArgument
-    from pathways_engine.reporting import report as compute
+    from pathways_engine.reading.reporting import report as compute
 
     end = end or app.clock.now().date()
     start = start or end - dt.timedelta(days=365)
@@ -195,9 +211,8 @@ def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | 
              for name, state in d.spec.states.items() if state.responsible}
     begin = dt.datetime.combine(start, dt.time(0), tzinfo=dt.UTC)
     until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
-    with app.db.sessions() as session:
-        rows = compute(session, start=begin, end=until, now=app.clock.now(), pathway=pathway,
-                       by=by, roles=roles)
+    rows = compute(app.engine, start=begin, end=until, now=app.clock.now(), pathway=pathway,
+                   by=by, roles=roles)
     _print_report(rows, by, fmt)
 
 

@@ -4,6 +4,15 @@ The shipped `definitions/` folder carries a demo deployment (`actors.yaml`, `par
 so the README's examples run in a checkout. An installed package never uses those two files
 unless asked: outside the checkout, acting commands need `--actors`/`PATHWAYS_ACTORS`, so demo
 people can never authorize or route a real deployment. `pathways demo` names them explicitly.
+
+A deployment may describe itself in `/etc/pathways/deployment.yaml` (operations write it;
+`$PATHWAYS_DEPLOYMENT` names another file only where that one does not exist, as in tests):
+
+```yaml
+actors: /srv/pathways/actors.yaml    # who may act (relative paths: beside this file)
+parties: /srv/pathways/parties.yaml  # who receives messages
+lock_actors: true                    # --actors and PATHWAYS_ACTORS may not name another file
+```
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ DATABASE_ENV = "PATHWAYS_DATABASE_URL"
 DEFINITIONS_ENV = "PATHWAYS_DEFINITIONS"
 PARTIES_ENV = "PATHWAYS_PARTIES"
 ACTORS_ENV = "PATHWAYS_ACTORS"
+DEPLOYMENT_ENV = "PATHWAYS_DEPLOYMENT"
+SYSTEM_DEPLOYMENT = Path("/etc/pathways/deployment.yaml")
 DEFAULT_DATABASE = "sqlite:///pathways.db"
 _HERE = Path(__file__).resolve().parent
 _INSTALLED_DEFINITIONS = _HERE / "_definitions"  # where the wheel puts definitions/
@@ -60,6 +71,10 @@ class Settings:
             paths = tuple(Path(p) for p in os.environ[DEFINITIONS_ENV].split(os.pathsep) if p)
         else:
             paths = (shipped_definitions(),)
+        deployment = load_deployment()
+        if deployment is not None:
+            actors = deployment.locked_actors(actors) or actors or deployment.actors
+            parties = parties or (None if os.environ.get(PARTIES_ENV) else deployment.parties)
         return cls(url, paths, _deployment_file(parties, PARTIES_ENV, paths, "parties.yaml"),
                    _deployment_file(actors, ACTORS_ENV, paths, "actors.yaml"))
 
@@ -85,3 +100,58 @@ def _deployment_file(given: Path | None, env: str, definitions: tuple[Path, ...]
         return None
     default = folder / name
     return default if default.is_file() else None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    path: Path
+    actors: Path | None
+    parties: Path | None
+    lock_actors: bool
+
+    def locked_actors(self, given: Path | None) -> Path | None:
+        """The locked actors file, refusing a flag or environment that names another."""
+        if not self.lock_actors:
+            return None
+        from pathways_engine.errors import NotAuthorized
+
+        wanted = given or (Path(os.environ[ACTORS_ENV]) if os.environ.get(ACTORS_ENV) else None)
+        if self.actors is None:
+            raise NotAuthorized(f"the deployment ({self.path}) locks the actors file but names "
+                                "none: ask operations to set `actors:` in it")
+        if wanted is not None and wanted.resolve() != self.actors.resolve():
+            raise NotAuthorized(f"the deployment ({self.path}) locks the actors file to "
+                                f"{self.actors}; --actors and PATHWAYS_ACTORS cannot change who "
+                                "may act")
+        return self.actors
+
+
+def deployment_path() -> Path | None:
+    """The system's deployment file wins: it cannot be switched off from a shell."""
+    if SYSTEM_DEPLOYMENT.is_file():
+        return SYSTEM_DEPLOYMENT
+    named = os.environ.get(DEPLOYMENT_ENV)
+    return Path(named) if named else None
+
+
+def load_deployment() -> Deployment | None:
+    path = deployment_path()
+    if path is None:
+        return None
+    from pathways_engine.definition.loader import load_model
+    from pydantic import BaseModel
+    from pydantic import ConfigDict
+
+    class DeploymentFile(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="forbid")
+        actors: str | None = None
+        parties: str | None = None
+        lock_actors: bool = False
+
+    parsed, _ = load_model(path, DeploymentFile)
+
+    def beside(name: str | None) -> Path | None:
+        return None if name is None else (path.parent / name if not Path(name).is_absolute()
+                                          else Path(name))
+
+    return Deployment(path, beside(parsed.actors), beside(parsed.parties), parsed.lock_actors)

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import click
 from pathways_engine.ports import FixedClock
-from pathways_engine.queries import show
-from pathways_engine.ticking import tick
+from pathways_engine.reading.views import show
+from pathways_engine.runtime.sweep import tick
 
 from .app import App
 from .delivery import deliver_pending

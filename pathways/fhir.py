@@ -23,7 +23,8 @@ SUBJECT_SYSTEM = "urn:pathways:subject"
 INSTANCE_SYSTEM = "urn:pathways:instance"
 
 
-def bundle(data: dict[str, Any], responsible: dict[str, str | None]) -> dict[str, Any]:
+def bundle(data: dict[str, Any], responsible: dict[str, str | None],
+           now: dt.datetime) -> dict[str, Any]:
     """`show --json` of an instance (and each state's responsible role) -> a validated FHIR R4
     collection Bundle, as a dict."""
     from fhir.resources.R4B.bundle import Bundle
@@ -68,7 +69,7 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None]) -> dict[str
     })
     result = Bundle.model_validate({
         "resourceType": "Bundle", "type": "collection",
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "timestamp": now.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "entry": [{"fullUrl": f"urn:uuid:{_uuid(r.id)}", "resource": r}
                   for r in (careplan, *tasks)],
     })

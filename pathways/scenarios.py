@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pathways_engine.definition.loader import load_model
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import PathwaysError
 from pathways_engine.errors import Problem
-from pathways_engine.loader import load_model
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
@@ -152,7 +152,7 @@ def run_file(path: Path, definitions: tuple[Path, ...], parties: Path | None) ->
 def _pathway_of(path: Path) -> str | None:
     definition = path.parent.parent / "pathway.yaml"
     if path.parent.name == "scenarios" and definition.is_file():
-        from pathways_engine.yamlsafe import parse_file
+        from pathways_engine.definition.yamlsafe import parse_file
 
         data = parse_file(definition).data
         return str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
@@ -211,7 +211,7 @@ class _Run:
         return self.outcome
 
     def _step(self, number: int, step: Step, moment: dt.datetime) -> None:
-        from pathways_engine.ticking import tick
+        from pathways_engine.runtime.sweep import tick
 
         label = f"step {number} ({step.event or 'tick'} at {moment.astimezone(self.zone):%Y-%m-%d %H:%M})"
         self.clock.current = moment
@@ -227,7 +227,7 @@ class _Run:
         self._check(label, step.expect, error)
 
     def _check(self, label: str, expect: Expect | None, error: str | None) -> None:
-        from pathways_engine.queries import show
+        from pathways_engine.reading.views import show
 
         fail = self.outcome.failures.append
         if expect is None or expect.error is None:
@@ -268,19 +268,15 @@ class _Run:
 
     def _new_messages(self) -> list[dict[str, Any]]:
         """Messages queued since the last check, each with the trigger that queued it."""
-        from pathways_engine.store.models import AuditEntry
-        from pathways_engine.store.models import OutboxMessage
-        from sqlalchemy import select
+        from pathways_engine.store import reads
+        from pathways_engine.store import views
 
-        with self.db.sessions() as session:
-            rows = list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
-            queued = session.scalars(select(AuditEntry).where(
-                AuditEntry.kind == "notification_queued").order_by(AuditEntry.seq))
-            # each audit entry queued `messages` rows, in the order the outbox ids were given
-            triggers = [e.changes.get("trigger") for e in queued
-                        for _ in range(int(e.changes.get("messages", 0)))]
-        new = [{"template": m.template, "role": m.role, "trigger": trigger}
-               for m, trigger in zip(rows, triggers, strict=False)][self.seen_messages:]
+        with self.db.reading() as connection:
+            rows = views.outbox_rows(connection, None)
+            causes = reads.queued_requests(connection, self.instance)
+        new = [{"template": m.template, "role": m.role,
+                "trigger": causes.get(m.idempotency_key, {}).get("trigger")}
+               for m in rows][self.seen_messages:]
         self.seen_messages += len(new)
         return new
 
@@ -304,12 +300,12 @@ class _Run:
         return moment
 
     def _add(self, previous: dt.datetime, amount: int, unit: str) -> dt.datetime:
-        from pathways_engine.calendars import WorkCalendar
-        from pathways_engine.spec import CalendarSpec
+        from pathways_engine.rules.calendars import CalendarRules
+        from pathways_engine.rules.calendars import WorkCalendar
 
         local = previous.astimezone(self.zone)
         if unit.startswith("working"):
-            calendar = WorkCalendar(self.definition.spec.country, CalendarSpec())
+            calendar = WorkCalendar(self.definition.spec.country, CalendarRules())
             day = calendar.add_working_days(local.date(), amount)
             return dt.datetime.combine(day, local.time(), tzinfo=self.zone)
         if unit.startswith(("minute", "hour")):

@@ -25,7 +25,7 @@ _app: App | None = None
 def sweep() -> None:
     """The job: fire due timers, then deliver pending messages. Referenced textually."""
     assert _app is not None
-    from pathways_engine.ticking import tick
+    from pathways_engine.runtime.sweep import tick
 
     now = _app.clock.now()
     try:

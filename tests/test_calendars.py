@@ -6,12 +6,12 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from pathways_engine.calendars import WorkCalendar
-from pathways_engine.calendars import compute_before
-from pathways_engine.calendars import compute_due
-from pathways_engine.durations import Duration
-from pathways_engine.durations import parse_duration
-from pathways_engine.spec import CalendarSpec
+from pathways_engine.definition.spec import CalendarSpec
+from pathways_engine.rules.calendars import WorkCalendar
+from pathways_engine.rules.calendars import compute_before
+from pathways_engine.rules.calendars import compute_due
+from pathways_engine.rules.durations import Duration
+from pathways_engine.rules.durations import parse_duration
 
 ZONES = {"DK": "Europe/Copenhagen", "NO": "Europe/Oslo", "SE": "Europe/Stockholm"}
 
@@ -20,7 +20,7 @@ def due(country: str, start: str, duration: str, **rules: object) -> str:
     zone = ZoneInfo(ZONES[country])
     begin = dt.datetime.fromisoformat(start).replace(tzinfo=zone)
     result = compute_due(begin, parse_duration(duration),
-                         WorkCalendar(country, CalendarSpec(**rules)), zone)  # type: ignore[arg-type]
+                         WorkCalendar(country, CalendarSpec(**rules).rules()), zone)  # type: ignore[arg-type]
     return result.astimezone(zone).isoformat()
 
 
@@ -89,7 +89,7 @@ def test_hours_are_elapsed_time_across_dst(start: str, expected_local: str,
                                            elapsed_hours: int) -> None:
     zone = ZoneInfo("Europe/Copenhagen")
     begin = dt.datetime.fromisoformat(start).replace(tzinfo=zone)
-    result = compute_due(begin, Duration(24, "hours"), WorkCalendar("DK", CalendarSpec()), zone)
+    result = compute_due(begin, Duration(24, "hours"), WorkCalendar("DK", CalendarSpec().rules()), zone)
     assert result.astimezone(zone).isoformat() == expected_local
     assert (result - begin).total_seconds() == elapsed_hours * 3600
 
@@ -114,7 +114,7 @@ def test_reminder_before_due_in_working_days() -> None:
     zone = ZoneInfo("Europe/Copenhagen")
     due_at = dt.datetime(2026, 12, 28, 23, 59, 59, tzinfo=zone)
     remind = compute_before(due_at, Duration(2, "working_days"),
-                            WorkCalendar("DK", CalendarSpec()), zone)
+                            WorkCalendar("DK", CalendarSpec().rules()), zone)
     assert remind.astimezone(zone).isoformat() == "2026-12-23T08:00:00+01:00"
 
 

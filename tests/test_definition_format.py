@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pathways_engine.definition.loader import load_path
+from pathways_engine.definition.registry import Registry
+from pathways_engine.definition.registry import load_all
+from pathways_engine.definition.yamlsafe import parse_text
 from pathways_engine.errors import DefinitionError
-from pathways_engine.loader import load_path
-from pathways_engine.registry import Registry
-from pathways_engine.registry import load_all
-from pathways_engine.yamlsafe import parse_text
 from support import DEFINITIONS
 
 from pathways.cli import cli
@@ -194,7 +194,7 @@ def test_content_hash_changes_with_content(tmp_path: Path) -> None:
 
 
 def test_the_reused_machine_runs_again_after_a_final_state_or_a_refusal() -> None:
-    from pathways_engine.compiler import compile_definition
+    from pathways_engine.definition.compiler import compile_definition
 
     compiled = compile_definition(Registry.from_paths([DEFINITIONS]).get("mistrivsel_referral"))
     assert compiled.fire("referred", "bup_accepts", {}) is None

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from pathways_engine.definition.yamlsafe import parse_text
 from pathways_engine.errors import DefinitionError
-from pathways_engine.expressions import ExpressionError
-from pathways_engine.expressions import compile_condition
-from pathways_engine.yamlsafe import parse_text
+from pathways_engine.rules.expressions import ExpressionError
+from pathways_engine.rules.expressions import compile_condition
 from support import ACTORS
 from support import DEFINITIONS
 
@@ -166,7 +166,7 @@ def test_yaml_bombs_are_refused_in_bounded_time_and_memory(name: str, text: str,
     within its node limit, however large the bomb, and memory stays far below what
     expanding it would take.
     """
-    from pathways_engine import yamlsafe
+    from pathways_engine.definition import yamlsafe
 
     composed = [0]
     original = yamlsafe._StrictComposing.compose_node

@@ -10,14 +10,14 @@ from pathways_engine import Database
 from pathways_engine import FixedClock
 from pathways_engine import PathwayEngine
 from pathways_engine import Registry
-from pathways_engine.audit import verify
+from pathways_engine import Step
+from pathways_engine import StepRequest
+from pathways_engine.audit.verify import verify
 from pathways_engine.errors import FieldError
 from pathways_engine.errors import GuardFailed
 from pathways_engine.errors import InstanceNotFound
 from pathways_engine.errors import RoleNotAllowed
-from pathways_engine.queries import show
-from pathways_engine.runtime import Step
-from pathways_engine.runtime import StepRequest
+from pathways_engine.reading.views import show
 from support import DEFINITIONS
 
 START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
@@ -54,8 +54,7 @@ def test_refused_steps_come_back_as_errors_and_the_rest_commit(database: Databas
     assert show(engine, ok[0])["state"] == "bup_referred"
     assert show(engine, ok[1])["state"] == "referred"
     assert show(engine, ok[2])["revision"] == 3
-    with database.sessions() as session:
-        assert verify(session).breaks == []
+    assert verify(database).breaks == []
 
 
 def test_a_step_failing_while_writing_is_dropped_and_the_batch_redone(
@@ -80,5 +79,4 @@ def test_a_step_failing_while_writing_is_dropped_and_the_batch_redone(
     assert [show(engine, i)["state"] for i in (first, second, third)] == [
         "bup_referred", "referred", "bup_referred"]
     assert show(engine, second)["revision"] == 1  # nothing of the failed step was written
-    with database.sessions() as session:
-        assert verify(session).breaks == []
+    assert verify(database).breaks == []

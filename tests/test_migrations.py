@@ -13,7 +13,7 @@ from pathways_engine.store.database import create_db_engine
 from pathways_engine.store.database import current_revision
 from pathways_engine.store.database import head_revision
 from pathways_engine.store.database import upgrade
-from pathways_engine.store.models import Base
+from pathways_engine.store.tables import metadata
 from sqlalchemy import text
 
 
@@ -26,7 +26,7 @@ def test_schema_head_constant_is_alembics_head() -> None:
 def test_migrations_produce_the_models(database: Database) -> None:
     with database.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+        assert compare_metadata(context, metadata) == []
 
 
 def test_upgrade_from_the_first_revision_keeps_rows_and_adds_area(db_url: str,

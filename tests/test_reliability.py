@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 from pathways_engine import Database
-from pathways_engine.store.models import AuditEntry
-from pathways_engine.store.models import Deadline
-from pathways_engine.store.models import OutboxMessage
-from pathways_engine.store.models import Timer
+from pathways_engine.store.tables import audit
+from pathways_engine.store.tables import deadlines
+from pathways_engine.store.tables import outbox
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
@@ -45,12 +44,14 @@ def started(run: Cli) -> str:
 def footprint(url: str, instance: str) -> dict[str, object]:
     """Everything a step writes, so a half-applied step would show."""
     db = Database(url)
-    with db.sessions() as s:
-        state = s.execute(text("select state, version, audit_seq from instances where id = :i"),
+    with db.reading() as c:
+        state = c.execute(text("select state, version, audit_seq from instances where id = :i"),
                           {"i": instance}).one()
-        counts = {model.__tablename__: s.scalar(select(func.count()).select_from(model).where(
-            model.instance_id == instance))
-            for model in (AuditEntry, Deadline, Timer, OutboxMessage)}
+        counts = {table.name: c.scalar(select(func.count()).select_from(table).where(
+            table.c.instance_id == instance)) for table in (audit, deadlines, outbox)}
+        counts["wake-ups pending"] = sum(len(r.fires) - r.fire_index for r in c.execute(
+            select(deadlines).where(deadlines.c.instance_id == instance,
+                                    deadlines.c.status == "pending")))
     db.dispose()
     return {"state": state.state, "revision": state.version, "audit_seq": state.audit_seq,
             **counts}
@@ -58,31 +59,50 @@ def footprint(url: str, instance: str) -> dict[str, object]:
 
 # ------------------------------------------------------------------ concurrency
 
-def test_two_caseworkers_at_the_same_moment_one_wins_the_other_exits_3(
-        run: Cli, db_url: str, tmp_path: Path) -> None:
-    instance = started(run)
+def _race(db_url: str, instance: str, tmp_path: Path, *commands: list[str]) -> list[tuple[int, str, str]]:
+    """Run the commands in real processes, released together just before their transactions."""
     go = tmp_path / "go"
-    env = {**os.environ, "PATHWAYS_FAILPOINTS": f"advance.after_read=wait:{go}"}
-    command = [sys.executable, "-m", "pathways", "--db", db_url, "--definitions",
-               str(DEFINITIONS), "--actors", str(ACTORS), "advance", instance]
-    first = subprocess.Popen([*command, *REFER], env=env, cwd=ROOT, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    second = subprocess.Popen([*command, "triage_to_ltt", "--as", "p1", "--role", "ppr"], env=env,
-                              cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # release them together once both have read revision 1 and wait at the fail point
+    env = {**os.environ, "PATHWAYS_FAILPOINTS": f"step.before_begin=wait:{go}"}
+    base = [sys.executable, "-m", "pathways", "--db", db_url, "--definitions",
+            str(DEFINITIONS), "--actors", str(ACTORS), "advance", instance]
+    procs = [subprocess.Popen([*base, *args], env=env, cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args in commands]
     deadline = time.monotonic() + 60
-    while len(list(tmp_path.glob("go.*.waiting"))) < 2 and time.monotonic() < deadline:
+    while len(list(tmp_path.glob("go.*.waiting"))) < len(procs) and time.monotonic() < deadline:
         time.sleep(0.02)
     go.touch()
-    results = sorted([(p.wait(timeout=60), p.stdout.read(), p.stderr.read())  # type: ignore[union-attr]
-                      for p in (first, second)])
+    return sorted((p.wait(timeout=60), p.stdout.read(), p.stderr.read())  # type: ignore[union-attr]
+                  for p in procs)
+
+
+def test_two_caseworkers_at_the_same_moment_one_wins_the_other_exits_3(
+        run: Cli, db_url: str, tmp_path: Path) -> None:
+    """Both saw revision 1 and say so: the steps queue for the instance's lock; the one that
+    gets it second finds revision 2 and is refused with exit 3, writing nothing."""
+    instance = started(run)
+    results = _race(db_url, instance, tmp_path, [*REFER, "--expect-revision", "1"],
+                    ["triage_to_ltt", "--as", "p1", "--role", "ppr", "--expect-revision", "1"])
     assert [code for code, _, _ in results] == [0, 3]
     loser = results[1][2]
     assert loser.count("\n") == 1
-    assert "changed while you were working" in loser or "revision" in loser
+    assert "you had revision 1, it is now at revision 2" in loser
     after = footprint(db_url, instance)
     assert after["revision"] == 2
     assert after["state"] in {"bup_referred", "ltt_first_conversation"}
+    assert run("audit", "verify").exit_code == 0
+
+
+def test_two_steps_at_the_same_moment_are_applied_one_after_the_other(
+        run: Cli, db_url: str, tmp_path: Path) -> None:
+    """Without --expect-revision each step is checked against the state it finds: the second
+    is applied after the first, or refused (exit 1) if the first made it impossible."""
+    instance = started(run)
+    results = _race(db_url, instance, tmp_path, REFER[:-2],
+                    ["triage_to_ltt", "--as", "p1", "--role", "ppr"])
+    codes = [code for code, _, _ in results]
+    assert codes == [0, 1]  # either order leaves the other event not allowed any more
+    assert "is not allowed in state" in results[1][2]
+    assert footprint(db_url, instance)["revision"] == 2
     assert run("audit", "verify").exit_code == 0
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 from click.testing import CliRunner
 from pathways_engine import FixedClock
 from pathways_engine import PathwayEngine
-from pathways_engine.queries import show
+from pathways_engine.reading.views import show
 from support import DEFINITIONS
 
 from pathways.cli import cli

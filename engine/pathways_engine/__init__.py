@@ -12,20 +12,22 @@ from typing import TYPE_CHECKING
 from .lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from .definition.loader import Definition as Definition
+    from .definition.registry import Registry as Registry
     from .errors import PathwaysError as PathwaysError
-    from .loader import Definition as Definition
     from .ports import Clock as Clock
     from .ports import FixedClock as FixedClock
     from .ports import SystemClock as SystemClock
-    from .registry import Registry as Registry
-    from .runtime import PathwayEngine as PathwayEngine
-    from .runtime import Step as Step
+    from .runtime.engine import PathwayEngine as PathwayEngine
+    from .runtime.engine import StepRequest as StepRequest
+    from .runtime.step import Step as Step
     from .store.database import Database as Database
 
 _EXPORTS = {
-    "PathwaysError": ".errors", "Definition": ".loader", "Clock": ".ports",
-    "FixedClock": ".ports", "SystemClock": ".ports", "Registry": ".registry",
-    "PathwayEngine": ".runtime", "Step": ".runtime", "Database": ".store.database",
+    "PathwaysError": ".errors", "Definition": ".definition.loader", "Clock": ".ports",
+    "FixedClock": ".ports", "SystemClock": ".ports", "Registry": ".definition.registry",
+    "PathwayEngine": ".runtime.engine", "Step": ".runtime.step",
+    "StepRequest": ".runtime.engine", "Database": ".store.database",
 }
 __all__ = sorted(_EXPORTS)
 

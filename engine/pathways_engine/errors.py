@@ -18,6 +18,17 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 
 
+MAX_SHOWN = 40
+
+
+def shown(value: object) -> str:
+    """A value as an error quotes it: never more than a short prefix of a long one."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN:
+        return f"{value[:MAX_SHOWN]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN + 2 else f"{text[:MAX_SHOWN]}... ({len(text)} characters)"
+
+
 def names(choices: Iterable[str]) -> str:
     items = sorted(set(choices))
     return ", ".join(items) if items else "(none)"
@@ -130,6 +141,22 @@ class ConcurrentModification(PathwaysError):
         super().__init__(
             f"instance {instance_id!r} was changed by someone else ({had}{now}); nothing was "
             f"written: run `pathways show {instance_id}` and try again"
+        )
+
+
+class DuplicateInstance(PathwaysError):
+    def __init__(self, subject: str, pathway: str, running: str) -> None:
+        super().__init__(
+            f"subject {subject!r} already has a running {pathway!r} ({running}); send it the "
+            f"next event, or give --allow-duplicate to start a second one on purpose"
+        )
+
+
+class IdempotencyConflict(PathwaysError):
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was used for a different request; a retry must repeat "
+            f"the request exactly, a new request needs a new key"
         )
 
 

@@ -19,7 +19,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
 
-from pathways_engine.store.models import OutboxMessage
+from pathways_engine.store.outbox import Message
 
 
 class ChannelError(Exception):
@@ -27,12 +27,12 @@ class ChannelError(Exception):
 
 
 class Channel(Protocol):
-    def send(self, message: OutboxMessage) -> None:
+    def send(self, message: Message) -> None:
         """Deliver or raise ChannelError."""
         ...
 
 
-def to_email(message: OutboxMessage, sender: str) -> EmailMessage:
+def to_email(message: Message, sender: str) -> EmailMessage:
     email = EmailMessage()
     email["From"] = sender
     email["To"] = message.address or "undisclosed-recipients:;"
@@ -56,7 +56,7 @@ class SmtpChannel:
     password: str | None = None
     timeout: float = 10.0
 
-    def send(self, message: OutboxMessage) -> None:
+    def send(self, message: Message) -> None:
         if not message.address:
             raise ChannelError(f"message {message.id} has no email address")
         try:
@@ -82,7 +82,7 @@ class FileDropChannel:
     folder: Path
     sender: str = "pathways@localhost"
 
-    def send(self, message: OutboxMessage) -> None:
+    def send(self, message: Message) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             stem = f"{message.id:010d}-{message.message_id.strip('<>').split('@')[0]}"
@@ -116,6 +116,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 class ConsoleChannel:
     """Prints the message (the demo's channel); never fails."""
 
-    def send(self, message: OutboxMessage) -> None:
+    def send(self, message: Message) -> None:
         to = message.party or message.role
         sys.stdout.write(f"  ✉ to {to} ({message.role}): {message.subject}\n")

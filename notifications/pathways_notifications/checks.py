@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pathways_engine.definition.loader import Definition
 from pathways_engine.errors import NotificationError
 from pathways_engine.errors import Problem
-from pathways_engine.loader import Definition
 
 from .composer import sample_context
 from .rendering import render

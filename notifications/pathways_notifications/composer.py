@@ -13,17 +13,11 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from pathways_engine.definition.loader import Definition
 from pathways_engine.errors import NotificationError
-from pathways_engine.loader import Definition
+from pathways_engine.ports import CaseView
 from pathways_engine.ports import NotificationRequest
-from pathways_engine.store.models import Assignment
-from pathways_engine.store.models import Consent
-from pathways_engine.store.models import Deadline
-from pathways_engine.store.models import Instance
-from pathways_engine.store.models import OutboxMessage
-from pathways_engine.store.models import Subject
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from pathways_engine.ports import Outgoing
 
 from .parties import Parties
 from .parties import Party
@@ -37,17 +31,9 @@ def message_id(key: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{MESSAGE_DOMAIN}>"
 
 
-def legal_basis(session: Session, instance_id: str, sector: str) -> str | None:
-    """'consent: ...' or 'statutory: ...' for sharing with `sector`, or None."""
-    row = session.scalars(select(Consent).where(
-        Consent.instance_id == instance_id, Consent.sector == sector,
-        Consent.withdrawn_at.is_(None)).order_by(Consent.id.desc())).first()
-    return f"{row.basis}: {row.reference}" if row else None
-
-
-def build_context(definition: Definition, instance: Instance, subject: Subject,
-                  request: NotificationRequest, role: str, party: Party | None,
+def build_context(case: CaseView, request: NotificationRequest, role: str, party: Party | None,
                   basis: str | None) -> dict[str, Any]:
+    definition, instance, subject = case.definition, case.instance, case.subject
     spec = definition.spec
     personal_fields = {n for n, f in spec.fields.items() if f.personal}
     data = {k: v for k, v in instance.data.items() if basis or k not in personal_fields}
@@ -67,7 +53,7 @@ def build_context(definition: Definition, instance: Instance, subject: Subject,
         "personal_data": basis is not None,
         "data": data,
         "recipient": {"role": role, "role_label": _label(spec.roles[role].label, language),
-            "name": party.name if party else None},
+                      "name": party.name if party else None},
         "trigger": request.trigger, "name": request.name, "at": request.at.isoformat(),
         "deadline": request.extra.get("deadline"), "due_at": request.extra.get("due_at"),
         "lookup": f"pathways show {instance.id}",
@@ -79,74 +65,53 @@ def _label(texts: dict[Any, str], language: str) -> str:
 
 
 class Composer:
-    """The engine's MessageComposer: render per recipient and write outbox rows."""
+    """The engine's MessageComposer: one rendered message per recipient role."""
 
     def __init__(self, parties: Parties | None = None) -> None:
         self.parties = parties
 
-    def recipient(self, session: Session, instance: Instance, role: str) -> Party | None:
+    def recipient(self, case: CaseView, role: str) -> Party | None:
         """The assigned party, else the instance's area's party, else the role's default."""
-        assigned = session.scalars(select(Assignment.party).where(
-            Assignment.instance_id == instance.id, Assignment.role == role,
-            Assignment.active.is_(True)).order_by(Assignment.id.desc())).first()
-        return self._party(assigned, role, instance.area)
+        return self._party(case.assigned.get(role), role, case.instance.area)
 
-    def preview(self, session: Session, definition: Definition, instance: Instance,
-                subject: Subject, template: str, role: str, language: str | None,
-                at: dt.datetime) -> Rendered:
+    def preview(self, case: CaseView, template: str, role: str, language: str | None,
+                at: dt.datetime, deadline: tuple[str, dt.datetime] | None,
+                personal: bool) -> Rendered:
         """Render `template` as `role` would receive it for this instance now; writes nothing.
 
-        Uses the recipient, legal basis and open deadline the real message would see, so a
-        coordinator can check what a named party is shown before it happens.
+        Uses the recipient and the open deadline the real message would see; personal data
+        appears only if `personal` (the caller has authorized the reader) and the instance
+        has a basis for the role's sector.
         """
-        party = self.recipient(session, instance, role)
-        basis = legal_basis(session, instance.id, definition.spec.roles[role].sector)
-        deadline = session.scalars(select(Deadline).where(
-            Deadline.instance_id == instance.id, Deadline.status == "pending")
-            .order_by(Deadline.due_at)).first()
-        extra = {"deadline": deadline.name, "due_at": deadline.due_at.isoformat()} if deadline else {}
-        request = NotificationRequest(template, (role,), "preview", instance.state, at,
+        party = self.recipient(case, role)
+        basis = case.bases.get(case.definition.spec.roles[role].sector) if personal else None
+        extra = {"deadline": deadline[0], "due_at": deadline[1].isoformat()} if deadline else {}
+        request = NotificationRequest(template, (role,), "preview", case.instance.state, at,
                                       "preview", extra)
-        context = build_context(definition, instance, subject, request, role, party, basis)
-        return render(definition, template, language or (party.language if party else None),
+        context = build_context(case, request, role, party, basis)
+        return render(case.definition, template, language or (party.language if party else None),
                       context)
 
-    def compose(self, session: Session, definition: Definition, instance: Instance,
-                subject: Subject, request: NotificationRequest) -> int:
+    def compose(self, case: CaseView, request: NotificationRequest) -> list[Outgoing]:
         roles = list(request.roles)
         if request.trigger == "escalation":
             roles += [r for r in request.extra.get("escalate_to", []) if r not in roles]
-        keys = {role: f"{request.cause_key}:{role}" for role in roles}
-        # one query each for what every recipient needs, not one per recipient (bench/)
-        done = set(session.scalars(select(OutboxMessage.idempotency_key).where(
-            OutboxMessage.idempotency_key.in_(list(keys.values())))))
-        assigned = {a.role: a.party for a in session.scalars(select(Assignment).where(
-            Assignment.instance_id == instance.id, Assignment.active.is_(True))
-            .order_by(Assignment.id))}
-        bases = {c.sector: f"{c.basis}: {c.reference}" for c in session.scalars(select(Consent).where(
-            Consent.instance_id == instance.id, Consent.withdrawn_at.is_(None)).order_by(Consent.id))}
-        now = request.at if request.at.tzinfo else request.at.replace(tzinfo=dt.UTC)
-        rows = []
+        messages = []
         for role in roles:
-            key = keys[role]
-            if key in done:
-                continue
-            party = self._party(assigned.get(role), role, instance.area)
-            basis = bases.get(definition.spec.roles[role].sector)
-            context = build_context(definition, instance, subject, request, role, party, basis)
-            rendered = render(definition, request.template, party.language if party else None,
-                              context)
-            rows.append(OutboxMessage(
-                idempotency_key=key, message_id=message_id(key), instance_id=instance.id,
-                role=role, party=party.id if party else None,
+            key = f"{request.cause_key}:{role}"
+            party = self.recipient(case, role)
+            basis = case.bases.get(case.definition.spec.roles[role].sector)
+            context = build_context(case, request, role, party, basis)
+            rendered = render(case.definition, request.template,
+                              party.language if party else None, context)
+            messages.append(Outgoing(
+                idempotency_key=key, message_id=message_id(key), role=role,
+                party=party.id if party else None,
                 channel=party.channel if party else "console",
                 address=party.email if party else None, language=rendered.language,
                 template=request.template, subject=rendered.subject, body_text=rendered.text,
-                body_html=rendered.html, personal_data=basis is not None, legal_basis=basis,
-                status="pending", attempts=0, next_attempt_at=now, last_error=None,
-                created_at=now, sent_at=None))
-        session.add_all(rows)
-        return len(rows)
+                body_html=rendered.html, personal_data=basis is not None, legal_basis=basis))
+        return messages
 
     def _party(self, assigned: str | None, role: str, area: str | None) -> Party | None:
         if self.parties is None:

@@ -25,11 +25,11 @@ from typing import Annotated
 from typing import Literal
 
 from pathways_engine.areas import AREA_PATTERN
+from pathways_engine.definition.loader import load_model
+from pathways_engine.definition.loader import roles_by_line
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 from pathways_engine.errors import did_you_mean
-from pathways_engine.loader import load_model
-from pathways_engine.loader import roles_by_line
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field

@@ -1,9 +1,12 @@
 """Opening a database: SQLite (the embedded default) or PostgreSQL, migrated by Alembic.
 
-SQLite is opened in WAL mode with `BEGIN IMMEDIATE` and a busy timeout, because its default
-transaction handling silently loses read-modify-write updates and fails at once on a
-deferred read-to-write upgrade (libraries.md C1). A new database file is created readable
-and writable by its owner only: it holds health and social data about children.
+SQLite is opened in WAL mode, and a write transaction begins with `BEGIN IMMEDIATE` and a
+busy timeout, because its default transaction handling silently loses read-modify-write
+updates and fails at once on a deferred read-to-write upgrade (libraries.md C1). A read
+transaction begins deferred, so readers never queue for the writer. On PostgreSQL a read
+is REPEATABLE READ, READ ONLY: every statement of it sees one snapshot (`audit verify` reads
+heads and entries that belong together). A new database file is created readable and
+writable by its owner only: it holds health and social data about children.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from typing import Literal
 
+from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
@@ -22,8 +26,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.exc import OperationalError
 
 from pathways_engine.errors import ConfigError
 from pathways_engine.errors import DatabaseError
@@ -31,7 +34,7 @@ from pathways_engine.errors import DatabaseError
 DEFAULT_URL = "sqlite:///pathways.db"
 # The newest migration. Opening a database compares it with `alembic_version` in plain SQL and
 # imports Alembic only to upgrade; tests check it equals Alembic's head (test_migrations.py).
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 SQLITE_BUSY_TIMEOUT_S = 30
 URL_ENV = "PATHWAYS_DATABASE_URL"
 # Serialises first use of an empty PostgreSQL database by several processes (upgrade below).
@@ -99,7 +102,8 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    reading = connection.get_execution_options().get("pathways_read", False)
+    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -178,12 +182,14 @@ class Database:
     writes nothing, so a mistyped `--db` never leaves an empty database behind.
     """
 
-    def __init__(self, url: str, *, auto_upgrade: bool = True, access: Access = "create") -> None:
+    def __init__(self, url: str, *, auto_upgrade: bool = True, access: Access = "create",
+                 audit_key: bytes | None = None) -> None:
         self.url = url
         self.access = access
         self.engine = create_db_engine(url, create=access == "create")
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.dialect = self.engine.dialect.name
+        # the deployment's secret for keyed audit entries and checkpoints (audit/chain.py)
+        self.audit_key = audit_key
         if auto_upgrade:
             self.ensure_schema()
 
@@ -223,10 +229,33 @@ class Database:
         return make_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: committed on success, rolled back on any exception."""
-        with self.sessions() as session, session.begin():
-            yield session
+    def writing(self) -> Iterator[Connection]:
+        """One write transaction: committed on success, rolled back on any exception.
+
+        Lock waits that outlast the busy timeout and a lost connection become DatabaseError.
+        """
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise DatabaseError(f"database is busy or unavailable: {_first_line(exc)}") from None
+
+    @contextmanager
+    def reading(self, *, read_only: bool = True) -> Iterator[Connection]:
+        """One read transaction that sees one consistent snapshot.
+
+        `read_only=False` lets it write temporary tables (a report's working table); it still
+        never takes SQLite's write lock.
+        """
+        options: dict[str, Any] = {"pathways_read": True}
+        if self.dialect == "postgresql":
+            options.update(isolation_level="REPEATABLE READ", postgresql_readonly=read_only)
+        try:
+            with self.engine.connect().execution_options(**options) as connection, \
+                    connection.begin():
+                yield connection
+        except OperationalError as exc:
+            raise DatabaseError(f"database is busy or unavailable: {_first_line(exc)}") from None
 
     def dispose(self) -> None:
         self.engine.dispose()

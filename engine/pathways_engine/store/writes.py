@@ -1,31 +1,191 @@
-"""SQL that writes, where the ORM's unit of work would be wrong or slow.
+"""The SQL that writes: a step's or a batch's rows, one executemany per table and kind.
 
-`insert_missing` is an idempotent insert: two processes starting the first pathway on a new
-definition (or for the same new subject) at the same moment both succeed, where a
-check-then-insert would give one of them a unique violation.
+The step path collects what a step (or a whole batch of steps, or a sweep's batch of
+wake-ups) changes in a `WriteBatch`, then `flush` writes it in a fixed order: new instances,
+deadline changes by id, set-based deadline closes, new deadlines, audit, outbox, consents and
+assignments, the version-checked instance update, idempotency keys. A closed deadline is one
+UPDATE whatever its wake-ups; ids come from the database, and nothing refers to a row written
+in the same flush, so no statement needs RETURNING.
+
+Set-based closes only touch rows that existed before the flush (they run before the inserts);
+rows opened within the batch are closed in memory by the step path.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
-from typing import cast
 
+from sqlalchemy import Connection
 from sqlalchemy import Table
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import case
+from sqlalchemy import insert
+from sqlalchemy import literal
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import Session
 
-from .models import Base
+from pathways_engine.errors import ConcurrentModification
+
+from .rows import INSTANCE_COLUMNS
+from .rows import DeadlineRow
+from .rows import InstanceRow
+from .tables import assignments
+from .tables import audit
+from .tables import consents
+from .tables import deadlines
+from .tables import instances
+from .tables import outbox
+from .tables import requests
+from .tables import subjects
 
 
-def table_of(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
-
-
-def insert_missing(session: Session, model: type[Base], values: dict[str, Any],
+def insert_missing(connection: Connection, table: Table, values: dict[str, Any],
                    key: list[str]) -> None:
-    """INSERT the row unless a row with the same `key` columns exists (ON CONFLICT DO NOTHING)."""
-    dialect = session.get_bind().dialect.name
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(make(table_of(model)).values(**values).on_conflict_do_nothing(
-        index_elements=key))
+    """INSERT the row unless a row with the same `key` columns exists (ON CONFLICT DO NOTHING).
+
+    Two processes starting the first pathway on a new definition (or for the same new
+    subject) at the same moment both succeed, where a check-then-insert would give one of
+    them a unique violation.
+    """
+    make = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    connection.execute(make(table).values(**values).on_conflict_do_nothing(index_elements=key))
+
+
+def append_entry(connection: Connection, entry: dict[str, Any]) -> None:
+    """One audit entry and the head it moves to, without touching the revision."""
+    connection.execute(insert(audit), entry)
+    connection.execute(update(instances).where(instances.c.id == entry["instance_id"])
+                       .values(audit_head=entry["hash"], audit_seq=entry["seq"]))
+
+
+def set_birth_date(connection: Connection, subject_id: int, birth_date: dt.date) -> None:
+    connection.execute(update(subjects).where(subjects.c.id == subject_id)
+                       .values(birth_date=birth_date))
+
+
+@dataclass
+class WriteBatch:
+    """Everything a step or a batch writes, held until `flush`."""
+
+    new_instances: list[InstanceRow] = field(default_factory=list)
+    changed_instances: dict[str, tuple[int, InstanceRow]] = field(default_factory=dict)
+    new_deadlines: list[DeadlineRow] = field(default_factory=list)
+    changed_deadlines: dict[int, DeadlineRow] = field(default_factory=dict)
+    closes: list[dict[str, Any]] = field(default_factory=list)  # {i, s, all, at, how}
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    cancelled_messages: list[dict[str, Any]] = field(default_factory=list)  # {b_id, b_reason}
+    consents: list[dict[str, Any]] = field(default_factory=list)
+    withdrawals: list[dict[str, Any]] = field(default_factory=list)  # {b_i, b_sector, b_basis, b_at}
+    assignments: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def changed(self, row: InstanceRow, loaded_version: int) -> None:
+        """Record the instance's new values; the update checks it is still at `loaded_version`."""
+        if row.id in self.changed_instances:
+            loaded_version = self.changed_instances[row.id][0]
+        self.changed_instances[row.id] = (loaded_version, row)
+
+    def merge(self, other: WriteBatch) -> None:
+        """Take a finished step's writes into this (batch) one."""
+        self.new_instances += other.new_instances
+        for version, row in other.changed_instances.values():
+            self.changed(row, version)
+        self.new_deadlines += other.new_deadlines
+        self.changed_deadlines.update(other.changed_deadlines)
+        for name in ("closes", "audit", "outbox", "cancelled_messages", "consents",
+                     "withdrawals", "assignments", "requests"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def flush(self, connection: Connection) -> None:
+        if self.new_instances:
+            connection.execute(insert(instances), [r.values() for r in self.new_instances])
+        if self.changed_deadlines:
+            connection.execute(_DEADLINE_BY_ID, [
+                {"b_id": r.id, "b_status": r.status, "b_closed_at": r.closed_at,
+                 "b_due_at": r.due_at, "b_fire_index": r.fire_index,
+                 "b_next_fire_at": r.next_fire_at} for r in self.changed_deadlines.values()])
+        for kind, statement in _CLOSES.items():
+            params = [c for c in self.closes if (c["how"], c["s"] is None) == kind]
+            if params:
+                connection.execute(statement, [{"b_i": c["i"], "b_s": c["s"], "b_at": c["at"]}
+                                               for c in params])
+        if self.new_deadlines:
+            connection.execute(insert(deadlines), [r.values() for r in self.new_deadlines])
+        if self.audit:
+            connection.execute(insert(audit), self.audit)
+        if self.outbox:
+            connection.execute(insert(outbox), self.outbox)
+        if self.cancelled_messages:
+            connection.execute(_CANCEL_MESSAGE, self.cancelled_messages)
+        if self.withdrawals:
+            connection.execute(_WITHDRAW, self.withdrawals)
+        if self.consents:
+            connection.execute(insert(consents), self.consents)
+        if self.assignments:
+            last = {(a["instance_id"], a["role"]): i for i, a in enumerate(self.assignments)}
+            for i, a in enumerate(self.assignments):  # one active per role, the newest
+                a["active"] = last[(a["instance_id"], a["role"])] == i
+            roles = [{"b_i": a["instance_id"], "b_role": a["role"]} for a in self.assignments]
+            connection.execute(_UNASSIGN, roles)
+            connection.execute(insert(assignments), self.assignments)
+        if self.changed_instances:
+            self._update_instances(connection)
+        if self.requests:
+            connection.execute(insert(requests), self.requests)
+
+    def _update_instances(self, connection: Connection) -> None:
+        rows = [{"b_id": row.id, "b_old": version,
+                 **{f"v_{name}": getattr(row, name) for name in _UPDATED}}
+                for version, row in self.changed_instances.values()]
+        written = connection.execute(_INSTANCE_UPDATE, rows).rowcount
+        if written != len(rows):  # someone wrote without the row lock: refuse, write nothing
+            stale = next(iter(self.changed_instances))
+            raise ConcurrentModification(stale, 0, None)
+
+
+_UPDATED = [name for name in INSTANCE_COLUMNS if name not in ("id", "subject_id", "started_at")]
+_INSTANCE_UPDATE = (update(instances)
+                    .where(instances.c.id == bindparam("b_id"),
+                           instances.c.version == bindparam("b_old"))
+                    .values({name: bindparam(f"v_{name}") for name in _UPDATED}))
+
+_DEADLINE_BY_ID = (update(deadlines).where(deadlines.c.id == bindparam("b_id"))
+                   .values(status=bindparam("b_status"), closed_at=bindparam("b_closed_at"),
+                           due_at=bindparam("b_due_at"), fire_index=bindparam("b_fire_index"),
+                           next_fire_at=bindparam("b_next_fire_at")))
+
+
+def _close(how: str, whole_pathway: bool) -> Any:
+    status: Any = literal(how) if how != "met" else case(
+        (deadlines.c.due_at >= bindparam("b_at"), literal("met")), else_=literal("met_late"))
+    where = [deadlines.c.instance_id == bindparam("b_i"), deadlines.c.status == "pending"]
+    if not whole_pathway:
+        where.append(deadlines.c.state == bindparam("b_s"))
+    return (update(deadlines).where(and_(*where))
+            .values(status=status, closed_at=bindparam("b_at"), next_fire_at=None))
+
+
+# (how, whole pathway): a state left (met / met_late by the time), the pathway finished,
+# or every pending deadline cancelled (a migration)
+_CLOSES = {(how, whole): _close(how, whole)
+           for how in ("met", "cancelled") for whole in (False, True)}
+
+_CANCEL_MESSAGE = (update(outbox).where(outbox.c.id == bindparam("b_id"),
+                                        outbox.c.status == "pending")
+                   .values(status="cancelled", last_error=bindparam("b_reason")))
+_WITHDRAW = (update(consents).where(consents.c.instance_id == bindparam("b_i"),
+                                    consents.c.sector == bindparam("b_sector"),
+                                    consents.c.basis == bindparam("b_basis"),
+                                    consents.c.withdrawn_at.is_(None))
+             .values(withdrawn_at=bindparam("b_at")))
+_UNASSIGN = (update(assignments).where(assignments.c.instance_id == bindparam("b_i"),
+                                       assignments.c.role == bindparam("b_role"),
+                                       assignments.c.active.is_(True))
+             .values(active=False))
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from pathways_engine.store.models import Base
+from pathways_engine.store.tables import metadata
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -11,7 +11,7 @@ if connection is None:  # pragma: no cover - pathways always passes its connecti
     raise RuntimeError("run migrations through `pathways db upgrade`")
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections import deque
 
-from .calendars import supported_categories
-from .calendars import unsupported_categories
-from .errors import Problem
-from .errors import did_you_mean
-from .expressions import ExpressionError
-from .expressions import compile_condition
+from pathways_engine.errors import Problem
+from pathways_engine.errors import did_you_mean
+from pathways_engine.rules.calendars import supported_categories
+from pathways_engine.rules.calendars import unsupported_categories
+from pathways_engine.rules.expressions import ExpressionError
+from pathways_engine.rules.expressions import compile_condition
+
 from .loader import Definition
 from .spec import DeadlineSpec
 
@@ -30,7 +31,8 @@ def enum_values(definition: Definition) -> dict[str, list[str]]:
 def problems(definition: Definition) -> list[Problem]:
     """Every problem in a schema-valid definition; empty when it may go live."""
     found: list[Problem] = []
-    checks = (_states, _roles_and_fields, _transitions, _graph, _deadlines, _notifications)
+    checks = (_states, _roles_and_fields, _transitions, _graph, _deadlines, _notifications,
+              _sharing)
     for check in checks:
         found.extend(check(definition))
     return found
@@ -251,4 +253,28 @@ def _silent_escalations(d: Definition) -> list[Problem]:
                           f"deadline {deadline.name!r} escalates to "
                           f"{', '.join(deadline.escalate.to)}, but no notification is declared "
                           f"for it: add when: {{deadline: {deadline.name}, kind: escalation}}"))
+    return out
+
+
+def _sharing(d: Definition) -> list[Problem]:
+    spec, out = d.spec, []
+    sectors = sorted({r.sector for r in spec.roles.values()})
+    roles = list(spec.roles)
+    for sector, rules in spec.sharing.items():
+        loc: tuple[str | int, ...] = ("sharing", sector)
+        if sector not in sectors:
+            out.append(_p(d, loc, f"{_unknown('sector', sector, sectors)} (the sectors of the "
+                                  "pathway's roles)"))
+        for j, role in enumerate(rules.consent or []):
+            if role not in spec.roles:
+                out.append(_p(d, (*loc, "consent", j), _unknown("role", role, roles)))
+        references = [basis.reference for basis in rules.statutory]
+        for i, basis in enumerate(rules.statutory):
+            if references.count(basis.reference) > 1:
+                out.append(_p(d, (*loc, "statutory", i, "reference"),
+                              f"statutory basis {basis.reference!r} is listed twice"))
+            for j, role in enumerate(basis.roles):
+                if role not in spec.roles:
+                    out.append(_p(d, (*loc, "statutory", i, "roles", j),
+                                  _unknown("role", role, roles)))
     return out

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import shutil
 
+from pathways_engine.errors import InvalidArgument
+from pathways_engine.rules.durations import parse_duration
+
 from .compiler import CompiledPathway
-from .durations import parse_duration
-from .errors import InvalidArgument
 from .spec import DeadlineSpec
 
 FORMATS = ("mermaid", "dot", "svg")

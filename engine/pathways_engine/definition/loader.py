@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -20,8 +21,9 @@ from typing import TypeVar
 from pydantic import BaseModel
 from pydantic import ValidationError
 
-from .errors import DefinitionError
-from .errors import Problem
+from pathways_engine.errors import DefinitionError
+from pathways_engine.errors import Problem
+
 from .spec import PathwaySpec
 from .yamlsafe import Document
 from .yamlsafe import Loc
@@ -134,20 +136,47 @@ def load_path(path: Path) -> Definition:
     return from_document(parse_file(path))
 
 
+SYMLINK = "templates must be regular files inside templates/, not a symbolic link"
+
+
 def _read_templates(folder: Path) -> dict[str, str]:
+    """Every template under `folder`; symbolic links anywhere in it are refused.
+
+    A link could make a definition read any file the service can read into its snapshot
+    and into messages, so only regular files that really sit inside the folder are taken.
+    """
     templates: dict[str, str] = {}
+    if folder.is_symlink():
+        raise DefinitionError([Problem(str(folder), 1, SYMLINK)])
     if not folder.is_dir():
         return templates
-    for file in sorted(folder.rglob("*")):
-        if file.is_file() and file.suffix in TEMPLATE_SUFFIXES:
-            rel = file.relative_to(folder).as_posix()
-            if file.stat().st_size > MAX_TEMPLATE_BYTES:
-                raise DefinitionError([Problem(str(file), 1, "template is larger than 200 kB")])
+    problems: list[Problem] = []
+    root = folder.resolve()
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        here = Path(current)
+        for name in sorted(dirs + files):
+            path = here / name
+            if path.is_symlink():
+                problems.append(Problem(str(path), 1, SYMLINK))
+        for name in sorted(files):
+            path = here / name
+            if path.is_symlink() or path.suffix not in TEMPLATE_SUFFIXES:
+                continue
+            if not path.resolve().is_relative_to(root) or not path.is_file():
+                problems.append(Problem(str(path), 1, SYMLINK))
+                continue
             try:
-                templates[rel] = file.read_text(encoding="utf-8")
+                if path.stat().st_size > MAX_TEMPLATE_BYTES:
+                    problems.append(Problem(str(path), 1, "template is larger than 200 kB"))
+                    continue
+                templates[path.relative_to(folder).as_posix()] = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
-                raise DefinitionError([Problem(str(file), 1, "template is not UTF-8")]) from None
-    return templates
+                problems.append(Problem(str(path), 1, "template is not UTF-8"))
+            except OSError as exc:
+                problems.append(Problem(str(path), 1, f"cannot read template: {exc.strerror}"))
+    if problems:
+        raise DefinitionError(problems)
+    return dict(sorted(templates.items()))
 
 
 # Files beside the definitions that describe a deployment, not a pathway.

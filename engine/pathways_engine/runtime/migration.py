@@ -10,31 +10,23 @@ mapping that would leave any instance in a state that does not exist refuses the
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 
-from sqlalchemy import select
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from pathways_engine.definition.compiler import CompiledPathway
+from pathways_engine.definition.compiler import compile_definition
+from pathways_engine.errors import FieldError
+from pathways_engine.errors import InvalidArgument
+from pathways_engine.errors import PathwaysError
+from pathways_engine.errors import did_you_mean
+from pathways_engine.store import views
 
-from . import audit
-from .compiler import compile_definition
-from .deadlines import open_deadlines
-from .errors import FieldError
-from .errors import InvalidArgument
-from .errors import PathwaysError
-from .errors import did_you_mean
-from .runtime import SYSTEM_ROLE
-from .runtime import PathwayEngine
-from .runtime import get_instance
-from .spec import PathwaySpec
-from .store.models import Deadline
-from .store.models import Instance
-from .store.models import Timer
-from .store.models import bump_revision
+from .engine import PathwayEngine
+from .step import SYSTEM_ROLE
+from .step import StepContext
+from .step import opened_effects
 
 BATCH = 500
 
@@ -67,17 +59,14 @@ def plan(engine: PathwayEngine, pathway: str, to_version: int,
     target = engine.registry.get(pathway, to_version).spec
     result = MigrationPlan(pathway, to_version)
     problems: list[str] = []
-    with engine.db.sessions() as session:
-        rows = session.execute(select(Instance.id, Instance.pathway_version, Instance.state).where(
-            Instance.pathway_id == pathway, Instance.status == "active",
-            Instance.pathway_version != to_version).order_by(Instance.id))
-        for row in rows:
-            new = mapping.get(row.state, row.state)
+    with engine.db.reading() as connection:
+        for instance_id, version, state in views.running_elsewhere(connection, pathway,
+                                                                   to_version):
+            new = mapping.get(state, state)
             if new not in target.states:
-                problems.append(f"{row.state!r} (v{row.pathway_version}) -> {new!r}"
-                                f"{did_you_mean(new, target.states)}")
-            result.moves[(row.pathway_version, row.state, new)] += 1
-            result.instance_ids.append(row.id)
+                problems.append(f"{state!r} (v{version}) -> {new!r}{did_you_mean(new, target.states)}")
+            result.moves[(version, state, new)] += 1
+            result.instance_ids.append(instance_id)
     known_states = {old for _, old, _ in result.moves} | {
         state for d in engine.registry.all() if d.spec.id == pathway
         and d.spec.version != to_version for state in d.spec.states}
@@ -101,39 +90,39 @@ def migrate(engine: PathwayEngine, migration: MigrationPlan, mapping: Mapping[st
     compiled = compile_definition(definition)
     moved = 0
     for start in range(0, migration.total, BATCH):
-        with engine.writing() as session:
-            now = engine.clock.now()
-            engine.store_snapshot(session, definition, now)
-            for instance_id in migration.instance_ids[start:start + BATCH]:
-                instance = get_instance(session, instance_id, lock=True)
+        with engine.batch() as batch:
+            engine.store_snapshot(batch.connection, definition, batch.now)
+            for instance_id in batch.load(migration.instance_ids[start:start + BATCH],
+                                          with_deadlines=True):
+                instance = batch.cases[instance_id].instance
                 if instance.pathway_version == migration.to_version or instance.status != "active":
                     continue  # moved by an earlier run, or finished meanwhile
-                _move(session, compiled.spec, definition.content_hash, instance,
-                      mapping.get(instance.state, instance.state), actor, now)
+                with batch.step(instance_id) as step:
+                    move(step, compiled, mapping.get(instance.state, instance.state), actor)
                 moved += 1
     return moved
 
 
-def _move(session: Session, spec: PathwaySpec, content_hash: str, instance: Instance,
-          new_state: str, actor: str, now: dt.datetime) -> None:
+def move(step: StepContext, target: CompiledPathway, new_state: str, actor: str) -> None:
+    """Move one instance to `target`'s version and `new_state`; its deadlines start afresh."""
+    instance, now = step.instance, step.now
     old_version, old_state = instance.pathway_version, instance.state
-    pending = list(session.scalars(select(Deadline).where(
-        Deadline.instance_id == instance.id, Deadline.status == "pending")))
-    for row in pending:
-        row.status, row.closed_at = "cancelled", now
-    if pending:
-        session.execute(update(Timer).where(Timer.deadline_id.in_([r.id for r in pending]),
-                                            Timer.status == "pending").values(status="cancelled"))
-    bump_revision(instance)
-    instance.pathway_version, instance.content_hash = spec.version, content_hash
-    instance.state, instance.updated_at = new_state, now
+    cancelled = [row.name for row in step.case.pending()]
+    step.bump()
+    step.close_deadlines(None, now, how="cancelled")
+    step.case.compiled, step.compiled, step.spec = target, target, target.spec
+    instance.pathway_version, instance.content_hash = target.spec.version, \
+        target.definition.content_hash
+    instance.state = new_state
     try:
-        opened = open_deadlines(session, spec, instance, None, instance.started_at)
-        opened += open_deadlines(session, spec, instance, new_state, instance.state_entered_at)
+        opened = step.open_deadlines(None, instance.started_at)
+        opened += step.open_deadlines(new_state, instance.state_entered_at)
     except FieldError as exc:
         raise PathwaysError(f"instance {instance.id}: {exc}") from None
-    audit.append(session, instance, at=now, recorded_at=now, actor=actor, role=SYSTEM_ROLE,
-                 kind="migration", from_state=old_state, to_state=new_state,
-                 changes={"version": [old_version, spec.version],
-                          "deadlines_cancelled": [r.name for r in pending],
-                          "deadlines_opened": [r.name for r in opened]})
+    step.audit("migration", at=now, actor=actor, role=SYSTEM_ROLE, from_state=old_state,
+               to_state=new_state,
+               changes={"version": [old_version, target.spec.version],
+                        "deadlines_cancelled": cancelled,
+                        "deadlines_opened": [row.name for row in opened]},
+               effects={"cancelled": "all", "opened": opened_effects(opened),
+                        "definition": target.definition.content_hash})

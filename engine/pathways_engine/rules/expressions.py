@@ -125,7 +125,7 @@ class _Compiler:
         if name.startswith("_"):
             raise ExpressionError(f"name {name!r} is not allowed in a condition")
         if name not in self.types:
-            from .errors import did_you_mean
+            from pathways_engine.errors import did_you_mean
 
             raise ExpressionError(
                 f"unknown field {name!r}{did_you_mean(name, self.types)} in condition; "

@@ -20,10 +20,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 from typing import Any
 
-from .errors import DefinitionError
-from .errors import Problem
-from .expressions import Condition
-from .expressions import compile_condition
+from pathways_engine.errors import DefinitionError
+from pathways_engine.errors import Problem
+from pathways_engine.rules.expressions import Condition
+from pathways_engine.rules.expressions import compile_condition
+
 from .loader import Definition
 from .spec import TransitionSpec
 from .validate import enum_values
@@ -197,6 +198,11 @@ def check(definition: Definition) -> list[Problem]:
 
 _cache: dict[str, CompiledPathway] = {}
 _lock = threading.Lock()
+
+
+def cached(content_hash: str) -> CompiledPathway | None:
+    """The compiled definition with this content hash, if this process has built it."""
+    return _cache.get(content_hash)
 
 
 def compile_definition(definition: Definition, *, checked: bool = False) -> CompiledPathway:

@@ -13,8 +13,10 @@ from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
 
-from .errors import FieldError
-from .errors import did_you_mean
+from pathways_engine.errors import FieldError
+from pathways_engine.errors import did_you_mean
+from pathways_engine.errors import shown
+
 from .spec import FieldSpec
 from .spec import PathwaySpec
 
@@ -34,13 +36,13 @@ def coerce(name: str, spec: FieldSpec, value: Any) -> Any:
             "text": "text", "date": "a date (YYYY-MM-DD)",
             "enum": f"one of {', '.join(spec.values or [])}",
         }[kind]
-        raise FieldError(f"field {name!r} must be {expected}, not {value!r}") from None
+        raise FieldError(f"field {name!r} must be {expected}, not {shown(value)}") from None
     if kind in {"int", "decimal"}:
         number = Decimal(str(result))
         if spec.min is not None and number < Decimal(str(spec.min)):
-            raise FieldError(f"field {name!r} must be at least {spec.min:g}, not {value!r}")
+            raise FieldError(f"field {name!r} must be at least {spec.min:g}, not {shown(value)}")
         if spec.max is not None and number > Decimal(str(spec.max)):
-            raise FieldError(f"field {name!r} must be at most {spec.max:g}, not {value!r}")
+            raise FieldError(f"field {name!r} must be at most {spec.max:g}, not {shown(value)}")
     return result
 
 
@@ -113,7 +115,7 @@ def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise FieldError(f"--set takes FIELD=VALUE, not {pair!r}")
+            raise FieldError(f"--set takes FIELD=VALUE, not {shown(pair)}")
         if name.strip() in result:
             raise FieldError(f"field {name.strip()!r} is given twice")
         result[name.strip()] = value

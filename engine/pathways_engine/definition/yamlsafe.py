@@ -21,8 +21,8 @@ from yaml.nodes import Node
 from yaml.nodes import ScalarNode
 from yaml.nodes import SequenceNode
 
-from .errors import DefinitionError
-from .errors import Problem
+from pathways_engine.errors import DefinitionError
+from pathways_engine.errors import Problem
 
 MAX_BYTES = 2_000_000
 MAX_DEPTH = 40

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Column
 from sqlalchemy import ColumnElement
+from sqlalchemy import Connection
 from sqlalchemy import Float
 from sqlalchemy import MetaData
 from sqlalchemy import String
@@ -35,12 +36,11 @@ from sqlalchemy import insert
 from sqlalchemy import literal
 from sqlalchemy import or_
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from .store.models import AuditEntry
-from .store.models import Deadline
-from .store.models import Instance
-from .store.models import UTCDateTime
+from .tables import UTCDateTime
+from .tables import audit as audit_table
+from .tables import deadlines as deadline_table
+from .tables import instances as instance_table
 
 GROUPINGS = ("step", "role", "organisation")
 
@@ -61,14 +61,15 @@ def _group(by: str, pathway: Any, state: Any, area: Any, roles: Mapping[tuple[st
     return case(*whens, else_=literal("(none)")) if whens else literal("(none)")
 
 
-def report(session: Session, *, start: dt.datetime, end: dt.datetime, now: dt.datetime,
+def report(connection: Connection, *, start: dt.datetime, end: dt.datetime, now: dt.datetime,
            pathway: str | None, by: str, roles: Mapping[tuple[str, str], str]) -> list[dict[str, Any]]:
     """One row per pathway and group, sorted; every figure is computed by the database."""
-    dialect = session.get_bind().dialect.name
+    dialect = connection.dialect.name
+    AuditEntry, Deadline, Instance = audit_table.c, deadline_table.c, instance_table.c
     steps = (select(AuditEntry.instance_id, AuditEntry.seq, AuditEntry.at, AuditEntry.to_state)
              .where(AuditEntry.kind.in_(("start", "transition", "migration"))))
     if pathway:
-        steps = steps.join(Instance, Instance.id == AuditEntry.instance_id).where(
+        steps = steps.join(instance_table, Instance.id == AuditEntry.instance_id).where(
             Instance.pathway_id == pathway)
     s = steps.subquery()
     stays = select(
@@ -80,19 +81,18 @@ def report(session: Session, *, start: dt.datetime, end: dt.datetime, now: dt.da
                        .label("grp"),
                        stays.c.entered, stays.c.left,
                        _seconds(stays.c.left, stays.c.entered, dialect).label("secs"))
-                .select_from(stays).join(Instance, Instance.id == stays.c.instance_id)
+                .select_from(stays).join(instance_table, Instance.id == stays.c.instance_id)
                 .where(stays.c.entered < end, or_(stays.c.left.is_(None), stays.c.left >= start)))
     # The window pass over the audit trail runs once, into a temporary table the three
     # aggregates below read; as subqueries each would repeat it (bench/report.py).
-    connection = session.connection()
     base = _stays_table()
     base.drop(connection, checkfirst=True)
     base.create(connection)
     connection.execute(insert(base).from_select(["pathway", "grp", "entered", "left", "secs"],
                                                 relevant))
 
-    started = dict(_counted(session, base, base.c.entered, start, end))
-    completed = dict(_counted(session, base, base.c.left, start, end))
+    started = dict(_counted(connection, base, base.c.entered, start, end))
+    completed = dict(_counted(connection, base, base.c.left, start, end))
     ranked = select(
         base.c.pathway, base.c.grp, base.c.secs,
         func.row_number().over(partition_by=(base.c.pathway, base.c.grp),
@@ -101,7 +101,7 @@ def report(session: Session, *, start: dt.datetime, end: dt.datetime, now: dt.da
     ).where(base.c.left.is_not(None), base.c.left >= start, base.c.left < end).subquery()
     quantiles: dict[tuple[str, str], dict[str, float]] = {}
     median_rank, p90_rank = _ceil(ranked.c.n, 1, 2), _ceil(ranked.c.n, 9, 10)
-    for row in session.execute(select(ranked.c.pathway, ranked.c.grp, ranked.c.secs, ranked.c.rn,
+    for row in connection.execute(select(ranked.c.pathway, ranked.c.grp, ranked.c.secs, ranked.c.rn,
                                       ranked.c.n).where((ranked.c.rn == median_rank)
                                                         | (ranked.c.rn == p90_rank))):
         figures = quantiles.setdefault((row.pathway, row.grp), {})
@@ -110,23 +110,23 @@ def report(session: Session, *, start: dt.datetime, end: dt.datetime, now: dt.da
         if row.rn == math.ceil(row.n * 0.9):
             figures["p90"] = float(row.secs)
 
-    deadline_group = _deadline_group(by, roles)
+    deadline_group = _deadline_group(by, roles, Deadline, Instance)
     closed = (select(Instance.pathway_id, deadline_group,
                      func.sum(case((Deadline.status == "met", 1), else_=0)),
                      func.sum(case((Deadline.status.in_(("met", "met_late", "timed_out")), 1),
                                    else_=0)))
-              .select_from(Deadline).join(Instance, Instance.id == Deadline.instance_id)
+              .select_from(deadline_table).join(instance_table, Instance.id == Deadline.instance_id)
               .where(Deadline.closed_at >= start, Deadline.closed_at < end)
               .group_by(Instance.pathway_id, deadline_group))
     overdue = (select(Instance.pathway_id, deadline_group, func.count())
-               .select_from(Deadline).join(Instance, Instance.id == Deadline.instance_id)
+               .select_from(deadline_table).join(instance_table, Instance.id == Deadline.instance_id)
                .where(Deadline.status == "pending", Deadline.due_at < now)
                .group_by(Instance.pathway_id, deadline_group))
     if pathway:
         closed = closed.where(Instance.pathway_id == pathway)
         overdue = overdue.where(Instance.pathway_id == pathway)
-    met = {(p, g): (int(m or 0), int(t or 0)) for p, g, m, t in session.execute(closed)}
-    late = {(p, g): int(n) for p, g, n in session.execute(overdue)}
+    met = {(p, g): (int(m or 0), int(t or 0)) for p, g, m, t in connection.execute(closed)}
+    late = {(p, g): int(n) for p, g, n in connection.execute(overdue)}
 
     base.drop(connection)
     keys = sorted(set(started) | set(completed) | set(met) | set(late), key=lambda k: (k[0], str(k[1])))
@@ -152,12 +152,12 @@ def _stays_table() -> Table:
                  Column("secs", Float()), prefixes=["TEMPORARY"])
 
 
-def _counted(session: Session, base: Any, column: Any, start: dt.datetime,
+def _counted(connection: Connection, base: Any, column: Any, start: dt.datetime,
              end: dt.datetime) -> list[tuple[tuple[str, str], int]]:
     query = (select(base.c.pathway, base.c.grp, func.count())
              .where(column.is_not(None), column >= start, column < end)
              .group_by(base.c.pathway, base.c.grp))
-    return [((p, g), int(n)) for p, g, n in session.execute(query)]
+    return [((p, g), int(n)) for p, g, n in connection.execute(query)]
 
 
 def _ceil(n: Any, numerator: int, denominator: int) -> ColumnElement[int]:
@@ -165,7 +165,8 @@ def _ceil(n: Any, numerator: int, denominator: int) -> ColumnElement[int]:
     return (n * numerator + (denominator - 1)) // denominator  # type: ignore[no-any-return]
 
 
-def _deadline_group(by: str, roles: Mapping[tuple[str, str], str]) -> ColumnElement[Any]:
+def _deadline_group(by: str, roles: Mapping[tuple[str, str], str], Deadline: Any,  # noqa: N803
+                    Instance: Any) -> ColumnElement[Any]:  # noqa: N803
     if by == "step":
         return func.coalesce(Deadline.state, literal("(whole pathway)"))
     if by == "organisation":

@@ -20,7 +20,8 @@ from pydantic import field_validator
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from .durations import parse_duration
+from pathways_engine.rules.calendars import CalendarRules
+from pathways_engine.rules.durations import parse_duration
 
 Lang = Literal["da", "nb", "sv", "en"]
 Country = Literal["DK", "NO", "SE"]
@@ -111,6 +112,10 @@ class CalendarSpec(_Strict):
         "(Sweden: Lag 1930:173 §2).",
     )
 
+    def rules(self) -> CalendarRules:
+        return CalendarRules(tuple(self.extra_closed_days), tuple(self.holiday_categories),
+                             self.saturday_is_working_day, self.roll_forward)
+
 
 class EscalationSpec(_Strict):
     after: str = Field(description="How long overdue before escalating, e.g. '2 working days'.")
@@ -168,9 +173,13 @@ class StateSpec(_Strict):
 
 
 class StartSpec(_Strict):
-    roles: list[Identifier] = Field(min_length=1)
+    roles: list[Identifier] = Field(min_length=1, description="Roles that may start it.")
     requires: list[Identifier] = Field(default_factory=list)
     accepts: list[Identifier] = Field(default_factory=list)
+    allow_parallel: bool = Field(
+        default=False,
+        description="Allow more than one running instance of this pathway per subject "
+        "(otherwise a second start is refused, naming the running one).")
 
 
 class TransitionSpec(_Strict):
@@ -188,6 +197,25 @@ class TransitionSpec(_Strict):
     @property
     def sources(self) -> tuple[str, ...]:
         return (self.source,) if isinstance(self.source, str) else tuple(self.source)
+
+
+class StatutoryBasisSpec(_Strict):
+    reference: str = Field(min_length=3, description="The provision, as it is recorded and "
+                           "shown, e.g. 'Barnets lov §133 (underretningspligt)'.")
+    roles: list[Identifier] = Field(min_length=1,
+                                    description="Roles the provision lets share without consent.")
+    source: str | None = Field(default=None, description="Where the provision is stated.")
+
+
+class SharingSpec(_Strict):
+    """Who may record a legal basis for sharing personal data with one recipient sector."""
+
+    consent: list[Identifier] | None = Field(
+        default=None, description="Roles that may record (and withdraw) consent given by the "
+        "family or the young person; omitted: every role of the pathway.")
+    statutory: list[StatutoryBasisSpec] = Field(
+        default_factory=list, description="Provisions that allow sharing without consent; "
+        "only these can be recorded as a statutory basis.")
 
 
 class WhenSpec(_Strict):
@@ -234,6 +262,10 @@ class PathwaySpec(_Strict):
         default_factory=list, description="Whole-pathway deadlines, running until a final state."
     )
     notifications: list[NotificationSpec] = Field(default_factory=list)
+    sharing: dict[Identifier, SharingSpec] = Field(
+        default_factory=dict, description="By recipient sector: who may record consent and "
+        "which statutory bases exist (domain.md §5). A sector not listed takes consent from "
+        "any role and no statutory basis.")
 
     @field_validator("version")
     @classmethod

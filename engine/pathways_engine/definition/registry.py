@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from pathways_engine.errors import DefinitionError
+from pathways_engine.errors import Problem
+from pathways_engine.errors import UnknownPathway
+
 from .compiler import CompiledPathway
 from .compiler import check
 from .compiler import compile_definition
-from .errors import DefinitionError
-from .errors import Problem
-from .errors import UnknownPathway
 from .loader import Definition
 from .loader import discover
 from .loader import load_path

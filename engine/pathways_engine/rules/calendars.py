@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
 from .durations import Duration
-from .spec import CalendarSpec
 
 END_OF_DAY = dt.time(23, 59, 59)
 
@@ -45,10 +45,20 @@ def unsupported_categories(country: str, categories: Iterable[str]) -> list[str]
     return [c for c in categories if c not in supported]
 
 
+@dataclass(frozen=True)
+class CalendarRules:
+    """One deadline's calendar settings (the definition's `calendar:` block)."""
+
+    extra_closed_days: tuple[str, ...] = ()
+    holiday_categories: tuple[str, ...] = ("public",)
+    saturday_is_working_day: bool = False
+    roll_forward: bool = False
+
+
 class WorkCalendar:
     """Which local dates are working days under one deadline's rules."""
 
-    def __init__(self, country: str, rules: CalendarSpec) -> None:
+    def __init__(self, country: str, rules: CalendarRules) -> None:
         self.country = country
         self.rules = rules
         self.categories = tuple(sorted(rules.holiday_categories))

@@ -1,0 +1,1 @@
+"""The definition format: strict YAML, the pydantic model, graph checks, compiling, the registry."""

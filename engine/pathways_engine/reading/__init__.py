@@ -1,0 +1,1 @@
+"""Read models: show, list, history, overdue, reports (one snapshot each)."""

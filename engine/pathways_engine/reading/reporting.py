@@ -1,0 +1,23 @@
+"""The steering group's figures (store/reports.py computes them in the database)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+from pathways_engine.store import reports
+
+if TYPE_CHECKING:
+    from pathways_engine.runtime.engine import PathwayEngine
+
+GROUPINGS = reports.GROUPINGS
+
+
+def report(engine: PathwayEngine, *, start: dt.datetime, end: dt.datetime, now: dt.datetime,
+           pathway: str | None, by: str,
+           roles: Mapping[tuple[str, str], str]) -> list[dict[str, Any]]:
+    with engine.db.reading(read_only=False) as connection:
+        return reports.report(connection, start=start, end=end, now=now, pathway=pathway, by=by,
+                              roles=roles)

@@ -1,0 +1,1 @@
+"""Pure legal arithmetic and the guard language: durations, national calendars, conditions."""

@@ -1,0 +1,143 @@
+"""Firing due wake-ups exactly once: `pathways tick` and the scheduler's sweep.
+
+A sweep works in batches of instances. Each batch finds instances with a wake-up due, locks
+them (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent sweeps take disjoint instances and
+never wait for a caseworker's step; SQLite: BEGIN IMMEDIATE), reads their pending deadlines,
+and fires each instance's due wake-ups in due order - including those a timeout's transition
+makes due at once - as steps on the one step path. The batch commits whole or not at all.
+
+Lock order is the same everywhere: instance first, then its deadlines and messages. Nothing
+locks a deadline without holding its instance, so a sweep and a step cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+
+from pathways_engine import failpoints
+from pathways_engine.errors import PathwaysError
+from pathways_engine.store import reads
+from pathways_engine.store.rows import DeadlineRow
+
+from .engine import PathwayEngine
+from .step import SYSTEM_ACTOR
+from .step import SYSTEM_ROLE
+from .step import Batch
+from .step import StepContext
+
+log = logging.getLogger("pathways.tick")
+DEFAULT_BATCH = 500
+# wake-ups one instance may fire in one sweep: a definition whose timeouts keep entering
+# states that are due at once stops here (logged) instead of looping
+MAX_CASCADE = 100
+_ORDER = {"reminder": 0, "due": 1, "timeout": 2, "escalation": 3}
+
+
+@dataclass
+class TickSummary:
+    fired: Counter[str] = field(default_factory=Counter)
+    notifications: int = 0
+    batches: int = 0
+    not_applied: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.fired.values())
+
+    def as_dict(self) -> dict[str, int]:
+        return {"fired": self.total, **{k: self.fired.get(k, 0) for k in
+                ("reminder", "due", "escalation", "timeout")},
+                "notifications": self.notifications, "batches": self.batches,
+                "timeouts_not_applied": self.not_applied}
+
+
+def count_due(engine: PathwayEngine, now: dt.datetime) -> int:
+    """Deadlines with a wake-up due at `now` (for a progress bar)."""
+    with engine.db.reading() as connection:
+        return reads.count_due(connection, now)
+
+
+def tick(engine: PathwayEngine, now: dt.datetime, *, batch_size: int = DEFAULT_BATCH,
+         on_batch: Callable[[int], None] | None = None, max_batches: int | None = None) -> TickSummary:
+    """Fire every wake-up due at `now`, cascades included; return what was done.
+
+    `batch_size` is the number of instances per transaction.
+    """
+    summary = TickSummary()
+    busy: set[str] = set()  # held by another sweep or step now: theirs to finish
+    while max_batches is None or summary.batches < max_batches:
+        before = summary.total
+        with engine.batch() as batch:
+            due = reads.due_instances(batch.connection, now, batch_size, exclude=busy)
+            held = batch.load(due, skip_locked=True, with_deadlines=True)
+            busy.update(set(due) - set(held))
+            for instance_id in held:
+                _fire_due(batch, instance_id, now, summary)
+        if held:
+            summary.batches += 1
+            if on_batch:
+                on_batch(summary.total - before)
+        if not due:
+            break
+    if summary.total:
+        log.info("tick at %s fired %s", now.isoformat(), summary.as_dict())
+    return summary
+
+
+def _next_due(batch: Batch, instance_id: str, now: dt.datetime) -> DeadlineRow | None:
+    due = [row for row in batch.cases[instance_id].pending()
+           if row.next_fire_at is not None and row.next_fire_at <= now]
+    if not due:
+        return None
+    return min(due, key=lambda r: (r.next_fire_at, _ORDER[r.fires[r.fire_index][0]],
+                                   r.id or 0))
+
+
+def _fire_due(batch: Batch, instance_id: str, now: dt.datetime, summary: TickSummary) -> None:
+    for _ in range(MAX_CASCADE):
+        row = _next_due(batch, instance_id, now)
+        if row is None:
+            return
+        with batch.step(instance_id) as step:
+            _fire(step, row, summary)
+        failpoints.hit("tick.fired")
+    log.warning("instance %s: more than %d wake-ups due in one sweep; the rest wait for the "
+                "next sweep (do its timeouts keep entering states that are due at once?)",
+                instance_id, MAX_CASCADE)
+
+
+def _fire(step: StepContext, row: DeadlineRow, summary: TickSummary) -> None:
+    index = row.fire_index
+    kind, when = row.fires[index]
+    row.fire_index, row.changed = index + 1, True
+    instance = step.instance
+    at = max(when, instance.state_entered_at)
+    spec = next(d for s, d in step.spec.all_deadlines() if d.name == row.name and s == row.state)
+    timed_out = kind == "timeout" and spec.on_timeout is not None
+    step.audit(f"timer_{kind}", at=at, actor=SYSTEM_ACTOR, role=SYSTEM_ROLE,
+               changes={"deadline": row.name, "due": row.due_at.isoformat(),
+                        "responsible": row.responsible},
+               effects={"deadline": row.name, "index": index, "timed_out": timed_out})
+    summary.fired[kind] += 1
+    extra = {"deadline": row.name, "due_at": row.due_at.isoformat(),
+             "responsible": row.responsible, "kind": kind,
+             "escalate_to": list(spec.escalate.to) if spec.escalate else []}
+    summary.notifications += step.notify(kind, row.name, at, extra)
+    if not timed_out:
+        return
+    row.status, row.closed_at = "timed_out", at
+    assert spec.on_timeout is not None
+    try:
+        fired, given = step.choose(spec.on_timeout, SYSTEM_ROLE, {}, at)
+    except PathwaysError as exc:
+        summary.not_applied += 1
+        step.audit("timeout_not_applied", at=at, actor=SYSTEM_ACTOR, role=SYSTEM_ROLE,
+                   event=spec.on_timeout, changes={"deadline": row.name}, note=str(exc))
+        return
+    step.transition(fired, given, actor=SYSTEM_ACTOR, role=SYSTEM_ROLE, at=at,
+                    note=f"deadline {row.name} passed")

@@ -1,0 +1,187 @@
+"""The SQL the step path and the sweep read with (the read models have store/views.py).
+
+A step reads its instance, subject, assignments and consents in one statement: the last two
+come as JSON aggregates of correlated subqueries, so a step that queues messages needs no
+extra round trip to know who receives them and with which legal basis.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy import Connection
+from sqlalchemy import Select
+from sqlalchemy import func
+from sqlalchemy import select
+
+from .rows import INSTANCE_COLUMNS
+from .rows import DeadlineRow
+from .rows import InstanceRow
+from .rows import Loaded
+from .rows import SubjectRow
+from .rows import TrailHead
+from .rows import fires_from_json
+from .tables import assignments
+from .tables import audit
+from .tables import consents
+from .tables import deadlines
+from .tables import definition_snapshots
+from .tables import instances
+from .tables import outbox
+from .tables import requests
+from .tables import subjects
+
+
+def json_rows(dialect: str, *columns: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A JSON array of arrays, one per row (the aggregate each dialect names differently)."""
+    if dialect == "postgresql":
+        return func.json_agg(func.json_build_array(*columns))
+    return func.json_group_array(func.json_array(*columns))
+
+
+def _parsed(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(json.loads(value) if isinstance(value, str) else value)
+
+
+def _load_query(dialect: str) -> Select[Any]:
+    a, c = assignments.alias("a"), consents.alias("c")
+    assigned = (select(json_rows(dialect, a.c.role, a.c.party))
+                .where(a.c.instance_id == instances.c.id, a.c.active.is_(True))
+                .scalar_subquery())
+    bases = (select(json_rows(dialect, c.c.id, c.c.sector, c.c.basis, c.c.reference))
+             .where(c.c.instance_id == instances.c.id, c.c.withdrawn_at.is_(None))
+             .scalar_subquery())
+    return (select(*(instances.c[name] for name in INSTANCE_COLUMNS),
+                   subjects.c.ref.label("s_ref"), subjects.c.birth_date.label("s_birth_date"),
+                   subjects.c.name.label("s_name"), subjects.c.personal_id.label("s_personal_id"),
+                   assigned.label("assigned"), bases.label("bases"))
+            .join_from(instances, subjects, subjects.c.id == instances.c.subject_id))
+
+
+def _loaded(row: Any) -> Loaded:
+    instance = InstanceRow(**{name: getattr(row, name) for name in INSTANCE_COLUMNS})
+    instance.data = dict(instance.data or {})
+    subject = SubjectRow(row.subject_id, row.s_ref, row.s_birth_date, row.s_name,
+                         row.s_personal_id)
+    assigned = {str(role): str(party) for role, party in _parsed(row.assigned)}
+    rows = [(int(i), str(s), str(b), str(r)) for i, s, b, r in _parsed(row.bases)]
+    return Loaded(instance, subject, assigned, rows)
+
+
+def load_instances(connection: Connection, ids: Iterable[str], *, lock: bool,
+                   skip_locked: bool = False) -> dict[str, Loaded]:
+    """The instances with these ids (missing ones are absent), locked for writing if asked.
+
+    On PostgreSQL the lock is FOR UPDATE on the instance rows only; with `skip_locked` rows
+    another transaction holds are left out (the sweep takes what nobody is working on). On
+    SQLite the write transaction's BEGIN IMMEDIATE already excludes every other writer.
+    """
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    query = _load_query(connection.dialect.name).where(instances.c.id.in_(wanted))
+    if lock:
+        query = query.order_by(instances.c.id).with_for_update(of=instances.c.id,
+                                                               skip_locked=skip_locked)
+    return {row.id: _loaded(row) for row in connection.execute(query)}
+
+
+def snapshot_source(connection: Connection, content_hash: str) -> str | None:
+    return connection.execute(select(definition_snapshots.c.source).where(
+        definition_snapshots.c.content_hash == content_hash)).scalar()
+
+
+def snapshot_exists(connection: Connection, content_hash: str) -> bool:
+    return connection.execute(select(definition_snapshots.c.content_hash).where(
+        definition_snapshots.c.content_hash == content_hash)).first() is not None
+
+
+def subject_by_key(connection: Connection, ref_key: str) -> SubjectRow | None:
+    row = connection.execute(select(subjects).where(subjects.c.ref_key == ref_key)).first()
+    if row is None:
+        return None
+    return SubjectRow(row.id, row.ref, row.birth_date, row.name, row.personal_id)
+
+
+def lock_subject(connection: Connection, ref_key: str) -> SubjectRow:
+    """The subject row, locked (PostgreSQL) so two starts for one child take turns."""
+    row = connection.execute(select(subjects).where(subjects.c.ref_key == ref_key)
+                             .with_for_update()).one()
+    return SubjectRow(row.id, row.ref, row.birth_date, row.name, row.personal_id)
+
+
+def running_instance(connection: Connection, subject_id: int, pathway_id: str) -> str | None:
+    return connection.execute(select(instances.c.id).where(
+        instances.c.subject_id == subject_id, instances.c.pathway_id == pathway_id,
+        instances.c.status == "active").order_by(instances.c.started_at).limit(1)).scalar()
+
+
+def lock_head(connection: Connection, instance_id: str) -> TrailHead:
+    """The instance's audit head, its row locked so appends stay in one line."""
+    row = connection.execute(select(instances.c.audit_head, instances.c.audit_seq)
+                             .where(instances.c.id == instance_id).with_for_update()).one()
+    return TrailHead(instance_id, row.audit_seq, row.audit_head)
+
+
+def pending_messages(connection: Connection, instance_id: str) -> list[Any]:
+    return list(connection.execute(select(
+        outbox.c.id, outbox.c.idempotency_key, outbox.c.role, outbox.c.template,
+        outbox.c.personal_data, outbox.c.legal_basis).where(
+        outbox.c.instance_id == instance_id, outbox.c.status == "pending").order_by(outbox.c.id)))
+
+
+def queued_requests(connection: Connection, instance_id: str) -> dict[str, dict[str, Any]]:
+    """message idempotency key -> the `changes` of the audit entry that queued it."""
+    found: dict[str, dict[str, Any]] = {}
+    for changes, effects in connection.execute(select(audit.c.changes, audit.c.effects).where(
+            audit.c.instance_id == instance_id, audit.c.kind == "notification_queued")):
+        for key, *_ in (effects or {}).get("messages", []):
+            found[str(key)] = dict(changes or {})
+    return found
+
+
+def stored_request(connection: Connection, key: str) -> Any:
+    return connection.execute(select(requests).where(requests.c.key == key)).first()
+
+
+def _deadline(row: Any) -> DeadlineRow:
+    return DeadlineRow(
+        instance_id=row.instance_id, name=row.name, state=row.state,
+        responsible=row.responsible, started_at=row.started_at, due_at=row.due_at,
+        status=row.status, closed_at=row.closed_at, rule=dict(row.rule or {}),
+        fires=fires_from_json(row.fires), fire_index=row.fire_index, id=row.id)
+
+
+def pending_deadlines(connection: Connection, instance_ids: Iterable[str]) -> list[DeadlineRow]:
+    """Every pending deadline of these instances, in the order they were opened."""
+    wanted = sorted(set(instance_ids))
+    if not wanted:
+        return []
+    return [_deadline(row) for row in connection.execute(
+        select(deadlines).where(deadlines.c.instance_id.in_(wanted),
+                                deadlines.c.status == "pending").order_by(deadlines.c.id))]
+
+
+def due_instances(connection: Connection, now: dt.datetime, limit: int,
+                  exclude: Iterable[str] = ()) -> list[str]:
+    """Instances with a wake-up due, earliest first: the sweep locks these, then their rows."""
+    earliest = func.min(deadlines.c.next_fire_at)
+    query = (select(deadlines.c.instance_id, earliest)
+             .where(deadlines.c.next_fire_at <= now, deadlines.c.status == "pending")
+             .group_by(deadlines.c.instance_id)
+             .order_by(earliest, deadlines.c.instance_id).limit(limit))
+    skipped = list(exclude)
+    if skipped:
+        query = query.where(deadlines.c.instance_id.not_in(skipped))
+    return [row[0] for row in connection.execute(query)]
+
+
+def count_due(connection: Connection, now: dt.datetime) -> int:
+    return int(connection.execute(select(func.count()).select_from(deadlines).where(
+        deadlines.c.next_fire_at <= now, deadlines.c.status == "pending")).scalar() or 0)
