@@ -63,6 +63,51 @@ def best_of(repeats: int, action: Callable[[], float]) -> float:
     return min(action() for _ in range(repeats))
 
 
+def median_of(repeats: int, action: Callable[[], float]) -> float:
+    """The median of `repeats` runs: steadier than the best on a shared, noisy machine."""
+    values = sorted(action() for _ in range(repeats))
+    return values[len(values) // 2]
+
+
+@dataclass
+class Counted:
+    statements: int = 0
+    rows: int = 0
+
+
+@contextmanager
+def statements(engine: Any) -> Iterator[Counted]:
+    """Count statements sent (BEGIN and COMMIT included) and rows written, while inside."""
+    from sqlalchemy import event
+
+    counted = Counted()
+    sqlite = engine.dialect.name == "sqlite"
+
+    def before(*_: Any) -> None:
+        counted.statements += 1
+
+    def after(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip()[:6].upper() in {"INSERT", "UPDATE", "DELETE"} and cursor.rowcount > 0:
+            counted.rows += cursor.rowcount
+
+    def transaction(*_: Any) -> None:
+        counted.statements += 1
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    event.listen(engine, "commit", transaction)
+    if not sqlite:  # SQLite's BEGIN IMMEDIATE is a statement of our own, counted above
+        event.listen(engine, "begin", transaction)
+    try:
+        yield counted
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+        event.remove(engine, "commit", transaction)
+        if not sqlite:
+            event.remove(engine, "begin", transaction)
+
+
 def seconds(action: Callable[[], object]) -> float:
     began = time.perf_counter()
     action()

@@ -1,8 +1,8 @@
 """Populations for the sweep benchmarks, written with SQLAlchemy Core executemany.
 
 Each instance is a clone of one real instance (so its snapshot, subject and audit chain are
-valid), with one pending deadline and one reminder timer: due (in the past) for the first
-`due` instances, far in the future for the rest, so the sweep has to skip them by index.
+valid), with one pending deadline whose one wake-up (a reminder) is due (in the past) for the
+first `due` instances and far in the future for the rest, so the sweep skips them by index.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 from typing import Any
 
 from pathways_engine import PathwayEngine
-from pathways_engine.store.models import Deadline
-from pathways_engine.store.models import Instance
-from pathways_engine.store.models import Timer
+from pathways_engine.store.tables import deadlines
+from pathways_engine.store.tables import instances
+from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 
@@ -31,36 +31,33 @@ def template_instance(url: str) -> tuple[PathwayEngine, str, dict[str, Any]]:
     """An engine on `url` and one real instance's row, to clone (snapshot, subject, chain)."""
     engine = make_engine(url)
     [template_id] = start_children(engine, 1, "T")
-    with engine.db.sessions() as session:
-        template = session.get_one(Instance, template_id)
-        row = {c.key: getattr(template, c.key) for c in Instance.__table__.columns}
-    return engine, template_id, row
+    with engine.db.reading() as connection:
+        template = connection.execute(select(instances).where(instances.c.id == template_id)).one()
+    return engine, template_id, dict(template._mapping)
 
 
 def seed(url: str, population: int, due: int) -> None:
     engine, template_id, row = template_instance(url)
     db = engine.db
-    with db.sessions() as session:
-        deadline = session.scalars(select(Deadline).where(Deadline.instance_id == template_id)).one()
-        drow = {c.key: getattr(deadline, c.key) for c in Deadline.__table__.columns}
-        next_id = int(session.scalar(select(Deadline.id).order_by(Deadline.id.desc())) or 0) + 1
+    with db.reading() as connection:
+        drow = dict(connection.execute(select(deadlines).where(
+            deadlines.c.instance_id == template_id)).one()._mapping)
+        next_id = int(connection.scalar(select(func.max(deadlines.c.id))) or 0) + 1
     done = 0
     while done < population:
         size = min(CHUNK, population - done)
-        instances: list[dict[str, Any]] = []
-        deadlines: list[dict[str, Any]] = []
-        timers: list[dict[str, Any]] = []
+        new_instances: list[dict[str, Any]] = []
+        new_deadlines: list[dict[str, Any]] = []
         for n in range(done, done + size):
             iid = f"{n:016x}"
-            instances.append({**row, "id": iid})
-            deadlines.append({**drow, "id": next_id + n, "instance_id": iid})
-            timers.append({"instance_id": iid, "deadline_id": next_id + n, "kind": "reminder",
-                           "due_at": DUE if n < due else LATER, "status": "pending",
-                           "fired_at": None})
+            wake = DUE if n < due else LATER
+            new_instances.append({**row, "id": iid})
+            new_deadlines.append({**drow, "id": next_id + n, "instance_id": iid,
+                                  "fires": [["reminder", wake.isoformat()]], "fire_index": 0,
+                                  "next_fire_at": wake})
         with db.engine.begin() as conn:
-            conn.execute(insert(Instance), instances)
-            conn.execute(insert(Deadline), deadlines)
-            conn.execute(insert(Timer), timers)
+            conn.execute(insert(instances), new_instances)
+            conn.execute(insert(deadlines), new_deadlines)
         done += size
         print(f"  seeded {done:,}/{population:,}", file=sys.stderr, end="\r", flush=True)
     print(file=sys.stderr)

@@ -199,7 +199,7 @@ class _Meter:
         return self
 
 
-def _metered(render: Callable[[], str]) -> str:
+def _metered(render: Callable[[], Rendered]) -> Rendered:
     meter, previous = _Meter(), sys.gettrace()
     sys.settrace(meter)
     try:
@@ -242,24 +242,24 @@ def choose_language(definition: Definition, name: str, wanted: str | None) -> st
 
 
 def _render_part(env: BoundedSandbox, path: str, context: Mapping[str, Any]) -> str:
-    template = env.get_template(path)
-
-    def run() -> str:
-        out: list[str] = []
-        size = 0
-        for chunk in template.generate(**context):
-            size += len(chunk)
-            if size > MAX_SIZE:
-                raise BudgetExceeded(f"output longer than {MAX_SIZE} characters")
-            out.append(chunk)
-        return "".join(out)
-
-    return _metered(run)
+    out: list[str] = []
+    size = 0
+    for chunk in env.get_template(path).generate(**context):
+        size += len(chunk)
+        if size > MAX_SIZE:
+            raise BudgetExceeded(f"output longer than {MAX_SIZE} characters")
+        out.append(chunk)
+    return "".join(out)
 
 
 def render(definition: Definition, name: str, language: str | None,
            context: Mapping[str, Any]) -> Rendered:
     language = choose_language(definition, name, language)
+    return _metered(lambda: _render(definition, name, language, context))
+
+
+def _render(definition: Definition, name: str, language: str,
+            context: Mapping[str, Any]) -> Rendered:
     env = environment_for(definition)
     parts: dict[str, str | None] = {}
     for part in PARTS:

@@ -81,6 +81,15 @@ class CompiledPathway:
         for i, t in enumerate(self.spec.transitions):
             for source in t.sources:
                 self._by_state.setdefault(source, []).append(i)
+        self.deadline_specs = {(state, d.name): d for state, d in self.spec.all_deadlines()}
+        self.notifications_for: dict[tuple[str, str], list[tuple[int, Any]]] = {}
+        for index, note in enumerate(self.spec.notifications):
+            when = note.when
+            key = (("started", self.spec.id) if when.started else ("enter", when.enter)
+                   if when.enter else ("event", when.event) if when.event
+                   else (when.kind or "due", when.deadline))
+            self.notifications_for.setdefault((str(key[0]), str(key[1])), []).append(
+                (index, note))
         self._local = threading.local()
         self._building = threading.Lock()
 

@@ -8,6 +8,7 @@ calendar days in the pathway's zone, working days skip closed days).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -51,6 +52,13 @@ class Duration:
 
 def parse_duration(text: str) -> Duration:
     """Parse a readable or ISO 8601 duration; raise ValueError with a message for the user."""
+    if not isinstance(text, str):
+        raise ValueError(f"a duration must be text such as '30 days' or 'P30D', not {text!r}")
+    return _parse(text)
+
+
+@lru_cache(maxsize=1024)
+def _parse(text: str) -> Duration:  # a step plans its deadlines with the same few texts
     if not isinstance(text, str):
         raise ValueError(f"a duration must be text such as '30 days' or 'P30D', not {text!r}")
     if text.strip().upper().startswith("P"):

@@ -150,7 +150,7 @@ class Batch:
                 known[row.instance_id].append(row)
         for instance_id, loaded in found.items():
             self.cases[instance_id] = Case(
-                loaded, loaded.instance, self.engine.compiled_for(self.connection,
+                loaded, loaded.instance.copy(), self.engine.compiled_for(self.connection,
                                                                   loaded.instance.content_hash),
                 loaded.instance.version, dict(loaded.assigned), list(loaded.consents),
                 known[instance_id] if with_deadlines else None)
@@ -160,16 +160,22 @@ class Batch:
         self.cases[case.instance.id] = case
 
     @contextmanager
-    def step(self, instance_id: str) -> Iterator[StepContext]:
+    def step(self, instance_id: str, *, undo: bool = True) -> Iterator[StepContext]:
+        """One step of a held instance; if it raises, the instance is as it was before.
+
+        `undo=False` for steps whose failure aborts the whole batch (the sweep's), which then
+        need not keep a copy to put back.
+        """
         case = self.cases.get(instance_id)
         if case is None:
             raise InstanceNotFound(instance_id)
-        saved = case.saved()
+        saved = case.saved() if undo else None
         context = StepContext(self, case)
         try:
             yield context
         except BaseException:
-            case.restore(saved)
+            if saved is not None:
+                case.restore(saved)
             raise
         if context.changed:
             case.touched = True
@@ -180,7 +186,7 @@ class Batch:
             if case.new:
                 self.writes.new_instances.append(case.instance)
             elif case.touched:
-                self.writes.changed(case.instance, case.loaded_version)
+                self.writes.changed(case.instance, case.loaded_version, case.loaded.instance)
             self.writes.new_deadlines += case.opened
             case.opened = []
             for row in case.known or []:
@@ -330,9 +336,7 @@ class StepContext:
                extra: Mapping[str, Any] | None = None) -> int:
         """Queue every notification the definition declares for this trigger."""
         written = 0
-        for index, spec in enumerate(self.spec.notifications):
-            if not _matches(spec.when, trigger, name):
-                continue
+        for index, spec in self.compiled.notifications_for.get((trigger, name), ()):
             request = NotificationRequest(
                 template=spec.template, roles=tuple(spec.to), trigger=trigger, name=name, at=at,
                 cause_key=f"{self.instance.id}:{self.instance.audit_seq}:{index}",
@@ -390,16 +394,6 @@ def outbox_row(instance_id: str, message: Outgoing, now: dt.datetime) -> dict[st
     }
     row["digest"] = message_digest(row)
     return row
-
-
-def _matches(when: Any, trigger: str, name: str) -> bool:
-    if trigger == "started":
-        return bool(when.started)
-    if trigger == "enter":
-        return bool(when.enter == name)
-    if trigger == "event":
-        return bool(when.event == name)
-    return bool(when.deadline == name and (when.kind or "due") == trigger)
 
 
 def fingerprint(**request: Any) -> str:

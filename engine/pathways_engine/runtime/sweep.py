@@ -103,7 +103,7 @@ def _fire_due(batch: Batch, instance_id: str, now: dt.datetime, summary: TickSum
         row = _next_due(batch, instance_id, now)
         if row is None:
             return
-        with batch.step(instance_id) as step:
+        with batch.step(instance_id, undo=False) as step:  # a failure aborts the batch
             _fire(step, row, summary)
         failpoints.hit("tick.fired")
     log.warning("instance %s: more than %d wake-ups due in one sweep; the rest wait for the "
@@ -117,7 +117,7 @@ def _fire(step: StepContext, row: DeadlineRow, summary: TickSummary) -> None:
     row.fire_index, row.changed = index + 1, True
     instance = step.instance
     at = max(when, instance.state_entered_at)
-    spec = next(d for s, d in step.spec.all_deadlines() if d.name == row.name and s == row.state)
+    spec = step.compiled.deadline_specs[(row.state, row.name)]
     timed_out = kind == "timeout" and spec.on_timeout is not None
     step.audit(f"timer_{kind}", at=at, actor=SYSTEM_ACTOR, role=SYSTEM_ROLE,
                changes={"deadline": row.name, "due": row.due_at.isoformat(),

@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import Connection
 from sqlalchemy import Select
+from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -49,7 +51,9 @@ def _parsed(value: Any) -> list[Any]:
     return list(json.loads(value) if isinstance(value, str) else value)
 
 
+@cache
 def _load_query(dialect: str) -> Select[Any]:
+    """Built once per dialect, so SQLAlchemy compiles it once (its cache keys on the object)."""
     a, c = assignments.alias("a"), consents.alias("c")
     assigned = (select(json_rows(dialect, a.c.role, a.c.party))
                 .where(a.c.instance_id == instances.c.id, a.c.active.is_(True))
@@ -74,6 +78,16 @@ def _loaded(row: Any) -> Loaded:
     return Loaded(instance, subject, assigned, rows)
 
 
+@cache
+def _locked_load(dialect: str, lock: bool, skip_locked: bool) -> Select[Any]:
+    """The load statement for a set of ids, built once (an expanding IN keeps it cacheable)."""
+    query = _load_query(dialect).where(instances.c.id.in_(bindparam("ids", expanding=True)))
+    if lock:
+        query = query.order_by(instances.c.id).with_for_update(of=instances.c.id,
+                                                               skip_locked=skip_locked)
+    return query
+
+
 def load_instances(connection: Connection, ids: Iterable[str], *, lock: bool,
                    skip_locked: bool = False) -> dict[str, Loaded]:
     """The instances with these ids (missing ones are absent), locked for writing if asked.
@@ -85,11 +99,8 @@ def load_instances(connection: Connection, ids: Iterable[str], *, lock: bool,
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    query = _load_query(connection.dialect.name).where(instances.c.id.in_(wanted))
-    if lock:
-        query = query.order_by(instances.c.id).with_for_update(of=instances.c.id,
-                                                               skip_locked=skip_locked)
-    return {row.id: _loaded(row) for row in connection.execute(query)}
+    query = _locked_load(connection.dialect.name, lock, skip_locked)
+    return {row.id: _loaded(row) for row in connection.execute(query, {"ids": wanted})}
 
 
 def snapshot_source(connection: Connection, content_hash: str) -> str | None:
@@ -154,8 +165,13 @@ def _deadline(row: Any) -> DeadlineRow:
     return DeadlineRow(
         instance_id=row.instance_id, name=row.name, state=row.state,
         responsible=row.responsible, started_at=row.started_at, due_at=row.due_at,
-        status=row.status, closed_at=row.closed_at, rule=dict(row.rule or {}),
+        status=row.status, closed_at=row.closed_at, rule={},  # not read: rows are updated by id
         fires=fires_from_json(row.fires), fire_index=row.fire_index, id=row.id)
+
+
+_PENDING = (select(*(c for c in deadlines.c if c.name != "rule"))
+            .where(deadlines.c.instance_id.in_(bindparam("ids", expanding=True)),
+                   deadlines.c.status == "pending").order_by(deadlines.c.id))
 
 
 def pending_deadlines(connection: Connection, instance_ids: Iterable[str]) -> list[DeadlineRow]:
@@ -163,23 +179,36 @@ def pending_deadlines(connection: Connection, instance_ids: Iterable[str]) -> li
     wanted = sorted(set(instance_ids))
     if not wanted:
         return []
-    return [_deadline(row) for row in connection.execute(
-        select(deadlines).where(deadlines.c.instance_id.in_(wanted),
-                                deadlines.c.status == "pending").order_by(deadlines.c.id))]
+    return [_deadline(row) for row in connection.execute(_PENDING, {"ids": wanted})]
 
 
 def due_instances(connection: Connection, now: dt.datetime, limit: int,
                   exclude: Iterable[str] = ()) -> list[str]:
-    """Instances with a wake-up due, earliest first: the sweep locks these, then their rows."""
-    earliest = func.min(deadlines.c.next_fire_at)
-    query = (select(deadlines.c.instance_id, earliest)
+    """Instances with a wake-up due, earliest first: the sweep locks these, then their rows.
+
+    Walks the due wake-ups in index order (next_fire_at) and stops at `limit` instances, so
+    a backlog of millions costs what one batch needs, not a scan of the backlog per batch.
+    """
+    skipped = set(exclude)
+    found: list[str] = []
+    seen: set[str] = set()
+    window = limit * 4 + len(skipped)
+    query = (select(deadlines.c.instance_id)
              .where(deadlines.c.next_fire_at <= now, deadlines.c.status == "pending")
-             .group_by(deadlines.c.instance_id)
-             .order_by(earliest, deadlines.c.instance_id).limit(limit))
-    skipped = list(exclude)
-    if skipped:
-        query = query.where(deadlines.c.instance_id.not_in(skipped))
-    return [row[0] for row in connection.execute(query)]
+             .order_by(deadlines.c.next_fire_at, deadlines.c.id))
+    offset = 0
+    while len(found) < limit:
+        ids = list(connection.execute(query.limit(window).offset(offset)).scalars())
+        for instance_id in ids:
+            if instance_id not in skipped and instance_id not in seen:
+                seen.add(instance_id)
+                found.append(instance_id)
+                if len(found) == limit:
+                    break
+        if len(ids) < window:
+            break
+        offset += window
+    return found
 
 
 def count_due(connection: Connection, now: dt.datetime) -> int:

@@ -58,7 +58,7 @@ def insert_missing(connection: Connection, table: Table, values: dict[str, Any],
 
 def append_entry(connection: Connection, entry: dict[str, Any]) -> None:
     """One audit entry and the head it moves to, without touching the revision."""
-    connection.execute(insert(audit), entry)
+    connection.execute(_INSERT['audit'], entry)
     connection.execute(update(instances).where(instances.c.id == entry["instance_id"])
                        .values(audit_head=entry["hash"], audit_seq=entry["seq"]))
 
@@ -74,6 +74,8 @@ class WriteBatch:
 
     new_instances: list[InstanceRow] = field(default_factory=list)
     changed_instances: dict[str, tuple[int, InstanceRow]] = field(default_factory=dict)
+    # instances whose only change is their audit head, revision and time (a fired reminder)
+    head_only: set[str] = field(default_factory=set)
     new_deadlines: list[DeadlineRow] = field(default_factory=list)
     changed_deadlines: dict[int, DeadlineRow] = field(default_factory=dict)
     closes: list[dict[str, Any]] = field(default_factory=list)  # {i, s, all, at, how}
@@ -85,17 +87,27 @@ class WriteBatch:
     assignments: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
-    def changed(self, row: InstanceRow, loaded_version: int) -> None:
-        """Record the instance's new values; the update checks it is still at `loaded_version`."""
+    def changed(self, row: InstanceRow, loaded_version: int,
+                read: InstanceRow | None = None) -> None:
+        """Record the instance's new values; the update checks it is still at `loaded_version`.
+
+        Given the row as it was `read`, an instance whose state did not change gets the
+        narrow update (head, revision, time) instead of rewriting every column.
+        """
         if row.id in self.changed_instances:
             loaded_version = self.changed_instances[row.id][0]
         self.changed_instances[row.id] = (loaded_version, row)
+        if read is not None and all(getattr(row, n) == getattr(read, n) for n in _STATE):
+            self.head_only.add(row.id)
+        else:
+            self.head_only.discard(row.id)
 
     def merge(self, other: WriteBatch) -> None:
         """Take a finished step's writes into this (batch) one."""
         self.new_instances += other.new_instances
         for version, row in other.changed_instances.values():
             self.changed(row, version)
+        self.head_only |= other.head_only
         self.new_deadlines += other.new_deadlines
         self.changed_deadlines.update(other.changed_deadlines)
         for name in ("closes", "audit", "outbox", "cancelled_messages", "consents",
@@ -104,7 +116,7 @@ class WriteBatch:
 
     def flush(self, connection: Connection) -> None:
         if self.new_instances:
-            connection.execute(insert(instances), [r.values() for r in self.new_instances])
+            connection.execute(_INSERT['instances'], [r.values() for r in self.new_instances])
         if self.changed_deadlines:
             connection.execute(_DEADLINE_BY_ID, [
                 {"b_id": r.id, "b_status": r.status, "b_closed_at": r.closed_at,
@@ -116,40 +128,57 @@ class WriteBatch:
                 connection.execute(statement, [{"b_i": c["i"], "b_s": c["s"], "b_at": c["at"]}
                                                for c in params])
         if self.new_deadlines:
-            connection.execute(insert(deadlines), [r.values() for r in self.new_deadlines])
+            connection.execute(_INSERT['deadlines'], [r.values() for r in self.new_deadlines])
         if self.audit:
-            connection.execute(insert(audit), self.audit)
+            connection.execute(_INSERT['audit'], self.audit)
         if self.outbox:
-            connection.execute(insert(outbox), self.outbox)
+            connection.execute(_INSERT['outbox'], self.outbox)
         if self.cancelled_messages:
             connection.execute(_CANCEL_MESSAGE, self.cancelled_messages)
         if self.withdrawals:
             connection.execute(_WITHDRAW, self.withdrawals)
         if self.consents:
-            connection.execute(insert(consents), self.consents)
+            connection.execute(_INSERT['consents'], self.consents)
         if self.assignments:
             last = {(a["instance_id"], a["role"]): i for i, a in enumerate(self.assignments)}
             for i, a in enumerate(self.assignments):  # one active per role, the newest
                 a["active"] = last[(a["instance_id"], a["role"])] == i
             roles = [{"b_i": a["instance_id"], "b_role": a["role"]} for a in self.assignments]
             connection.execute(_UNASSIGN, roles)
-            connection.execute(insert(assignments), self.assignments)
+            connection.execute(_INSERT['assignments'], self.assignments)
         if self.changed_instances:
             self._update_instances(connection)
         if self.requests:
-            connection.execute(insert(requests), self.requests)
+            connection.execute(_INSERT['requests'], self.requests)
 
     def _update_instances(self, connection: Connection) -> None:
-        rows = [{"b_id": row.id, "b_old": version,
-                 **{f"v_{name}": getattr(row, name) for name in _UPDATED}}
-                for version, row in self.changed_instances.values()]
-        written = connection.execute(_INSTANCE_UPDATE, rows).rowcount
-        if written != len(rows):  # someone wrote without the row lock: refuse, write nothing
+        full, narrow = [], []
+        for version, row in self.changed_instances.values():
+            if row.id in self.head_only:
+                narrow.append({"b_id": row.id, "b_old": version,
+                               **{f"v_{name}": getattr(row, name) for name in _HEAD}})
+            else:
+                full.append({"b_id": row.id, "b_old": version,
+                             **{f"v_{name}": getattr(row, name) for name in _UPDATED}})
+        written = 0
+        for statement, rows in ((_INSTANCE_UPDATE, full), (_HEAD_UPDATE, narrow)):
+            if rows:
+                written += connection.execute(statement, rows).rowcount
+        if written != len(full) + len(narrow):  # written without the row lock: refuse all
             stale = next(iter(self.changed_instances))
             raise ConcurrentModification(stale, 0, None)
 
 
+# built once: a statement made anew per call is walked for its cache key every time (bench/)
+_INSERT = {table.name: insert(table) for table in (instances, deadlines, audit, outbox, consents,
+                                                   assignments, requests)}
 _UPDATED = [name for name in INSTANCE_COLUMNS if name not in ("id", "subject_id", "started_at")]
+_HEAD = ["version", "audit_head", "audit_seq", "updated_at"]
+_STATE = [name for name in _UPDATED if name not in _HEAD]
+_HEAD_UPDATE = (update(instances)
+                .where(instances.c.id == bindparam("b_id"),
+                       instances.c.version == bindparam("b_old"))
+                .values({name: bindparam(f"v_{name}") for name in _HEAD}))
 _INSTANCE_UPDATE = (update(instances)
                     .where(instances.c.id == bindparam("b_id"),
                            instances.c.version == bindparam("b_old"))
