@@ -15,7 +15,7 @@ from .common import seconds
 
 
 def _check_and_compile() -> None:
-    from pathways_engine import compiler
+    from pathways_engine.definition import compiler
     from pathways_engine.definition.registry import load_all
     from pathways_notifications.checks import template_problems
 

@@ -176,7 +176,8 @@ def run(scale: str) -> list[Figure]:
         for batch, goal in ((None, 0.6), (200, 1.5)):
             measured: list[tuple[float, float, float]] = []
 
-            def ours(make: Callable[..., Any] = make_url, size: int | None = batch) -> float:
+            def ours(make: Callable[..., Any] = make_url, size: int | None = batch,
+                     measured: list[tuple[float, float, float]] = measured) -> float:
                 with make() as url:
                     measured.append(pathways(url, count, size))
                 return measured[-1][0]

@@ -11,9 +11,10 @@ import datetime as dt
 import sys
 from typing import Any
 
-from pathways_engine.store.models import AuditEntry
-from pathways_engine.store.models import Deadline
-from pathways_engine.store.models import Instance
+from pathways_engine.store.tables import audit
+from pathways_engine.store.tables import deadlines
+from pathways_engine.store.tables import instances
+from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import text
@@ -33,13 +34,15 @@ def _seed(url: str, count: int) -> Any:
     engine, _, row = template_instance(url)
     db = engine.db
     for start in range(0, count, CHUNK):
-        instances, entries, deadlines = [], [], []
+        new_instances: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
+        new_deadlines: list[dict[str, Any]] = []
         for n in range(start, min(count, start + CHUNK)):
             iid = f"{n:016x}"
             begun = START + dt.timedelta(minutes=n % 10_000)
             triaged = begun + dt.timedelta(days=1 + n % 20)
             closed = triaged + dt.timedelta(days=5 + n % 30)
-            instances.append({**row, "id": iid, "state": "closed", "status": "completed",
+            new_instances.append({**row, "id": iid, "state": "closed", "status": "completed",
                               "completed_at": closed, "audit_seq": 3})
             for seq, (kind, state, at) in enumerate([("start", "referred", begun),
                                                      ("transition", "ppr_assessment", triaged),
@@ -47,16 +50,18 @@ def _seed(url: str, count: int) -> Any:
                 entries.append({"instance_id": iid, "seq": seq, "at": at, "recorded_at": at,
                                 "actor": "a", "role": "ppr", "kind": kind, "event": None,
                                 "from_state": None, "to_state": state, "changes": {},
-                                "note": None, "prev_hash": "0" * 64, "hash": "0" * 64})
-            deadlines.append({"instance_id": iid, "name": "municipal_triage", "state": "referred",
+                                "note": None, "effects": None, "prev_hash": "0" * 64,
+                                "hash": "0" * 64, "mac": None})
+            new_deadlines.append({"instance_id": iid, "name": "municipal_triage", "state": "referred",
                               "responsible": "ppr", "started_at": begun,
                               "due_at": begun + dt.timedelta(days=14),
                               "status": "met" if n % 20 < 13 else "met_late",
-                              "closed_at": triaged, "rule": {}})
+                              "closed_at": triaged, "rule": {}, "fires": [],
+                              "fire_index": 0, "next_fire_at": None})
         with db.engine.begin() as conn:
-            conn.execute(insert(Instance), instances)
-            conn.execute(insert(AuditEntry), entries)
-            conn.execute(insert(Deadline), deadlines)
+            conn.execute(insert(instances), new_instances)
+            conn.execute(insert(audit), entries)
+            conn.execute(insert(deadlines), new_deadlines)
         print(f"  seeded {min(count, start + CHUNK):,}/{count:,}", file=sys.stderr, end="\r")
     print(file=sys.stderr)
     return engine
@@ -74,8 +79,7 @@ def run(scale: str) -> list[Figure]:
         rows: list[dict[str, Any]] = []
 
         def one_report() -> None:
-            with engine.db.sessions() as session:
-                rows[:] = report(session, by="step", **period)
+            rows[:] = report(engine, by="step", **period)
 
         def full_scan() -> None:
             with engine.db.engine.connect() as conn:
@@ -83,8 +87,8 @@ def run(scale: str) -> list[Figure]:
 
         ours = best_of(3, lambda: seconds(one_report))
         floor = best_of(3, lambda: seconds(full_scan))
-        with engine.db.sessions() as session:
-            total = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1))
+        with engine.db.reading() as connection:
+            total = connection.scalar(select(func.max(audit.c.id)))
         engine.db.dispose()
     referred = next(r for r in rows if r["step"] == "referred")
     assert referred["completed"] >= count, referred

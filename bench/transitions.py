@@ -135,7 +135,8 @@ def run(scale: str) -> list[Figure]:
         for batch in (None, 200):
             floors: list[float] = []
 
-            def measure(make: Callable[..., Any] = make_url, size: int | None = batch) -> float:
+            def measure(make: Callable[..., Any] = make_url, size: int | None = batch,
+                        floors: list[float] = floors) -> float:
                 with make() as url:
                     rate, floor = _pathways(url, count, size)
                 floors.append(floor)

@@ -5,21 +5,21 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from pathways_engine import Database
-from pathways_engine import PathwayEngine
-from pathways_engine import Registry
 from pathways_engine.ports import Clock
 from pathways_engine.ports import MessageComposer
 from pathways_engine.ports import NoComposer
 from pathways_engine.ports import SystemClock
-from pathways_engine.store.database import Access
 
 from .config import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine is imported when a command first needs it (fast --help)
+    from pathways_engine import Database
+    from pathways_engine import PathwayEngine
+    from pathways_engine import Registry
     from pathways_engine.ports import CaseView
     from pathways_engine.ports import NotificationRequest
     from pathways_engine.ports import Outgoing
+    from pathways_engine.store.database import Access
     from pathways_notifications.parties import Parties
 
     from .actors import Actors
@@ -41,11 +41,15 @@ class App:
 
     @cached_property
     def db(self) -> Database:
+        from pathways_engine import Database
+
         return Database(self.settings.database_url, access=self.access,
                         audit_key=audit_key_from_env())
 
     @cached_property
     def registry(self) -> Registry:
+        from pathways_engine import Registry
+
         return Registry.lazy(self.settings.definitions)
 
     @cached_property
@@ -88,6 +92,8 @@ class App:
 
     @cached_property
     def engine(self) -> PathwayEngine:
+        from pathways_engine import PathwayEngine
+
         return PathwayEngine(self.db, self.registry, clock=self.clock,
                              composer=_ComposerOnFirstUse(self))
 

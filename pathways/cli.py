@@ -15,9 +15,32 @@ import click
 
 from .config import Settings
 
+# command -> the module that defines it: a command imports only its own module (fast start)
+COMMAND_MODULES = {
+    **dict.fromkeys(["start", "advance", "show", "list", "history", "export"],
+                    "pathways.commands_caseworker"),
+    **dict.fromkeys(["check", "schema", "definitions", "diagram", "simulate", "migrate"],
+                    "pathways.commands_coordinator"),
+    **dict.fromkeys(["render", "deliver", "outbox", "assign", "consent"],
+                    "pathways.commands_notifications"),
+    **dict.fromkeys(["db", "tick", "scheduler", "overdue", "demo", "audit", "report"],
+                    "pathways.commands_operations"),
+}
+
 
 class PathwaysGroup(click.Group):
-    """Translates pathways errors to messages and exit codes in one place."""
+    """Loads commands on first use; translates pathways errors to exit codes in one place."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMAND_MODULES:
+            from importlib import import_module
+
+            for command in import_module(COMMAND_MODULES[name]).COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         from pathways_engine.errors import DatabaseError
@@ -66,19 +89,5 @@ def cli(ctx: click.Context, db: str | None, definitions: tuple[Path, ...],
 def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=list(argv) if argv is not None else None, prog_name="pathways")
 
-
-def _register() -> None:
-    from . import commands_caseworker
-    from . import commands_coordinator
-    from . import commands_notifications
-    from . import commands_operations
-
-    for module in (commands_caseworker, commands_coordinator, commands_notifications,
-                   commands_operations):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 __all__ = ["cli", "main"]

@@ -139,7 +139,7 @@ def show(app: App, instance: str, actor: str | None, role: str | None, as_json: 
     from pathways_engine.reading.views import show as show_instance
 
     viewer, within_area = reader(app, instance, actor, role)
-    data = show_instance(app.engine, instance, viewer=viewer, authorize=within_area)
+    data = show_instance(app, instance, viewer=viewer, authorize=within_area)
     emit(data, as_json, None if as_json else format_show(data))
 
 
@@ -156,7 +156,7 @@ def list_(app: App, pathway: str | None, state: str | None, subject_ref: str | N
     """List instances."""
     from pathways_engine.reading.views import list_instances
 
-    rows = list_instances(app.engine, pathway=pathway, state=state, subject=subject_ref,
+    rows = list_instances(app, pathway=pathway, state=state, subject=subject_ref,
                           limit=limit)
     lines = [f"{r['id']}  {r['pathway']} v{r['version']}  {r['subject']}  {r['state']}  "
              f"{r['status']}" for r in rows]
@@ -174,7 +174,7 @@ def history(app: App, instance: str, actor: str | None, role: str | None, as_jso
     from pathways_engine.reading.views import history as history_of
 
     viewer, within_area = reader(app, instance, actor, role)
-    rows: list[dict[str, Any]] = history_of(app.engine, instance, viewer=viewer,
+    rows: list[dict[str, Any]] = history_of(app, instance, viewer=viewer,
                                             authorize=within_area)
     emit(rows, as_json, format_history(rows))
 

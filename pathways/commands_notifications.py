@@ -101,7 +101,8 @@ def _render_for_instance(app: App, pathway: str, template: str, role: str | None
     bases = legal_bases(found.consents)
     case = CaseView(definition, found.instance, found.subject, found.assigned, bases)
     # what the recipient would get, shown only to a reader who may see it too
-    personal = viewer is not None and hidden_for(definition.spec, viewer, bases) is None
+    sectors = {name: role.sector for name, role in definition.spec.roles.items()}
+    personal = viewer is not None and hidden_for(sectors, viewer, bases) is None
     return composer.preview(case, template, role, lang, app.clock.now(),
                             (deadline.name, deadline.due_at) if deadline else None,
                             personal=personal)

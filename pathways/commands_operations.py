@@ -98,7 +98,7 @@ def overdue(app: App, role: str | None, pathway: str | None, now: dt.datetime | 
 
     if now is not None:
         app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
-    rows = overdue_rows(app.engine, role=role, pathway=pathway)
+    rows = overdue_rows(app, role=role, pathway=pathway)
     lines = [f"{r['instance']}  {r['pathway']}  {r['state']}  {r['deadline']}  "
              f"{r['responsible'] or '-'}  due {r['due_local']}  overdue {r['overdue_by']}"
              for r in rows]

@@ -7,6 +7,7 @@ import datetime as dt
 from click.testing import CliRunner
 from pathways_engine import FixedClock
 from pathways_engine import PathwayEngine
+from pathways_engine import Registry
 from pathways_engine.reading.views import show
 from support import DEFINITIONS
 
@@ -124,3 +125,35 @@ def test_demo_runs_the_main_job_on_sqlite(sqlite_url: str) -> None:
     again = CliRunner().invoke(cli, ["--db", sqlite_url, "demo"])  # a second run adds cases
     assert again.exit_code == 0, again.output
     assert CliRunner().invoke(cli, ["--db", sqlite_url, "audit", "verify"]).exit_code == 0
+
+
+def test_the_read_view_says_what_the_full_model_says_for_every_shipped_pathway() -> None:
+    """`show` reads the stored definition without pydantic (definition/view.py): same facts."""
+    import itertools
+    import json
+
+    from pathways_engine.definition.compiler import compile_definition
+    from pathways_engine.definition.view import view_of
+
+    registry = Registry.from_paths([DEFINITIONS])
+    for definition in registry.all():
+        spec, compiled = definition.spec, compile_definition(definition)
+        view = view_of(json.loads(definition.snapshot())["definition"])
+        assert view.title == spec.title
+        assert view.timezone == spec.timezone
+        assert view.sectors == {n: r.sector for n, r in spec.roles.items()}
+        assert view.responsible == {n: s.responsible for n, s in spec.states.items()}
+        assert view.personal == {n for n, f in spec.fields.items() if f.personal}
+        samples = [dict(zip(spec.fields, values, strict=True)) for values in itertools.islice(
+            itertools.product(*[(f.values or [None, 1, True, "2026-12-01"])[:2]
+                                for f in spec.fields.values()]), 64)]
+        for state, values in itertools.product(spec.states, samples):
+            env = {**values, "age_years": 15, "age_months": 180}
+            expected: dict[str, list[str]] = {}
+            for index, transition in compiled.transitions_from(state):
+                if compiled.guard_passes(index, env):
+                    for role in transition.roles or ["system"]:
+                        expected.setdefault(role, [])
+                        if transition.event not in expected[role]:
+                            expected[role].append(transition.event)
+            assert view.may_send(state, env) == {r: sorted(e) for r, e in sorted(expected.items())}

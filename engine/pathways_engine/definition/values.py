@@ -120,13 +120,3 @@ def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
             raise FieldError(f"field {name.strip()!r} is given twice")
         result[name.strip()] = value
     return result
-
-
-def age_on(birth_date: dt.date | None, day: dt.date) -> tuple[int | None, int | None]:
-    """(whole years, whole months) of age on `day`."""
-    if birth_date is None:
-        return None, None
-    months = (day.year - birth_date.year) * 12 + day.month - birth_date.month
-    if day.day < birth_date.day:
-        months -= 1
-    return months // 12, months

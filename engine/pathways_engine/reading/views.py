@@ -1,9 +1,11 @@
 """Read models for `show`, `list`, `history` and `overdue`: plain dicts with stable keys.
 
 The keys are the `--json` contract documented in the README; add keys, never rename them.
-Each read is one snapshot. Personal fields (declared `personal: true`) are shown only to a
-viewer - an authorized actor in a role - whose sector the instance has consent or a legal
-basis for, as in messages; anyone else sees a placeholder saying why.
+Each read is one snapshot, and works from the stored definition's read view
+(definition/view.py), so a read command never builds the full definition model. Personal
+fields (declared `personal: true`) are shown only to a viewer - an authorized actor in a role
+- whose sector the instance has consent or a legal basis for, as in messages; anyone else sees
+a placeholder saying why.
 """
 
 from __future__ import annotations
@@ -13,19 +15,43 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from pathways_engine.definition.spec import PathwaySpec
-from pathways_engine.definition.values import age_on
+from pathways_engine.definition.view import ReadView
+from pathways_engine.definition.view import cached_view
+from pathways_engine.errors import DatabaseError
 from pathways_engine.errors import InstanceNotFound
-from pathways_engine.runtime.deadlines import display_status
+from pathways_engine.ports import Clock
+from pathways_engine.rules.ages import age_on
+from pathways_engine.store import reads
 from pathways_engine.store import views
 from pathways_engine.store.rows import legal_bases
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from pathways_engine.runtime.engine import PathwayEngine
+    from pathways_engine.store.database import Database
+
+
+class Reader(Protocol):
+    """What a read needs: the database and the clock (the engine, or the CLI's app)."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+def read_view(connection: Connection, content_hash: str) -> ReadView:
+    """The read view of the definition an instance is pinned to (parsed once per process)."""
+    found = cached_view(content_hash, None)
+    if found is None:
+        found = cached_view(content_hash, reads.snapshot_source(connection, content_hash))
+    if found is None:  # pragma: no cover - guarded by a foreign key
+        raise DatabaseError(f"definition snapshot {content_hash[:12]} is missing")
+    return found
 
 HIDDEN = "(personal: give --as and --role)"
 
@@ -46,15 +72,18 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def hidden_for(spec: PathwaySpec, viewer: Viewer | None, bases: dict[str, str]) -> str | None:
-    """Why personal fields are hidden from `viewer`, or None if they may be shown."""
+def hidden_for(sectors: dict[str, str], viewer: Viewer | None,
+               bases: dict[str, str]) -> str | None:
+    """Why personal fields are hidden from `viewer`, or None if they may be shown.
+
+    `sectors` maps the pathway's roles to their sectors."""
     if viewer is None:
         return HIDDEN
-    role = spec.roles.get(viewer.role)
-    if role is None:
+    sector = sectors.get(viewer.role)
+    if sector is None:
         return f"(personal: {viewer.role!r} is not a role of this pathway)"
-    if role.sector not in bases:
-        return f"(personal: no consent or legal basis for {role.sector})"
+    if sector not in bases:
+        return f"(personal: no consent or legal basis for {sector})"
     return None
 
 
@@ -62,6 +91,17 @@ def _redacted(values: dict[str, Any], personal: set[str], why: str | None) -> di
     if why is None:
         return dict(values)
     return {k: (why if k in personal and v is not None else v) for k, v in values.items()}
+
+
+def display_status(status: str, due_at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> str:
+    """pending, due (falls due today, local time), overdue, or how it was closed."""
+    if status != "pending":
+        return status
+    if now > due_at:
+        return "overdue"
+    if now.astimezone(zone).date() == due_at.astimezone(zone).date():
+        return "due"
+    return "pending"
 
 
 def deadline_view(row: Any, now: dt.datetime, zone: ZoneInfo) -> dict[str, Any]:
@@ -95,8 +135,7 @@ def summary(row: Any) -> dict[str, Any]:
     }
 
 
-def _read(engine: PathwayEngine, connection: Connection, instance_id: str,
-          authorize: AuthorizeRead | None) -> Any:
+def _read(connection: Connection, instance_id: str, authorize: AuthorizeRead | None) -> Any:
     row = views.instance(connection, instance_id)
     if row is None:
         raise InstanceNotFound(instance_id)
@@ -105,34 +144,25 @@ def _read(engine: PathwayEngine, connection: Connection, instance_id: str,
     return row
 
 
-def show(engine: PathwayEngine, instance_id: str, *, viewer: Viewer | None = None,
+def show(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
          authorize: AuthorizeRead | None = None) -> dict[str, Any]:
-    now = engine.clock.now()
-    with engine.db.reading() as connection:
-        row = _read(engine, connection, instance_id, authorize)
-        compiled = engine.compiled_for(connection, row.content_hash)
-        spec = compiled.spec
-        zone = ZoneInfo(spec.timezone)
+    now = reader.clock.now()
+    with reader.db.reading() as connection:
+        row = _read(connection, instance_id, authorize)
+        view = read_view(connection, row.content_hash)
+        zone = ZoneInfo(view.timezone)
         bases = legal_bases([(c.id, c.sector, c.basis, c.reference)
                              for c in views.active_consents(connection, instance_id)])
-        personal = {n for n, f in spec.fields.items() if f.personal}
-        why = hidden_for(spec, viewer, bases)
+        personal = set(view.personal)
+        why = hidden_for(view.sectors, viewer, bases)
         years, months = age_on(row.subject_birth_date, now.date())
         env = {**row.data, "age_years": years, "age_months": months}
-        may_send: dict[str, list[str]] = {}
-        if row.status == "active":
-            for index, transition in compiled.transitions_from(row.state):
-                if compiled.guard_passes(index, env):
-                    for role in transition.roles or ["system"]:
-                        events = may_send.setdefault(role, [])
-                        if transition.event not in events:
-                            events.append(transition.event)
         return {
             **summary(row),
-            "title": spec.title,
-            "responsible": spec.states[row.state].responsible,
+            "title": view.title,
+            "responsible": view.responsible[row.state],
             "data": _redacted(row.data, personal, why),
-            "may_send": {role: sorted(ev) for role, ev in sorted(may_send.items())},
+            "may_send": view.may_send(row.state, env) if row.status == "active" else {},
             "deadlines": [deadline_view(d, now, zone)
                           for d in views.deadlines_of(connection, instance_id)],
             "history": [audit_view(e, personal, why)
@@ -140,37 +170,37 @@ def show(engine: PathwayEngine, instance_id: str, *, viewer: Viewer | None = Non
         }
 
 
-def history(engine: PathwayEngine, instance_id: str, *, viewer: Viewer | None = None,
+def history(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
             authorize: AuthorizeRead | None = None) -> list[dict[str, Any]]:
-    with engine.db.reading() as connection:
-        row = _read(engine, connection, instance_id, authorize)
-        spec = engine.compiled_for(connection, row.content_hash).spec
+    with reader.db.reading() as connection:
+        row = _read(connection, instance_id, authorize)
+        view = read_view(connection, row.content_hash)
         bases = legal_bases([(c.id, c.sector, c.basis, c.reference)
                              for c in views.active_consents(connection, instance_id)])
-        personal = {n for n, f in spec.fields.items() if f.personal}
-        why = hidden_for(spec, viewer, bases)
+        personal = set(view.personal)
+        why = hidden_for(view.sectors, viewer, bases)
         return [audit_view(e, personal, why) for e in views.history_of(connection, instance_id)]
 
 
-def list_instances(engine: PathwayEngine, *, pathway: str | None = None, state: str | None = None,
+def list_instances(reader: Reader, *, pathway: str | None = None, state: str | None = None,
                    subject: str | None = None, areas: set[str] | None = None,
                    limit: int = 1000) -> list[dict[str, Any]]:
     from pathways_engine.runtime.subjects import key_of
 
-    with engine.db.reading() as connection:
+    with reader.db.reading() as connection:
         rows = views.listed(connection, pathway=pathway, state=state,
                             subject_key=key_of(subject) if subject else None, areas=areas,
                             limit=limit)
         return [summary(r) for r in rows]
 
 
-def overdue(engine: PathwayEngine, *, role: str | None = None, pathway: str | None = None,
+def overdue(reader: Reader, *, role: str | None = None, pathway: str | None = None,
             areas: set[str] | None = None) -> list[dict[str, Any]]:
-    now = engine.clock.now()
-    with engine.db.reading() as connection:
+    now = reader.clock.now()
+    with reader.db.reading() as connection:
         rows = []
         for row in views.overdue(connection, now, role=role, pathway=pathway, areas=areas):
-            zone = ZoneInfo(engine.compiled_for(connection, row.content_hash).spec.timezone)
+            zone = ZoneInfo(read_view(connection, row.content_hash).timezone)
             late = now - row.due_at
             rows.append({
                 "instance": row.instance_id, "pathway": row.pathway_id,

@@ -8,9 +8,9 @@ calendar days in the pathway's zone, working days skip closed days).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Literal
 
 import isodate

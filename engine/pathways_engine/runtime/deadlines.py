@@ -86,14 +86,3 @@ def new_deadline(spec: PathwaySpec, deadline: DeadlineSpec, instance: InstanceRo
 
 def closed_status(row: DeadlineRow, at: dt.datetime) -> str:
     return "met" if at <= row.due_at else "met_late"
-
-
-def display_status(status: str, due_at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> str:
-    """pending, due (falls due today, local time), overdue, or how it was closed."""
-    if status != "pending":
-        return status
-    if now > due_at:
-        return "overdue"
-    if now.astimezone(zone).date() == due_at.astimezone(zone).date():
-        return "due"
-    return "pending"

@@ -31,7 +31,6 @@ from pathways_engine.definition.compiler import compile_definition
 from pathways_engine.definition.loader import Definition
 from pathways_engine.definition.loader import from_snapshot
 from pathways_engine.definition.registry import Registry
-from pathways_engine.definition.values import age_on
 from pathways_engine.definition.values import check_values
 from pathways_engine.errors import ConcurrentModification
 from pathways_engine.errors import DatabaseError
@@ -46,6 +45,7 @@ from pathways_engine.ports import Clock
 from pathways_engine.ports import MessageComposer
 from pathways_engine.ports import NoComposer
 from pathways_engine.ports import SystemClock
+from pathways_engine.rules.ages import age_on
 from pathways_engine.store import reads
 from pathways_engine.store.database import Database
 from pathways_engine.store.rows import InstanceRow

@@ -32,7 +32,6 @@ from pathways_engine.audit.chain import message_digest
 from pathways_engine.audit.chain import new_entry
 from pathways_engine.definition.compiler import CompiledPathway
 from pathways_engine.definition.compiler import Fired
-from pathways_engine.definition.values import age_on
 from pathways_engine.definition.values import check_values
 from pathways_engine.definition.values import coerce
 from pathways_engine.errors import EventNotAllowed
@@ -45,6 +44,7 @@ from pathways_engine.errors import UnknownRole
 from pathways_engine.ports import CaseView
 from pathways_engine.ports import NotificationRequest
 from pathways_engine.ports import Outgoing
+from pathways_engine.rules.ages import age_on
 from pathways_engine.store import reads
 from pathways_engine.store.rows import ConsentRow
 from pathways_engine.store.rows import DeadlineRow

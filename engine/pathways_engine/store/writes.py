@@ -26,8 +26,6 @@ from sqlalchemy import case
 from sqlalchemy import insert
 from sqlalchemy import literal
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
 from pathways_engine.errors import ConcurrentModification
 
@@ -52,8 +50,16 @@ def insert_missing(connection: Connection, table: Table, values: dict[str, Any],
     subject) at the same moment both succeed, where a check-then-insert would give one of
     them a unique violation.
     """
-    make = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    connection.execute(make(table).values(**values).on_conflict_do_nothing(index_elements=key))
+    if connection.dialect.name == "postgresql":  # imported here: reads never need them
+        from sqlalchemy.dialects import postgresql
+
+        connection.execute(postgresql.insert(table).values(**values)
+                           .on_conflict_do_nothing(index_elements=key))
+    else:
+        from sqlalchemy.dialects import sqlite
+
+        connection.execute(sqlite.insert(table).values(**values)
+                           .on_conflict_do_nothing(index_elements=key))
 
 
 def append_entry(connection: Connection, entry: dict[str, Any]) -> None:
