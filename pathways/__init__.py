@@ -15,13 +15,16 @@ if TYPE_CHECKING:
     from pathways_engine import PathwayEngine as PathwayEngine
     from pathways_engine import PathwaysError as PathwaysError
     from pathways_engine import Registry as Registry
+    from pathways_engine import Step as Step
+    from pathways_engine import StepRequest as StepRequest
 
     from .app import App as App
     from .config import Settings as Settings
 
 _EXPORTS = {"Database": "pathways_engine", "FixedClock": "pathways_engine",
             "PathwayEngine": "pathways_engine", "PathwaysError": "pathways_engine",
-            "Registry": "pathways_engine", "App": "pathways.app", "Settings": "pathways.config"}
+            "Registry": "pathways_engine", "Step": "pathways_engine",
+            "StepRequest": "pathways_engine", "App": "pathways.app", "Settings": "pathways.config"}
 __all__ = sorted(_EXPORTS)
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

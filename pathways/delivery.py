@@ -12,6 +12,7 @@ from pathways_notifications.channels import Channel
 from pathways_notifications.channels import ConsoleChannel
 from pathways_notifications.channels import FileDropChannel
 from pathways_notifications.channels import SmtpChannel
+from pathways_notifications.delivery import Policy
 
 from .app import App
 
@@ -37,5 +38,26 @@ def channels_from_env() -> dict[str, Channel]:
     return channels
 
 
+def policy_from_env() -> Policy:
+    """PATHWAYS_DELIVERY_GIVE_UP: how long a message is retried before it is a dead letter."""
+    import datetime as dt
+
+    from pathways_engine.rules.durations import parse_duration
+
+    text = os.environ.get("PATHWAYS_DELIVERY_GIVE_UP")
+    if not text:
+        return Policy()
+    try:
+        duration = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"PATHWAYS_DELIVERY_GIVE_UP: {exc}") from None
+    if duration.unit not in {"minutes", "hours", "days", "weeks"}:
+        raise ConfigError("PATHWAYS_DELIVERY_GIVE_UP: give minutes, hours, days or weeks "
+                          f"(e.g. '3 days'), not {duration}")
+    per_unit = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}[duration.unit]
+    return Policy(give_up_after=dt.timedelta(seconds=duration.amount * per_unit))
+
+
 def deliver_pending(app: App) -> DeliveryReport:
-    return deliver(app.may("write").db, channels_from_env(), app.clock.now())
+    return deliver(app.may("write").db, channels_from_env(), app.clock.now(),
+                   policy=policy_from_env())

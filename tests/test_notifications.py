@@ -357,3 +357,16 @@ def test_check_reports_parties_with_unknown_roles(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--parties", str(path), "check", str(DEFINITIONS)])
     assert result.exit_code == 1
     assert f"{path}:3: unknown role 'ppx'" in result.output
+
+
+def test_delivery_give_up_period_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                            db_url: str) -> None:
+    from pathways.delivery import policy_from_env
+
+    monkeypatch.setenv("PATHWAYS_DELIVERY_GIVE_UP", "5 days")
+    assert policy_from_env().give_up_after == dt.timedelta(days=5)
+    monkeypatch.setenv("PATHWAYS_DELIVERY_GIVE_UP", "2 working days")
+    run = Cli(db_url)
+    run("db", "upgrade")
+    result = run("deliver", code=1)
+    assert "PATHWAYS_DELIVERY_GIVE_UP: give minutes, hours, days or weeks" in result.stderr
