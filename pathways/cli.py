@@ -17,7 +17,8 @@ from .config import Settings
 
 # command -> the module that defines it: a command imports only its own module (fast start)
 COMMAND_MODULES = {
-    **dict.fromkeys(["start", "advance", "show", "list", "history", "export"],
+    **dict.fromkeys(["start", "advance", "show", "list", "history", "export", "extend",
+                     "pause", "resume"],
                     "pathways.commands_caseworker"),
     **dict.fromkeys(["check", "schema", "definitions", "diagram", "simulate", "migrate"],
                     "pathways.commands_coordinator"),

@@ -132,12 +132,20 @@ def advance(app: App, instance: str, event: str, assignments: tuple[str, ...], n
 @click.argument("instance")
 @_reader
 @_reader_role
+@click.option("--now", "now", type=ISO_TIME, default=None,
+              help="Show deadline statuses as at this time (without offset: UTC).")
 @_json
 @pass_app
-def show(app: App, instance: str, actor: str | None, role: str | None, as_json: bool) -> None:
+def show(app: App, instance: str, actor: str | None, role: str | None, now: dt.datetime | None,
+         as_json: bool) -> None:
     """Show an instance: state, data, who may do what now, deadlines, history."""
+    from pathways_engine.ports import FixedClock
     from pathways_engine.reading.views import show as show_instance
 
+    from .timeparse import aware_or_utc
+
+    if now is not None:
+        app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
     viewer, within_area = reader(app, instance, actor, role)
     data = show_instance(app, instance, viewer=viewer, authorize=within_area)
     emit(data, as_json, None if as_json else format_show(data))
@@ -203,4 +211,33 @@ def _pinned_spec(app: App, content_hash: str) -> Any:
         return app.engine.compiled_for(connection, content_hash).spec
 
 
-COMMANDS = [start, advance, show, list_, history, export]
+def _clock_command(name: str, summary: str) -> click.Command:
+    @click.command(name=name, help=summary)
+    @click.argument("instance")
+    @click.argument("deadline")
+    @click.option("--reason", required=True, help="Why (kept in the audit trail).")
+    @_as
+    @_role
+    @pass_app
+    def command(app: App, instance: str, deadline: str, reason: str, actor: str,
+                role: str) -> None:
+        from pathways_engine.runtime import clocks
+
+        app.actors.authorize(actor, role)
+        with app.may("write").engine.step(instance) as step:
+            app.actors.check_area(actor, step.instance.area, instance)
+            row = getattr(clocks, name)(step, deadline, reason=reason, actor=actor, role=role)
+            zone = step.zone()
+        click.echo(f"{instance}: {deadline} " + (
+            "paused" if name == "pause" else
+            f"due {row.due_at.astimezone(zone):%Y-%m-%d %H:%M}"))
+
+    return command
+
+
+extend = _clock_command("extend", "Extend DEADLINE of INSTANCE as its definition allows.")
+pause = _clock_command("pause", "Pause the clock of DEADLINE (e.g. the family asked for a "
+                                "later date).")
+resume = _clock_command("resume", "Resume the clock of DEADLINE; the paused time is added.")
+
+COMMANDS = [start, advance, show, list_, history, export, extend, pause, resume]

@@ -28,11 +28,14 @@ def check(app: App, paths: tuple[Path, ...]) -> None:
     problems, count = check_paths(targets, parties, actors)
     for problem in problems:
         click.echo(str(problem))
-    if problems:
-        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in "
+    errors = [p for p in problems if not p.warning]
+    warned = len(problems) - len(errors)
+    also = f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
+    if errors:
+        click.echo(f"{len(errors)} problem{'s' if len(errors) != 1 else ''}{also} in "
                    f"{count} definition{'s' if count != 1 else ''}", err=True)
         raise SystemExit(1)
-    click.echo(f"{count} definition{'s' if count != 1 else ''} OK", err=True)
+    click.echo(f"{count} definition{'s' if count != 1 else ''} OK{also}", err=True)
 
 
 @click.command()

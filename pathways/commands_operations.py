@@ -42,21 +42,43 @@ def upgrade(app: App) -> None:
 
 
 
+FUTURE_TOLERANCE = dt.timedelta(minutes=1)  # one scheduler interval, by default
+
+
 @click.command()
 @click.option("--now", "now", type=ISO_TIME, default=None,
-              help="Pretend it is this time (ISO 8601; without offset: UTC). Default: now.")
-@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+              help="Pretend it is this time (ISO 8601; without offset: UTC). Default: now. "
+                   "Later than the real clock needs --force: what fires cannot be undone.")
+@click.option("--force", is_flag=True, help="Allow a --now later than the real clock.")
+@click.option("--dry-run", is_flag=True, help="Say what would fire; change nothing.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000),
+              help="Instances per transaction.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
-def tick(app: App, now: dt.datetime | None, batch_size: int, as_json: bool) -> None:
+def tick(app: App, now: dt.datetime | None, force: bool, dry_run: bool, batch_size: int,
+         as_json: bool) -> None:
     """Fire every reminder, escalation and timeout due now, exactly once."""
+    from pathways_engine.errors import InvalidArgument
     from pathways_engine.runtime.sweep import count_due
     from pathways_engine.runtime.sweep import tick as run_tick
 
-    moment = aware_or_utc(now) or app.clock.now()
+    real = app.clock.now()
+    moment = aware_or_utc(now) or real
+    if moment > real + FUTURE_TOLERANCE and not force and not dry_run:
+        raise InvalidArgument(f"--now {moment.isoformat()} is later than the real clock "
+                              f"({real:%Y-%m-%d %H:%M} UTC): what it fires cannot be undone; "
+                              "look first with --dry-run, then give --force")
     if now is not None:
         app.clock = FixedClock(moment)
     engine = app.may("write").engine
+    if dry_run:
+        data = run_tick(engine, moment, dry_run=True).as_dict()
+        emit({**data, "dry_run": True}, as_json,
+             f"tick at {moment.isoformat()} would fire {data['fired']} timers "
+             f"({data['reminder']} reminders, {data['due']} due, {data['escalation']} "
+             f"escalations, {data['timeout']} timeouts) and queue {data['notifications']} "
+             "notifications; nothing was changed")
+        return
     due = count_due(engine, moment) if sys.stderr.isatty() else 0
     if due > batch_size:
         with click.progressbar(length=due, label="firing timers", file=sys.stderr) as bar:

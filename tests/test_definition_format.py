@@ -137,7 +137,7 @@ def _with_deadlines(rows: str) -> str:
 def test_bad_durations_are_schema_errors(tmp_path: Path) -> None:
     code, out = check(write(tmp_path, _with_deadlines("""
         {name: a, duration: 3 fortnights, status: law, source: x y z}
-        {name: b, duration: 0 days, status: law, source: x y z}
+        {name: b, duration: 0 days, status: law, source: x y z, reminders: [0 hours]}
         {name: c, duration: P1M2D, status: law, source: x y z}
         {name: f, duration: 3 days, status: maybe, source: x y z}
     """)))

@@ -126,7 +126,7 @@ def test_advance_killed_leaves_the_old_or_the_new_step_never_half(
         run("advance", instance, *REFER)  # the rerun completes the step
         assert footprint(db_url, instance)["state"] == "bup_referred"
     assert run("audit", "verify").exit_code == 0
-    assert run("tick", "--now", "2026-12-31T12:00").exit_code == 0
+    assert run("tick", "--force", "--now", "2026-12-31T12:00").exit_code == 0
 
 
 @pytest.mark.slow

@@ -100,7 +100,7 @@ def test_leaving_a_state_cancels_its_timers(engine: PathwayEngine) -> None:
 def test_tick_killed_halfway_then_rerun_fires_every_timer_once(
         engine: PathwayEngine, db_url: str, kill_at: int) -> None:
     populate(engine, 4)  # 20 wake-ups, 5 per instance
-    proc = run_killed(db_url, f"tick.fired=kill@{kill_at}", "tick", "--now",
+    proc = run_killed(db_url, f"tick.fired=kill@{kill_at}", "tick", "--force", "--now",
                       WEEK_LATER.isoformat(), "--batch-size", "1")
     assert proc.returncode == -signal.SIGKILL
     fired_before, _, entries_before = fired_counts(engine.db)

@@ -73,7 +73,7 @@ def sharing_pathway(tmp_path: Path) -> Path:
     folder = tmp_path / "mistrivsel_referral"
     shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
     path = folder / "pathway.yaml"
-    path.write_text(path.read_text() + SHARING)
+    path.write_text(path.read_text().replace("\nversion: 1\n", "\nversion: 2\n") + SHARING)
     return folder
 
 
@@ -228,7 +228,7 @@ def test_a_deadline_that_timed_out_is_recorded_as_timed_out(db_url: str, tmp_pat
     """Attack: `tick` past an on_timeout deadline; `show` said met and `report` 100 % met."""
     run = Cli(db_url, timeout_pathway(tmp_path))
     instance = started(run)
-    run("tick", "--now", "2026-11-17T12:00")
+    run("tick", "--force", "--now", "2026-11-17T12:00")
     shown = json.loads(run("show", instance, "--json").output)
     assert shown["state"] == "ppr_assessment"
     [triage] = [d for d in shown["deadlines"] if d["name"] == "municipal_triage"]
@@ -401,7 +401,7 @@ def test_concurrent_sweeps_and_steps_never_deadlock_and_fire_in_due_order(db_url
     ids = many_children(run, 30)
     base = [sys.executable, "-m", "pathways", "--db", db_url, "--definitions", str(DEFINITIONS),
             "--actors", str(ACTORS)]
-    ticks = [subprocess.Popen([*base, "tick", "--now", "2026-12-31T12:00", "--batch-size", "4"],
+    ticks = [subprocess.Popen([*base, "tick", "--force", "--now", "2026-12-31T12:00", "--batch-size", "4"],
                               cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(3)]
     cancels = [subprocess.run([*base, "advance", i, "bup_accepts", "--as", "b", "--role", "bup"],
@@ -419,8 +419,8 @@ def test_concurrent_sweeps_and_steps_never_deadlock_and_fire_in_due_order(db_url
     assert by_instance
     for instance, times in by_instance.items():
         assert times == sorted(times), (instance, times)
-    run("tick", "--now", "2026-12-31T12:00")
-    assert json.loads(run("tick", "--now", "2026-12-31T12:00", "--json").output)["fired"] == 0
+    run("tick", "--force", "--now", "2026-12-31T12:00")
+    assert json.loads(run("tick", "--force", "--now", "2026-12-31T12:00", "--json").output)["fired"] == 0
 
 
 def cascading_pathway(tmp_path: Path) -> Path:
@@ -442,10 +442,10 @@ def test_a_timeout_cascade_fires_in_the_same_sweep(db_url: str, tmp_path: Path) 
     run = Cli(db_url, cascading_pathway(tmp_path))
     for n in range(3):
         started(run, subject=f"K-{n}")
-    first = json.loads(run("tick", "--now", "2026-11-30T12:00", "--json").output)
+    first = json.loads(run("tick", "--force", "--now", "2026-11-30T12:00", "--json").output)
     assert first["timeout"] == 3
     assert first["due"] >= 3  # ppr_answer, already due when its state was entered
-    second = json.loads(run("tick", "--now", "2026-11-30T12:00", "--json").output)
+    second = json.loads(run("tick", "--force", "--now", "2026-11-30T12:00", "--json").output)
     assert second["fired"] == 0
 
 
@@ -668,14 +668,14 @@ def test_random_kills_across_start_advance_tick_and_deliver(db_url: str) -> None
         elif point.startswith("advance"):
             args = ["advance", rng.choice(ids), "bup_declines", "--as", "b", "--role", "bup"]
         elif point.startswith("tick"):
-            args = ["tick", "--now", "2026-12-31T12:00", "--batch-size", "2"]
+            args = ["tick", "--force", "--now", "2026-12-31T12:00", "--batch-size", "2"]
         else:
             args = ["deliver", "--now", "2026-12-31T12:00"]
         run_killed(db_url, f"{point}=kill@{rng.randint(1, 2)}", *args)
         run(*args, code=None)  # the rerun completes what the kill interrupted
         assert run("audit", "verify", code=None).exit_code == 0, (seed, number, point)
-    run("tick", "--now", "2026-12-31T12:00")
-    assert json.loads(run("tick", "--now", "2026-12-31T12:00", "--json").output)["fired"] == 0
+    run("tick", "--force", "--now", "2026-12-31T12:00")
+    assert json.loads(run("tick", "--force", "--now", "2026-12-31T12:00", "--json").output)["fired"] == 0
     keys = sql(db_url, "select idempotency_key, count(*) from outbox group by idempotency_key "
                "having count(*) > 1")
     assert keys == [], seed

@@ -50,10 +50,11 @@ class Problem:
     path: str
     line: int
     message: str
+    warning: bool = False  # reported, but the definition may go live
 
     def __str__(self) -> str:
         message = " ".join(self.message.split("\n"))  # one problem, one line, always
-        return f"{self.path}:{self.line}: {message}"
+        return f"{self.path}:{self.line}: {'warning: ' if self.warning else ''}{message}"
 
 
 class DefinitionError(PathwaysError):

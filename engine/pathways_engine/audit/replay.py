@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from pathways_engine.rules.status import met_status
+
 
 @dataclass
 class ExpectedDeadline:
@@ -23,6 +25,17 @@ class ExpectedDeadline:
     status: str = "pending"
     closed_at: dt.datetime | None = None
     fire_index: int = 0
+    met_by: str | None = None
+    cancelled_by: str | None = None
+    window_start: dt.datetime | None = None
+    occurrence: int = 1
+    paused_at: dt.datetime | None = None
+    paused_seconds: int = 0
+    extensions: int = 0
+
+    def met(self, at: dt.datetime) -> str:
+        return met_status(at, dt.datetime.fromisoformat(self.due), self.window_start,
+                          self.paused_at)
 
 
 @dataclass
@@ -47,19 +60,40 @@ def replayable(first: Any) -> bool:
     return first is not None and first.effects is not None
 
 
+def _pending(expected: Expected) -> list[ExpectedDeadline]:
+    return [row for row in expected.deadlines if row.status == "pending"]
+
+
 def _close(expected: Expected, at: dt.datetime, state: str | None, how: str) -> None:
-    for row in expected.deadlines:
-        if row.status == "pending" and (state is None or row.state == state):
-            if how == "met":
-                row.status = "met" if at <= dt.datetime.fromisoformat(row.due) else "met_late"
-            else:
-                row.status = how
-            row.closed_at = at
+    """The step path's closes (runtime/step.py), in its order."""
+    for row in _pending(expected):
+        if how == "state" and (row.state != state or row.met_by is not None):
+            continue
+        if how in ("state", "end"):
+            row.status = "unmet" if how == "end" and row.met_by is not None else row.met(at)
+        else:
+            row.status = how
+        row.closed_at = at
+
+
+def _happened(expected: Expected, at: dt.datetime, happening: str) -> None:
+    marker = f",{happening},"
+    for row in _pending(expected):
+        if row.met_by is not None and marker in row.met_by:
+            row.status, row.closed_at = row.met(at), at
+    for row in _pending(expected):
+        if row.cancelled_by is not None and marker in row.cancelled_by:
+            row.status, row.closed_at = "cancelled", at
 
 
 def _open(expected: Expected, effects: dict[str, Any]) -> None:
-    for name, state, due in effects.get("opened", []):
-        expected.deadlines.append(ExpectedDeadline(name, state, due))
+    for name, state, due, *extra in effects.get("opened", []):
+        more = extra[0] if extra else {}
+        window = more.get("window_start")
+        expected.deadlines.append(ExpectedDeadline(
+            name, state, due, met_by=more.get("met_by"), cancelled_by=more.get("cancelled_by"),
+            window_start=dt.datetime.fromisoformat(window) if window else None,
+            occurrence=int(more.get("occurrence", 1))))
 
 
 def replay(entries: list[Any]) -> Expected:
@@ -82,18 +116,36 @@ def _step(expected: Expected, entry: Any, effects: Effects, changes: Effects) ->
             expected.area = change[1]
         else:
             expected.data[name] = change[1]
+    for happening in effects.get("happened", []):
+        _happened(expected, entry.at, happening)
     if entry.kind == "transition":
-        _close(expected, entry.at, entry.from_state, "met")
+        _close(expected, entry.at, entry.from_state, "state")
     expected.state = entry.to_state
     if effects.get("completed"):
         expected.status = "completed"
-        _close(expected, entry.at, None, "met")
+        _close(expected, entry.at, None, "end")
     _open(expected, effects)
 
 
+def _row(expected: Expected, effects: Effects) -> ExpectedDeadline | None:
+    return next((d for d in _pending(expected) if d.name == effects.get("deadline")), None)
+
+
+def _clock(expected: Expected, entry: Any, effects: Effects, changes: Effects) -> None:
+    """An extension, pause or resume: the results are recorded, the replay takes them."""
+    row = _row(expected, effects)
+    if row is None:
+        return
+    if "due" in effects:
+        row.due = effects["due"]
+    row.fire_index = int(effects.get("fire_index", row.fire_index))
+    row.extensions = int(effects.get("extensions", row.extensions))
+    row.paused_seconds = int(effects.get("paused_seconds", row.paused_seconds))
+    row.paused_at = entry.at if entry.kind == "deadline_paused" else None
+
+
 def _timer(expected: Expected, entry: Any, effects: Effects, changes: Effects) -> None:
-    row = next((d for d in expected.deadlines
-                if d.name == effects.get("deadline") and d.status == "pending"), None)
+    row = _row(expected, effects)
     if row is not None:
         row.fire_index = int(effects.get("index", row.fire_index)) + 1
         if effects.get("timed_out"):
@@ -151,5 +203,6 @@ _APPLY = {
     "notification_queued": _queued, "notification_cancelled": _cancelled,
     "notification_sent": _sent, "notification_failed": _failed,
     "notification_retried": _retried, "consent": _consent, "consent_withdrawn": _withdrawn,
-    "assignment": _assignment,
+    "assignment": _assignment, "deadline_extended": _clock, "deadline_paused": _clock,
+    "deadline_resumed": _clock,
 }

@@ -178,6 +178,11 @@ def _deadlines(rows: list[Any], expected: Expected) -> str | None:
             return f"deadline {row.name!r} is {row.status}, its audit trail says {want.status}"
         if row.closed_at != want.closed_at or row.fire_index != want.fire_index:
             return f"deadline {row.name!r} was closed or fired unlike its audit trail says"
+        if (row.met_by, row.cancelled_by, row.window_start, row.occurrence, row.paused_at,
+                row.paused_seconds, row.extensions) != (
+                want.met_by, want.cancelled_by, want.window_start, want.occurrence,
+                want.paused_at, want.paused_seconds, want.extensions):
+            return f"deadline {row.name!r}'s rule or clock differs from its audit trail"
     return None
 
 

@@ -90,8 +90,41 @@ class CompiledPathway:
                    else (when.kind or "due", when.deadline))
             self.notifications_for.setdefault((str(key[0]), str(key[1])), []).append(
                 (index, note))
+        # what each happening ("event" or "enter:state") meets, cancels and opens
+        self.meets: dict[str, list[str]] = {}
+        self.cancels: dict[str, list[str]] = {}
+        self.opens: dict[str, list[Any]] = {}
+        for _, deadline in self.spec.all_deadlines():
+            for happening in _happenings(deadline.met_by):
+                self.meets.setdefault(happening, []).append(deadline.name)
+            for happening in _happenings(deadline.cancelled_by):
+                self.cancels.setdefault(happening, []).append(deadline.name)
+        for deadline in self.spec.deadlines:
+            for happening in _happenings(deadline.opened_by):
+                self.opens.setdefault(happening, []).append(deadline)
+        # repeats, extensions and pauses work on the rows themselves, and an obligation in a
+        # state that can be entered again must be seen not to open twice: steps read them
+        self.needs_rows = any(d.repeat or d.extend or d.pause
+                              for _, d in self.spec.all_deadlines()) or any(
+            any(d.obligation for d in state.deadlines) and self._on_a_cycle(name)
+            for name, state in self.spec.states.items())
         self._local = threading.local()
         self._building = threading.Lock()
+
+    def _on_a_cycle(self, state: str) -> bool:
+        edges: dict[str, set[str]] = {}
+        for t in self.spec.transitions:
+            for source in t.sources:
+                edges.setdefault(source, set()).add(t.target)
+        seen, todo = set(), list(edges.get(state, ()))
+        while todo:
+            current = todo.pop()
+            if current == state:
+                return True
+            if current not in seen:
+                seen.add(current)
+                todo.extend(edges.get(current, ()))
+        return False
 
     @cached_property
     def machine_class(self) -> type[StateChart]:  # type: ignore[type-arg]
@@ -178,6 +211,12 @@ class CompiledPathway:
         return condition is None or condition(values)
 
 
+def _happenings(rule: Any) -> list[str]:
+    if rule is None:
+        return []
+    return [*rule.events, *(f"enter:{state}" for state in rule.enter)]
+
+
 def _camel(text: str) -> str:
     return "".join(part.capitalize() for part in text.split("_"))
 
@@ -224,7 +263,7 @@ def compile_definition(definition: Definition, *, checked: bool = False) -> Comp
         cached = _cache.get(definition.content_hash)
         if cached is not None:
             return cached
-        found = [] if checked else check(definition)
+        found = [] if checked else [p for p in check(definition) if not p.warning]
         if found:
             raise DefinitionError(found)
         compiled = CompiledPathway(definition)

@@ -33,7 +33,7 @@ def load_all(paths: Iterable[Path]) -> tuple[list[Definition], list[Problem]]:
             continue
         problems = check(definition)
         found.extend(problems)
-        if not problems:
+        if not any(not p.warning for p in problems):  # warnings do not keep it out
             definitions.append(definition)
     seen: dict[tuple[str, int], Definition] = {}
     for definition in definitions:
@@ -71,8 +71,9 @@ class Registry:
     def _by_key(self) -> dict[tuple[str, int], Definition]:
         if self._loaded is None:
             definitions, problems = load_all(self._paths)
-            if problems:
-                raise DefinitionError(problems)
+            errors = [p for p in problems if not p.warning]
+            if errors:
+                raise DefinitionError(errors)
             self._loaded = {d.key: d for d in definitions}
         return self._loaded
 

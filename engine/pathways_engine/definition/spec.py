@@ -29,6 +29,9 @@ Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Text = Annotated[dict[Lang, str], Field(min_length=1)]
 FieldType = Literal["bool", "int", "decimal", "text", "date", "enum"]
 MAX_VERSION = 2_147_483_647  # what every supported database stores in an INTEGER column
+ClosedDay = Literal["none", "warn", "roll_forward", "roll_back", "se_1930_173"]
+Clock = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                             description="A local time of day, HH:MM.")]
 LegalStatus = Literal["law", "guideline", "local_agreement", "proposal"]
 
 
@@ -52,8 +55,8 @@ class _Strict(BaseModel):
         return data
 
 
-def _check_duration(value: str) -> str:
-    parse_duration(value)
+def _check_duration(value: str, allow_zero: bool = False) -> str:
+    parse_duration(value, allow_zero=allow_zero)
     return value
 
 
@@ -105,21 +108,40 @@ class CalendarSpec(_Strict):
         description="Which of the `holidays` package's categories close a day; Sweden's "
         "de_facto category holds midsommarafton, julafton and nyårsafton.",
     )
-    saturday_is_working_day: bool = False
+    saturday_is_working_day: bool = Field(
+        default=False, description="Norway's `virkedag` may include Saturday (domain.md §4.2).")
     roll_forward: bool = Field(
         default=False,
-        description="A deadline that lands on a closed day moves to the next working day "
-        "(Sweden: Lag 1930:173 §2).",
+        description="Deprecated: write closed_day: roll_forward (or se_1930_173 for Sweden).",
+    )
+    closed_day: ClosedDay | None = Field(
+        default=None,
+        description="What a calendar-day deadline that falls on a closed day does: none (stays, "
+        "the default), warn (stays, and staff are told it is a holiday), roll_forward (moves to "
+        "the next working day), roll_back (to the working day before), se_1930_173 (Lag "
+        "1930:173 §2: rolls forward over Sundays, holidays, Saturdays, midsommarafton, julafton "
+        "and nyårsafton - no need to list them).",
     )
 
+    def policy(self) -> str:
+        return self.closed_day or ("roll_forward" if self.roll_forward else "none")
+
     def rules(self) -> CalendarRules:
-        return CalendarRules(tuple(self.extra_closed_days), tuple(self.holiday_categories),
-                             self.saturday_is_working_day, self.roll_forward)
+        policy = self.policy()
+        categories = tuple(self.holiday_categories)
+        if policy == "se_1930_173":  # the rule names its closed days itself
+            categories = tuple(sorted({*categories, "public", "de_facto"}))
+        return CalendarRules(tuple(self.extra_closed_days), categories,
+                             self.saturday_is_working_day,
+                             policy in ("roll_forward", "se_1930_173"), policy)
 
 
 class EscalationSpec(_Strict):
     after: str = Field(description="How long overdue before escalating, e.g. '2 working days'.")
-    to: list[Identifier] = Field(min_length=1)
+    to: list[Identifier] = Field(min_length=1, description="Roles told besides the notification's.")
+    at: Clock | None = Field(default=None, description="Fire at this local time on the day the "
+                             "escalation falls, e.g. 08:00 for the start of the working day "
+                             "(default: the end of that day, or `after` hours for hours).")
 
     @field_validator("after")
     @classmethod
@@ -127,9 +149,75 @@ class EscalationSpec(_Strict):
         return _check_duration(value)
 
 
+class Happening(_Strict):
+    """Events sent and states entered that meet, cancel or open a deadline."""
+
+    events: list[Identifier] = Field(default_factory=list, description="Any of these events.")
+    enter: list[Identifier] = Field(default_factory=list,
+                                    description="Entering any of these states.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Happening:
+        if not self.events and not self.enter:
+            raise ValueError("name at least one event (events:) or state (enter:)")
+        return self
+
+    def markers(self) -> str:
+        """How the deadline row records it (store: LIKE '%,event,%' closes it set-based)."""
+        return "," + ",".join([*self.events, *(f"enter:{s}" for s in self.enter)]) + ","
+
+
+class RepeatSpec(_Strict):
+    every: str = Field(description="After each occurrence the next falls due this much later, "
+                       "counted from the previous due date, e.g. '12 weeks'.")
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        return _check_duration(value)
+
+
+class ExtendSpec(_Strict):
+    by: str = Field(description="How much later each extension makes it due, e.g. '6 weeks'.")
+    times: int = Field(default=1, ge=1, le=20, description="How often it may be extended.")
+    roles: list[Identifier] = Field(min_length=1, description="Roles that may extend it.")
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: str) -> str:
+        return _check_duration(value)
+
+
+class PauseSpec(_Strict):
+    roles: list[Identifier] = Field(min_length=1, description="Roles that may pause and resume "
+                                    "the clock (e.g. the family asked for a later date).")
+
+
+class VariantSpec(_Strict):
+    """Another rule for the same deadline, in force for anchor dates in its range."""
+
+    effective_from: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = Field(
+        default=None, description="First anchor date (YYYY-MM-DD) the rule applies to.")
+    effective_until: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = Field(
+        default=None, description="Last anchor date (inclusive) the rule applies to.")
+    switch: Identifier | None = Field(
+        default=None, description="Applies only where the deployment turns this switch on "
+        "(`switches:` in the deployment file): a bill not yet in force.")
+    duration: str
+    status: LegalStatus
+    source: str = Field(min_length=3)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_ok(cls, value: str) -> str:
+        return _check_duration(value, allow_zero=True)
+
+
 class DeadlineSpec(_Strict):
-    name: Identifier
-    duration: str = Field(description="'30 days', '10 working days', '24 hours', '1 month', 'P30D'.")
+    name: Identifier = Field(description="Unique across the pathway (state and whole-pathway "
+                             "deadlines share one namespace).")
+    duration: str = Field(description="'30 days', '10 working days', '24 hours', '1 month', "
+                          "'P30D'; '0 days' is the same day.")
     counts_from: str = Field(
         default="state_entered",
         alias="from",
@@ -137,23 +225,54 @@ class DeadlineSpec(_Strict):
         description="state_entered, pathway_started or field:<date field>.",
     )
     calendar: CalendarSpec = Field(default_factory=CalendarSpec)
-    status: LegalStatus
-    source: str = Field(min_length=3)
-    responsible: Identifier | None = None
-    title: Text | None = None
+    status: LegalStatus = Field(description="law, guideline, local_agreement or proposal.")
+    source: str = Field(min_length=3, description="Where the rule is stated (cite it).")
+    responsible: Identifier | None = Field(
+        default=None, description="The role it is on (default: the state's responsible role).")
+    title: Text | None = Field(default=None, description="What staff read instead of the name.")
     reminders: list[str] = Field(
-        default_factory=list, description="Remind this long before the due time."
-    )
-    remind_at_due: bool = True
+        default_factory=list, description="Remind this long before the due time; day-based "
+        "reminders fire at 08:00 local time on their day.")
+    remind_at_due: bool = Field(default=True, description="Wake up at the due time ('due').")
+    due_time: Clock | None = Field(
+        default=None, description="For day-based deadlines: fall due at this local time on the "
+        "due date instead of at the end of the day (23:59:59).")
     escalate: EscalationSpec | None = None
     on_timeout: Identifier | None = Field(
         default=None, description="Event the system sends when the deadline passes."
     )
+    met_by: Happening | None = Field(
+        default=None, description="An obligation: met when one of these happens, not by "
+        "leaving its state; still open when the pathway ends, it is recorded unmet.")
+    cancelled_by: Happening | None = Field(
+        default=None, description="Cancelled (no longer owed) when one of these happens.")
+    opened_by: Happening | None = Field(
+        default=None, description="Whole-pathway deadlines only: opened when one of these "
+        "happens instead of at the start.")
+    not_before: str | None = Field(
+        default=None, description="A window: meeting it earlier than this after its start is "
+        "recorded met_early (e.g. feedback within 2-3 weeks: not_before 2 weeks, 3 weeks).")
+    repeat: RepeatSpec | None = None
+    extend: ExtendSpec | None = None
+    pause: PauseSpec | None = None
+    variants: list[VariantSpec] = Field(
+        default_factory=list, description="Other rules for this deadline in force by date or by "
+        "deployment switch; the first that applies at the anchor date wins, else this one.")
 
     @field_validator("duration")
     @classmethod
     def _duration_ok(cls, value: str) -> str:
-        return _check_duration(value)
+        return _check_duration(value, allow_zero=True)
+
+    @field_validator("not_before")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        return None if value is None else _check_duration(value)
+
+    @property
+    def obligation(self) -> bool:
+        """Met by a happening, not by leaving its state."""
+        return self.met_by is not None
 
     @field_validator("reminders")
     @classmethod

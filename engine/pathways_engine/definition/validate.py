@@ -17,7 +17,10 @@ from pathways_engine.rules.expressions import ExpressionError
 from pathways_engine.rules.expressions import compile_condition
 
 from .loader import Definition
+from pathways_engine.rules.durations import parse_duration
+
 from .spec import DeadlineSpec
+from .spec import Happening
 
 
 def field_types(definition: Definition) -> dict[str, str]:
@@ -164,10 +167,68 @@ def _closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:
     return seen
 
 
+def _happening_problems(d: Definition, loc: tuple[str | int, ...], key: str,
+                        rule: Happening | None) -> list[Problem]:
+    if rule is None:
+        return []
+    spec, out = d.spec, []
+    events = sorted({t.event for t in spec.transitions})
+    for i, event in enumerate(rule.events):
+        if event not in events:
+            out.append(_p(d, (*loc, key, "events", i), _unknown("event", event, events)))
+    for i, state in enumerate(rule.enter):
+        if state not in spec.states:
+            out.append(_p(d, (*loc, key, "enter", i), _unknown("state", state, list(spec.states))))
+    return out
+
+
+def _clock_problems(d: Definition, loc: tuple[str | int, ...],
+                    deadline: DeadlineSpec) -> list[Problem]:
+    spec, out = d.spec, []
+    roles = list(spec.roles)
+    unit = parse_duration(deadline.duration, allow_zero=True).unit
+    for key, rule in (("extend", deadline.extend), ("pause", deadline.pause)):
+        for j, role in enumerate(rule.roles if rule else []):
+            if role not in spec.roles:
+                out.append(_p(d, (*loc, key, "roles", j), _unknown("role", role, roles)))
+    if deadline.repeat and not deadline.met_by:
+        out.append(_p(d, (*loc, "repeat"), "a repeating deadline needs `met_by:` (what meets "
+                                            "each occurrence, so the next one opens)"))
+    if deadline.due_time and unit in ("hours", "minutes"):
+        out.append(_p(d, (*loc, "due_time"), f"due_time needs a deadline in days, weeks, "
+                                              f"months or working days, not {unit}"))
+    if deadline.escalate and deadline.escalate.at and \
+            parse_duration(deadline.escalate.after).unit in ("hours", "minutes"):
+        out.append(_p(d, (*loc, "escalate", "at"), "escalate.at needs `after` in days or "
+                                                    "working days"))
+    if deadline.not_before:
+        window, length = parse_duration(deadline.not_before), parse_duration(
+            deadline.duration, allow_zero=True)
+        if window.unit == length.unit and window.amount >= length.amount:
+            out.append(_p(d, (*loc, "not_before"), f"the window opens ({deadline.not_before}) "
+                                                    f"no earlier than it closes ({deadline.duration})"))
+    for i, variant in enumerate(deadline.variants):
+        if variant.effective_from and variant.effective_until and \
+                variant.effective_from > variant.effective_until:
+            out.append(_p(d, (*loc, "variants", i), "effective_from is after effective_until"))
+    calendar = deadline.calendar
+    if calendar.roll_forward and calendar.closed_day is not None:
+        out.append(_p(d, (*loc, "calendar"), "give closed_day or the old roll_forward, not both"))
+    elif calendar.roll_forward:
+        out.append(Problem(d.path, d.line_of(*loc, "calendar", "roll_forward"),
+                           "calendar.roll_forward is deprecated: write closed_day: roll_forward "
+                           "(or se_1930_173, which also closes Sweden's de facto holidays)",
+                           warning=True))
+    return out
+
+
 def _deadline_problems(d: Definition, loc: tuple[str | int, ...], deadline: DeadlineSpec,
                        events_here: set[str]) -> list[Problem]:
     spec, out = d.spec, list[Problem]()
     roles = list(spec.roles)
+    for key in ("met_by", "cancelled_by", "opened_by"):
+        out.extend(_happening_problems(d, loc, key, getattr(deadline, key)))
+    out.extend(_clock_problems(d, loc, deadline))
     missing = unsupported_categories(spec.country, deadline.calendar.holiday_categories)
     if missing:
         out.append(_p(d, (*loc, "calendar", "holiday_categories"),
@@ -203,6 +264,13 @@ def _deadlines(d: Definition) -> list[Problem]:
         if deadline.name in names:
             out.append(_p(d, (*loc, "name"), f"deadline name {deadline.name!r} is used twice"))
         names[deadline.name] = i
+        field = deadline.counts_from.removeprefix("field:")
+        if deadline.counts_from.startswith("field:") and not deadline.opened_by and \
+                field not in spec.start.requires:
+            out.append(_p(d, (*loc, "from"), f"whole-pathway deadline {deadline.name!r} counts "
+                                             f"from field {field!r}, which the start does not "
+                                             "require: add it to start.requires, or open the "
+                                             "deadline later with opened_by"))
     for state_name, state in spec.states.items():
         events_here = {t.event for t in spec.transitions if state_name in t.sources}
         for i, deadline in enumerate(state.deadlines):
@@ -212,9 +280,30 @@ def _deadlines(d: Definition) -> list[Problem]:
                 out.append(_p(d, (*state_loc, "name"),
                               f"deadline name {deadline.name!r} is used twice"))
             names[deadline.name] = i
+            if deadline.opened_by:
+                out.append(_p(d, (*state_loc, "opened_by"), "opened_by is for whole-pathway "
+                                                            "deadlines; a state's open on entering it"))
+            out.extend(_met_by_leaving(d, state_loc, state_name, deadline))
         if state.final and state.deadlines:
             out.append(_p(d, ("states", state_name, "deadlines"), "a final state has no deadlines"))
     return out
+
+
+def _met_by_leaving(d: Definition, loc: tuple[str | int, ...], state: str,
+                    deadline: DeadlineSpec) -> list[Problem]:
+    """A legal deadline that leaving its state for a working state records as met."""
+    if deadline.obligation or deadline.status not in ("law", "guideline"):
+        return []
+    onward = sorted({t.target for t in d.spec.transitions if state in t.sources
+                     and not d.spec.states[t.target].final and t.target != state
+                     and deadline.on_timeout != t.event})
+    if not onward:
+        return []
+    return [Problem(d.path, d.line_of(*loc, "name"),
+                    f"{deadline.status} deadline {deadline.name!r} is recorded met whenever "
+                    f"{state!r} is left for {', '.join(map(repr, onward))}; if the rule asks "
+                    "for an act, say which with met_by (then leaving does not meet it)",
+                    warning=True)]
 
 
 def _notifications(d: Definition) -> list[Problem]:

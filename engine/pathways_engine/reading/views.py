@@ -24,6 +24,8 @@ from pathways_engine.errors import DatabaseError
 from pathways_engine.errors import InstanceNotFound
 from pathways_engine.ports import Clock
 from pathways_engine.rules.ages import age_on
+from pathways_engine.rules.calendars import moment
+from pathways_engine.rules.status import display_status
 from pathways_engine.store import reads
 from pathways_engine.store import views
 from pathways_engine.store.rows import legal_bases
@@ -93,22 +95,11 @@ def _redacted(values: dict[str, Any], personal: set[str], why: str | None) -> di
     return {k: (why if k in personal and v is not None else v) for k, v in values.items()}
 
 
-def display_status(status: str, due_at: dt.datetime, now: dt.datetime, zone: ZoneInfo) -> str:
-    """pending, due (falls due today, local time), overdue, or how it was closed."""
-    if status != "pending":
-        return status
-    if now > due_at:
-        return "overdue"
-    if now.astimezone(zone).date() == due_at.astimezone(zone).date():
-        return "due"
-    return "pending"
-
-
 def deadline_view(row: Any, now: dt.datetime, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "name": row.name, "state": row.state, "responsible": row.responsible,
         "due_utc": _iso(row.due_at), "due_local": row.due_at.astimezone(zone).isoformat(),
-        "status": display_status(row.status, row.due_at, now, zone),
+        "status": display_status(row.status, row.due_at, now, zone, row.paused_at is not None),
         "closed_at": _iso(row.closed_at), "rule": row.rule,
     }
 
@@ -156,7 +147,8 @@ def show(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
         personal = set(view.personal)
         why = hidden_for(view.sectors, viewer, bases)
         years, months = age_on(row.subject_birth_date, now.date())
-        env = {**row.data, "age_years": years, "age_months": months}
+        env = {**row.data, "age_years": years, "age_months": months,
+               **moment(now, zone, view.country)}
         return {
             **summary(row),
             "title": view.title,

@@ -50,11 +50,17 @@ class Duration:
         return f"{self.amount} {unit[:-1] if self.amount == 1 else unit}"
 
 
-def parse_duration(text: str) -> Duration:
-    """Parse a readable or ISO 8601 duration; raise ValueError with a message for the user."""
+def parse_duration(text: str, *, allow_zero: bool = False) -> Duration:
+    """Parse a readable or ISO 8601 duration; raise ValueError with a message for the user.
+
+    Zero ("0 days": the same day) is allowed where a deadline's length is meant.
+    """
     if not isinstance(text, str):
         raise ValueError(f"a duration must be text such as '30 days' or 'P30D', not {text!r}")
-    return _parse(text)
+    duration = _parse(text)
+    if duration.amount == 0 and not allow_zero:
+        raise ValueError(f"duration {text!r} must be longer than zero")
+    return duration
 
 
 @lru_cache(maxsize=1024)
@@ -106,8 +112,8 @@ def _parse_iso(text: str) -> Duration:
 
 
 def _checked(duration: Duration, text: str) -> Duration:
-    if duration.amount <= 0:
-        raise ValueError(f"duration {text!r} must be longer than zero")
+    if duration.amount < 0:  # pragma: no cover - the readable form has no sign
+        raise ValueError(f"duration {text!r} must not be negative")
     if duration.amount > MAX_AMOUNT:
         raise ValueError(f"duration {text!r} is implausibly long (more than {MAX_AMOUNT} units)")
     return duration

@@ -23,8 +23,11 @@ from typing import Any
 MAX_LENGTH = 500
 MAX_NODES = 100
 
-# Subject variables every guard may use, computed from the subject's birth date.
-SUBJECT_VARIABLES = {"age_years": "int", "age_months": "int"}
+# Variables every guard may use: the subject's age from its birth date, and when the event
+# happens, in the pathway's zone and national calendar (rules/calendars.py `moment`).
+SUBJECT_VARIABLES = {"age_years": "int", "age_months": "int", "event_hour": "int",
+                     "event_weekday": "int", "event_is_holiday": "bool",
+                     "event_is_working_day": "bool"}
 
 Evaluator = Callable[[Mapping[str, Any]], Any]
 

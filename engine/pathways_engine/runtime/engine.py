@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Callable
+from collections.abc import Collection
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ from pathways_engine.definition.registry import Registry
 from pathways_engine.definition.values import check_values
 from pathways_engine.errors import ConcurrentModification
 from pathways_engine.errors import DatabaseError
+from pathways_engine.errors import DefinitionError
+from pathways_engine.errors import Problem
 from pathways_engine.errors import DuplicateInstance
 from pathways_engine.errors import FieldError
 from pathways_engine.errors import IdempotencyConflict
@@ -88,11 +91,14 @@ class PathwayEngine:
     """Start and advance pathways; `batch()` is the step path everything else shares."""
 
     def __init__(self, db: Database, registry: Registry, *, clock: Clock | None = None,
-                 composer: MessageComposer | None = None) -> None:
+                 composer: MessageComposer | None = None,
+                 switches: Collection[str] = ()) -> None:
         self.db = db
         self.registry = registry
         self.clock = clock or SystemClock()
         self.composer = composer or NoComposer()
+        # the deployment's rule switches: a deadline variant with `switch:` applies only then
+        self.switches = frozenset(switches)
         self._snapshots_stored: set[str] = set()
 
     # ---------------------------------------------------------------- definitions
@@ -112,6 +118,15 @@ class PathwayEngine:
         if definition.content_hash in self._snapshots_stored:
             return
         if not reads.snapshot_exists(connection, definition.content_hash):
+            spec = definition.spec
+            earlier = reads.snapshot_created(connection, spec.id, spec.version,
+                                             definition.content_hash)
+            if earlier is not None:  # two different definitions must not both be "v1"
+                raise DefinitionError([Problem(
+                    definition.path, definition.line_of("version"),
+                    f"pathway {spec.id!r} version {spec.version} has changed since instances "
+                    f"started on it ({earlier:%Y-%m-%d}): give the changed definition (or "
+                    f"template) a new version, version {spec.version + 1}")])
             insert_missing(connection, definition_snapshots, {
                 "content_hash": definition.content_hash, "pathway_id": definition.spec.id,
                 "version": definition.spec.version, "source": definition.snapshot(),
@@ -208,7 +223,8 @@ class PathwayEngine:
             batch.add(case)
             with batch.step(instance.id) as step:
                 opened = [*step.open_deadlines(None, moment),
-                          *step.open_deadlines(instance.state, moment)]
+                          *step.open_deadlines(instance.state, moment),
+                          *step.open_on(f"enter:{instance.state}", moment)]
                 changes: dict[str, Any] = {k: [None, v] for k, v in given.items()}
                 if area:
                     changes["area"] = [None, area]

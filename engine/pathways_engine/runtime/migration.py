@@ -109,7 +109,7 @@ def move(step: StepContext, target: CompiledPathway, new_state: str, actor: str)
     old_version, old_state = instance.pathway_version, instance.state
     cancelled = [row.name for row in step.case.pending()]
     step.bump()
-    step.close_deadlines(None, now, how="cancelled")
+    step.cancel_all(now)
     step.case.compiled, step.compiled, step.spec = target, target, target.spec
     instance.pathway_version, instance.content_hash = target.spec.version, \
         target.definition.content_hash

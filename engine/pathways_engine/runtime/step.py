@@ -45,6 +45,7 @@ from pathways_engine.ports import CaseView
 from pathways_engine.ports import NotificationRequest
 from pathways_engine.ports import Outgoing
 from pathways_engine.rules.ages import age_on
+from pathways_engine.rules.calendars import moment
 from pathways_engine.store import reads
 from pathways_engine.store.rows import ConsentRow
 from pathways_engine.store.rows import DeadlineRow
@@ -55,6 +56,7 @@ from pathways_engine.store.writes import WriteBatch
 
 from .deadlines import closed_status
 from .deadlines import new_deadline
+from .deadlines import next_occurrence
 
 if TYPE_CHECKING:
     from .engine import PathwayEngine
@@ -144,16 +146,19 @@ class Batch:
         found = reads.load_instances(self.connection, wanted, lock=True, skip_locked=skip_locked)
         if found and not self.cases:  # the time is read once the locks are held: a step that
             self.now = self.engine.clock.now()  # waited for one never predates the one before
-        known: dict[str, list[DeadlineRow]] = {i: [] for i in found}
-        if with_deadlines:
-            for row in reads.pending_deadlines(self.connection, found):
-                known[row.instance_id].append(row)
+        compiled = {i: self.engine.compiled_for(self.connection, loaded.instance.content_hash)
+                    for i, loaded in found.items()}
+        # rows are read where steps need them: the sweep, and definitions whose deadlines
+        # repeat, extend, pause or outlive a state that can be entered again
+        rows_for = {i for i in found if with_deadlines or compiled[i].needs_rows}
+        known: dict[str, list[DeadlineRow]] = {i: [] for i in rows_for}
+        for row in reads.pending_deadlines(self.connection, rows_for):
+            known[row.instance_id].append(row)
         for instance_id, loaded in found.items():
             self.cases[instance_id] = Case(
-                loaded, loaded.instance.copy(), self.engine.compiled_for(self.connection,
-                                                                  loaded.instance.content_hash),
+                loaded, loaded.instance.copy(), compiled[instance_id],
                 loaded.instance.version, dict(loaded.assigned), list(loaded.consents),
-                known[instance_id] if with_deadlines else None)
+                known.get(instance_id))
         return [i for i in ids if i in self.cases]
 
     def add(self, case: Case) -> None:
@@ -228,7 +233,8 @@ class StepContext:
 
     def guard_values(self, values: Mapping[str, Any], at: dt.datetime) -> dict[str, Any]:
         years, months = age_on(self.subject.birth_date, at.date())
-        return {**self.instance.data, **values, "age_years": years, "age_months": months}
+        return {**self.instance.data, **values, "age_years": years, "age_months": months,
+                **moment(at, self.zone(), self.spec.country)}
 
     def choose(self, event: str, role: str, values: Mapping[str, Any],
                at: dt.datetime) -> tuple[Fired, dict[str, Any]]:
@@ -294,43 +300,121 @@ class StepContext:
 
     def transition(self, fired: Fired, given: Mapping[str, Any], *, actor: str, role: str,
                    at: dt.datetime, note: str | None = None) -> Step:
+        """Apply a chosen transition; deadlines change in a fixed order the audit replays:
+        obligations met or cancelled by the event and by entering the target, then the source
+        state's deadlines closed, then - the pathway finished - whatever is still open, else
+        the target's deadlines, those the happenings open and next occurrences opened."""
         instance = self.instance
         changes = {k: [instance.data.get(k), v] for k, v in given.items()
                    if instance.data.get(k) != v}
         self.bump()
         instance.data = {**instance.data, **given}
         instance.state, instance.state_entered_at = fired.target, at
-        self.close_deadlines(fired.source, at)
+        happenings = [fired.transition.event, f"enter:{fired.target}"]
+        repeats: list[DeadlineRow] = []
+        met, cancelled = [], []
+        for happening in happenings:
+            met += self.happened(happening, at, repeats)
+            cancelled += self.cancelled(happening, at)
+        self.close_state(fired.source, at)
         final = self.spec.states[fired.target].final
         opened: list[DeadlineRow] = []
         if final:
             instance.status, instance.completed_at = "completed", at
-            self.close_deadlines(None, at)
+            self.close_end(at)
         else:
             opened = self.open_deadlines(fired.target, at)
+            for happening in happenings:
+                opened += self.open_on(happening, at)
+            opened += self.open_rows(repeats)
         self.audit("transition", at=at, actor=actor, role=role, event=fired.transition.event,
                    from_state=fired.source, to_state=fired.target, changes=changes, note=note,
-                   effects={"opened": opened_effects(opened), "completed": final})
+                   effects={"opened": opened_effects(opened), "completed": final,
+                            "happened": happenings, "met": met, "cancelled": cancelled})
         self.notify("event", fired.transition.event, at)
         self.notify("enter", fired.target, at)
         return Step(instance.id, fired.transition.event, fired.source, fired.target,
                     instance.version, instance.status == "completed")
 
-    def open_deadlines(self, state: str | None, entered_at: dt.datetime) -> list[DeadlineRow]:
-        """Open the deadlines of `state` (the whole-pathway ones for None)."""
-        specs = self.spec.deadlines if state is None else self.spec.states[state].deadlines
-        rows = [new_deadline(self.spec, d, self.instance, state, entered_at) for d in specs]
+    def open_rows(self, rows: list[DeadlineRow]) -> list[DeadlineRow]:
         self.case.opened.extend(rows)
         return rows
 
-    def close_deadlines(self, state: str | None, at: dt.datetime, how: str = "met") -> None:
-        """Close the pending deadlines of `state` (all for None): met, met_late or `how`."""
+    def open_deadlines(self, state: str | None, entered_at: dt.datetime) -> list[DeadlineRow]:
+        """Open the deadlines of `state` (for None: the whole-pathway ones opened at start).
+
+        An obligation of the state still open from an earlier visit is not opened again: its
+        legal clock keeps running from the first time.
+        """
+        specs = self.spec.deadlines if state is None else self.spec.states[state].deadlines
+        running = {row.name for row in self.case.pending()}
+        rows = [new_deadline(self.spec, d, self.instance, state, entered_at,
+                             self.engine.switches)
+                for d in specs if not (state is None and d.opened_by)
+                and not (d.obligation and d.name in running)]
+        return self.open_rows(rows)
+
+    def open_on(self, happening: str, at: dt.datetime) -> list[DeadlineRow]:
+        """Whole-pathway deadlines whose `opened_by` names this happening (not if running)."""
+        running = {row.name for row in self.case.pending()}
+        return self.open_rows([new_deadline(self.spec, d, self.instance, None, at,
+                                            self.engine.switches)
+                               for d in self.compiled.opens.get(happening, [])
+                               if d.name not in running])
+
+    def happened(self, happening: str, at: dt.datetime,
+                 repeats: list[DeadlineRow] | None = None) -> list[str]:
+        """Meet the obligations this happening meets; their next occurrences go in `repeats`."""
+        names = self.compiled.meets.get(happening, [])
+        if not names:
+            return []
         for row in self.case.pending():
-            if state is None or row.state == state:
-                row.status = closed_status(row, at) if how == "met" else how
-                row.closed_at, row.changed = at, True
-        if self.case.known is None:  # rows not read: one set-based UPDATE closes them
-            self.writes.closes.append({"i": self.instance.id, "s": state, "at": at, "how": how})
+            if row.marked(happening, row.met_by):
+                row.status, row.closed_at, row.changed = closed_status(row, at), at, True
+                spec = self.compiled.deadline_specs[(row.state, row.name)]
+                if spec.repeat is not None and repeats is not None:
+                    repeats.append(next_occurrence(self.spec, spec, row, self.instance,
+                                                   self.engine.switches))
+        if self.case.known is None:  # rows not read: one set-based UPDATE meets them
+            self.writes.closes.append({"kind": "met_by", "i": self.instance.id,
+                                       "p": f"%,{happening},%", "at": at})
+        return list(names)
+
+    def cancelled(self, happening: str, at: dt.datetime) -> list[str]:
+        names = self.compiled.cancels.get(happening, [])
+        if not names:
+            return []
+        for row in self.case.pending():
+            if row.marked(happening, row.cancelled_by):
+                row.status, row.closed_at, row.changed = "cancelled", at, True
+        if self.case.known is None:
+            self.writes.closes.append({"kind": "cancelled_by", "i": self.instance.id,
+                                       "p": f"%,{happening},%", "at": at})
+        return list(names)
+
+    def close_state(self, state: str, at: dt.datetime) -> None:
+        """A state was left: its deadlines are met (on time or late); its obligations stay."""
+        for row in self.case.pending():
+            if row.state == state and row.met_by is None:
+                row.status, row.closed_at, row.changed = closed_status(row, at), at, True
+        if self.case.known is None:
+            self.writes.closes.append({"kind": "state", "i": self.instance.id, "s": state,
+                                       "at": at})
+
+    def close_end(self, at: dt.datetime) -> None:
+        """The pathway finished: deadlines still open are met; obligations still open unmet."""
+        for row in self.case.pending():
+            row.status = "unmet" if row.met_by is not None else closed_status(row, at)
+            row.closed_at, row.changed = at, True
+        if self.case.known is None:
+            self.writes.closes.append({"kind": "end", "i": self.instance.id, "at": at})
+
+    def cancel_all(self, at: dt.datetime) -> None:
+        """Every open deadline cancelled (a migration: the new version's rules take over)."""
+        for row in self.case.pending():
+            row.status, row.closed_at, row.changed = "cancelled", at, True
+        if self.case.known is None:
+            self.writes.closes.append({"kind": "cancel_all", "i": self.instance.id, "at": at})
 
     def notify(self, trigger: str, name: str, at: dt.datetime,
                extra: Mapping[str, Any] | None = None) -> int:
@@ -378,7 +462,20 @@ def event_time(at: dt.datetime | None, now: dt.datetime, zone: str) -> dt.dateti
 
 
 def opened_effects(rows: list[DeadlineRow]) -> list[list[Any]]:
-    return [[row.name, row.state, row.due_at.isoformat()] for row in rows]
+    """What the audit replay needs of each deadline opened (audit/replay.py)."""
+    effects: list[list[Any]] = []
+    for row in rows:
+        extra: dict[str, Any] = {}
+        if row.met_by:
+            extra["met_by"] = row.met_by
+        if row.cancelled_by:
+            extra["cancelled_by"] = row.cancelled_by
+        if row.window_start:
+            extra["window_start"] = row.window_start.isoformat()
+        if row.occurrence != 1:
+            extra["occurrence"] = row.occurrence
+        effects.append([row.name, row.state, row.due_at.isoformat(), *([extra] if extra else [])])
+    return effects
 
 
 def outbox_row(instance_id: str, message: Outgoing, now: dt.datetime) -> dict[str, Any]:

@@ -62,12 +62,29 @@ def count_due(engine: PathwayEngine, now: dt.datetime) -> int:
         return reads.count_due(connection, now)
 
 
+class _DryRun(Exception):
+    """Rolls a dry run's transaction back."""
+
+
 def tick(engine: PathwayEngine, now: dt.datetime, *, batch_size: int = DEFAULT_BATCH,
-         on_batch: Callable[[int], None] | None = None, max_batches: int | None = None) -> TickSummary:
+         on_batch: Callable[[int], None] | None = None, max_batches: int | None = None,
+         dry_run: bool = False) -> TickSummary:
     """Fire every wake-up due at `now`, cascades included; return what was done.
 
-    `batch_size` is the number of instances per transaction.
+    `batch_size` is the number of instances per transaction. A dry run works out all of it
+    in one transaction and rolls it back: it says what would fire and changes nothing.
     """
+    if dry_run:
+        summary = TickSummary()
+        try:
+            with engine.batch() as batch:
+                due = reads.due_instances(batch.connection, now, 10**9)
+                for instance_id in batch.load(due, with_deadlines=True):
+                    _fire_due(batch, instance_id, now, summary)
+                summary.batches = 1 if due else 0
+                raise _DryRun
+        except _DryRun:
+            return summary
     summary = TickSummary()
     busy: set[str] = set()  # held by another sweep or step now: theirs to finish
     while max_batches is None or summary.batches < max_batches:

@@ -113,6 +113,14 @@ def snapshot_exists(connection: Connection, content_hash: str) -> bool:
         definition_snapshots.c.content_hash == content_hash)).first() is not None
 
 
+def snapshot_created(connection: Connection, pathway: str, version: int,
+                     other_than: str) -> dt.datetime | None:
+    """When another content of this pathway version was first stored, if one was."""
+    return connection.execute(select(func.min(definition_snapshots.c.created_at)).where(
+        definition_snapshots.c.pathway_id == pathway, definition_snapshots.c.version == version,
+        definition_snapshots.c.content_hash != other_than)).scalar()
+
+
 def subject_by_key(connection: Connection, ref_key: str) -> SubjectRow | None:
     row = connection.execute(select(subjects).where(subjects.c.ref_key == ref_key)).first()
     if row is None:
@@ -166,7 +174,10 @@ def _deadline(row: Any) -> DeadlineRow:
         instance_id=row.instance_id, name=row.name, state=row.state,
         responsible=row.responsible, started_at=row.started_at, due_at=row.due_at,
         status=row.status, closed_at=row.closed_at, rule={},  # not read: rows are updated by id
-        fires=fires_from_json(row.fires), fire_index=row.fire_index, id=row.id)
+        fires=fires_from_json(row.fires), fire_index=row.fire_index, id=row.id,
+        met_by=row.met_by, cancelled_by=row.cancelled_by, window_start=row.window_start,
+        paused_at=row.paused_at, paused_seconds=row.paused_seconds, extensions=row.extensions,
+        occurrence=row.occurrence)
 
 
 _PENDING = (select(*(c for c in deadlines.c if c.name != "rule"))

@@ -82,20 +82,35 @@ class DeadlineRow:
     fires: list[tuple[str, dt.datetime]]
     fire_index: int = 0
     id: int | None = None
+    met_by: str | None = None
+    cancelled_by: str | None = None
+    window_start: dt.datetime | None = None
+    paused_at: dt.datetime | None = None
+    paused_seconds: int = 0
+    extensions: int = 0
+    occurrence: int = 1
     changed: bool = field(default=False, compare=False)
 
     @property
     def next_fire_at(self) -> dt.datetime | None:
-        if self.status != "pending" or self.fire_index >= len(self.fires):
+        if self.status != "pending" or self.paused_at is not None or \
+                self.fire_index >= len(self.fires):
             return None
         return self.fires[self.fire_index][1]
+
+    def marked(self, happening: str, markers: str | None) -> bool:
+        return markers is not None and f",{happening}," in markers
 
     def values(self) -> dict[str, Any]:
         return {"instance_id": self.instance_id, "name": self.name, "state": self.state,
                 "responsible": self.responsible, "started_at": self.started_at,
                 "due_at": self.due_at, "status": self.status, "closed_at": self.closed_at,
                 "rule": self.rule, "fires": [[k, t.isoformat()] for k, t in self.fires],
-                "fire_index": self.fire_index, "next_fire_at": self.next_fire_at}
+                "fire_index": self.fire_index, "next_fire_at": self.next_fire_at,
+                "met_by": self.met_by, "cancelled_by": self.cancelled_by,
+                "window_start": self.window_start, "paused_at": self.paused_at,
+                "paused_seconds": self.paused_seconds, "extensions": self.extensions,
+                "occurrence": self.occurrence}
 
 
 def fires_from_json(value: Any) -> list[tuple[str, dt.datetime]]:

@@ -150,6 +150,15 @@ deadlines = Table(
     Column("fires", JSON, nullable=False),
     Column("fire_index", Integer, nullable=False),
     _time("next_fire_at", nullable=True),
+    # an obligation is met (or cancelled) by what these list - ",event,enter:state," - rather
+    # than by leaving its state; one LIKE closes it set-based (store/writes.py)
+    Column("met_by", String(500)),
+    Column("cancelled_by", String(500)),
+    _time("window_start", nullable=True),  # met before this is met_early
+    _time("paused_at", nullable=True),  # the clock stands still since then
+    Column("paused_seconds", Integer, nullable=False),  # time paused so far, for reports
+    Column("extensions", Integer, nullable=False),
+    Column("occurrence", Integer, nullable=False),  # 1, 2, ... for a repeating deadline
     Index("ix_deadlines_status_due", "status", "due_at"),
     Index("ix_deadlines_instance_status", "instance_id", "status"),
     Index("ix_deadlines_next_fire_at", "next_fire_at"),

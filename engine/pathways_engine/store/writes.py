@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from dataclasses import field
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import Connection
@@ -84,7 +85,7 @@ class WriteBatch:
     head_only: set[str] = field(default_factory=set)
     new_deadlines: list[DeadlineRow] = field(default_factory=list)
     changed_deadlines: dict[int, DeadlineRow] = field(default_factory=dict)
-    closes: list[dict[str, Any]] = field(default_factory=list)  # {i, s, all, at, how}
+    closes: list[dict[str, Any]] = field(default_factory=list)  # {kind, i, s, p, at}
     audit: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     cancelled_messages: list[dict[str, Any]] = field(default_factory=list)  # {b_id, b_reason}
@@ -127,12 +128,16 @@ class WriteBatch:
             connection.execute(_DEADLINE_BY_ID, [
                 {"b_id": r.id, "b_status": r.status, "b_closed_at": r.closed_at,
                  "b_due_at": r.due_at, "b_fire_index": r.fire_index,
-                 "b_next_fire_at": r.next_fire_at} for r in self.changed_deadlines.values()])
-        for kind, statement in _CLOSES.items():
-            params = [c for c in self.closes if (c["how"], c["s"] is None) == kind]
-            if params:
-                connection.execute(statement, [{"b_i": c["i"], "b_s": c["s"], "b_at": c["at"]}
-                                               for c in params])
+                 "b_next_fire_at": r.next_fire_at,
+                 "b_fires": [[k, t.isoformat()] for k, t in r.fires],
+                 "b_paused_at": r.paused_at, "b_paused_seconds": r.paused_seconds,
+                 "b_extensions": r.extensions} for r in self.changed_deadlines.values()])
+        # in the order the steps asked (an event that meets an obligation and then a state
+        # left must not trade places); a run of closes of one kind is one executemany
+        for kind, run in groupby(self.closes, key=lambda c: c["kind"]):
+            connection.execute(_CLOSES[kind], [{"b_i": c["i"], "b_s": c.get("s"),
+                                                "b_p": c.get("p"), "b_at": c["at"]}
+                                               for c in run])
         if self.new_deadlines:
             connection.execute(_INSERT['deadlines'], [r.values() for r in self.new_deadlines])
         if self.audit:
@@ -193,23 +198,48 @@ _INSTANCE_UPDATE = (update(instances)
 _DEADLINE_BY_ID = (update(deadlines).where(deadlines.c.id == bindparam("b_id"))
                    .values(status=bindparam("b_status"), closed_at=bindparam("b_closed_at"),
                            due_at=bindparam("b_due_at"), fire_index=bindparam("b_fire_index"),
-                           next_fire_at=bindparam("b_next_fire_at")))
+                           next_fire_at=bindparam("b_next_fire_at"), fires=bindparam("b_fires"),
+                           paused_at=bindparam("b_paused_at"),
+                           paused_seconds=bindparam("b_paused_seconds"),
+                           extensions=bindparam("b_extensions")))
 
 
-def _close(how: str, whole_pathway: bool) -> Any:
-    status: Any = literal(how) if how != "met" else case(
-        (deadlines.c.due_at >= bindparam("b_at"), literal("met")), else_=literal("met_late"))
+def met_status(at: Any, due: Any, window_start: Any, paused_at: Any) -> Any:
+    """How a deadline met at `at` ends, as SQL (runtime/deadlines.py `closed_status` is the
+    same rule in Python): before its window opens met_early; on a paused clock met if it was
+    paused in time; else met or met_late by the due time."""
+    return case(
+        (and_(window_start.is_not(None), at < window_start), literal("met_early")),
+        (paused_at.is_not(None), case((paused_at <= due, literal("met")),
+                                      else_=literal("met_late"))),
+        (due >= at, literal("met")), else_=literal("met_late"))
+
+
+_MET = met_status(bindparam("b_at"), deadlines.c.due_at, deadlines.c.window_start,
+                  deadlines.c.paused_at)
+
+
+def _close(kind: str) -> Any:
+    """One set-based close of an instance's pending deadlines, by what happened."""
     where = [deadlines.c.instance_id == bindparam("b_i"), deadlines.c.status == "pending"]
-    if not whole_pathway:
-        where.append(deadlines.c.state == bindparam("b_s"))
+    status: Any = _MET
+    if kind == "state":  # a state was left: its deadlines, not its obligations
+        where += [deadlines.c.state == bindparam("b_s"), deadlines.c.met_by.is_(None)]
+    elif kind == "end":  # the pathway finished: obligations still open were not met
+        status = case((deadlines.c.met_by.is_not(None), literal("unmet")), else_=_MET)
+    elif kind == "met_by":
+        where.append(deadlines.c.met_by.like(bindparam("b_p")))
+    elif kind == "cancelled_by":
+        where.append(deadlines.c.cancelled_by.like(bindparam("b_p")))
+        status = literal("cancelled")
+    else:  # cancel_all: a migration
+        status = literal("cancelled")
     return (update(deadlines).where(and_(*where))
             .values(status=status, closed_at=bindparam("b_at"), next_fire_at=None))
 
 
-# (how, whole pathway): a state left (met / met_late by the time), the pathway finished,
-# or every pending deadline cancelled (a migration)
-_CLOSES = {(how, whole): _close(how, whole)
-           for how in ("met", "cancelled") for whole in (False, True)}
+CLOSE_KINDS = ("state", "end", "met_by", "cancelled_by", "cancel_all")
+_CLOSES = {kind: _close(kind) for kind in CLOSE_KINDS}
 
 _CANCEL_MESSAGE = (update(outbox).where(outbox.c.id == bindparam("b_id"),
                                         outbox.c.status == "pending")
