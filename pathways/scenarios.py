@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pathways_engine.definition.loader import load_model
@@ -58,6 +59,9 @@ class _Strict(BaseModel):
 class ExpectedDeadline(_Strict):
     due: str | None = Field(default=None, description="ISO 8601 with offset, e.g. 2027-01-07T23:59:59+01:00")
     status: str | None = None
+    warning: str | None = Field(default=None, description="Text the closed-day warning holds.")
+    rule: str | None = Field(default=None, description="The status of the rule in force "
+                             "(law, proposal, ...), e.g. after a variant.")
 
 
 class ExpectedNotification(_Strict):
@@ -86,26 +90,56 @@ class Start(_Strict):
     area: str | None = None
 
 
+class ConsentStep(_Strict):
+    sector: str
+    basis: Literal["consent", "statutory"] = "consent"
+    reference: str = "scenario"
+    withdraw: bool = False
+
+
+class AssignStep(_Strict):
+    role: str
+    party: str
+
+
+ACTIONS = ("event", "tick", "consent", "assign", "extend", "pause", "resume")
+
+
 class Step(_Strict):
     at: str
     event: str | None = None
     tick: bool = False
+    consent: ConsentStep | None = None
+    assign: AssignStep | None = None
+    extend: str | None = Field(default=None, description="A deadline to extend.")
+    pause: str | None = Field(default=None, description="A deadline whose clock to pause.")
+    resume: str | None = Field(default=None, description="A deadline whose clock to resume.")
+    reason: str = "scenario"
     role: str | None = Field(default=None, alias="as")
     set: dict[str, Any] = Field(default_factory=dict)
     note: str | None = None
     expect: Expect | None = None
 
+    @property
+    def action(self) -> str:
+        return next(a for a in ACTIONS if getattr(self, a))
+
     @model_validator(mode="after")
-    def _event_or_tick(self) -> Step:
-        if (self.event is None) == (not self.tick):
-            raise ValueError("give either `event:` (with `as:`) or `tick: true`")
-        if self.event is not None and self.role is None:
-            raise ValueError(f"event {self.event!r} needs `as: ROLE`")
+    def _one_action(self) -> Step:
+        given = [a for a in ACTIONS if getattr(self, a)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of `event:`, `tick: true`, `consent:`, "
+                             "`assign:`, `extend:`, `pause:`, `resume:`")
+        if not self.tick and self.role is None:
+            what = f"event {self.event!r}" if self.event else f"`{given[0]}:`"
+            raise ValueError(f"{what} needs `as: ROLE`")
         return self
 
 
 class ScenarioFile(_Strict):
     name: str
+    switches: list[str] = Field(default_factory=list,
+                                description="Deployment rule switches in force (variants).")
     pathway: str | None = None
     version: int | None = None
     subject: Subject = Field(default_factory=Subject)
@@ -189,7 +223,7 @@ class _Run:
             moments.append(self._time(step.at, moments[-1], line_of(("steps", number, "at"))))
         self.db = Database(self.database_url)
         self.engine = PathwayEngine(self.db, self.registry, clock=self.clock,
-                                    composer=self.composer)
+                                    composer=self.composer, switches=self.scenario.switches)
         try:
             self.clock.current = moment
             start = self.scenario.start
@@ -206,6 +240,7 @@ class _Run:
             for number, (step, when) in enumerate(zip(self.scenario.steps, moments[1:],
                                                       strict=True), 1):
                 self._step(number, step, when)
+            self._verify_trail()
         finally:
             self.db.dispose()
         return self.outcome
@@ -213,18 +248,40 @@ class _Run:
     def _step(self, number: int, step: Step, moment: dt.datetime) -> None:
         from pathways_engine.runtime.sweep import tick
 
-        label = f"step {number} ({step.event or 'tick'} at {moment.astimezone(self.zone):%Y-%m-%d %H:%M})"
+        what = step.event or step.action
+        label = f"step {number} ({what} at {moment.astimezone(self.zone):%Y-%m-%d %H:%M})"
         self.clock.current = moment
         tick(self.engine, moment)
         error = None
-        if step.event:
+        if not step.tick:
             try:
-                self.engine.advance(self.instance, step.event, actor="scenario",
-                                    role=step.role or "scenario", values=step.set, note=step.note,
-                                    at=moment)
+                self._act(step, moment)
             except PathwaysError as exc:
                 error = str(exc)
         self._check(label, step.expect, error)
+
+    def _act(self, step: Step, moment: dt.datetime) -> None:
+        from pathways_engine.runtime import clocks
+        from pathways_engine.runtime import sharing
+
+        role = step.role or "scenario"
+        if step.event:
+            self.engine.advance(self.instance, step.event, actor="scenario", role=role,
+                                values=step.set, note=step.note, at=moment)
+            return
+        with self.engine.step(self.instance) as context:
+            if step.consent:
+                sharing.record_basis(context, sector=step.consent.sector,
+                                     basis=step.consent.basis, reference=step.consent.reference,
+                                     actor="scenario", role=role,
+                                     withdraw=step.consent.withdraw)
+            elif step.assign:
+                sharing.assign(context, role=step.assign.role, party=step.assign.party,
+                               actor="scenario", acting_role=role)
+            else:
+                operation = getattr(clocks, step.action)
+                operation(context, getattr(step, step.action), reason=step.reason,
+                          actor="scenario", role=role)
 
     def _check(self, label: str, expect: Expect | None, error: str | None) -> None:
         from pathways_engine.reading.views import show
@@ -258,6 +315,13 @@ class _Run:
             if wanted.status is not None and got["status"] != wanted.status:
                 fail(f"{label}: deadline {name} status: expected {wanted.status}, "
                      f"got {got['status']}")
+            warning = got["rule"].get("warning") or ""
+            if wanted.warning is not None and wanted.warning not in warning:
+                fail(f"{label}: deadline {name} warning: expected {wanted.warning!r}, "
+                     f"got {warning or 'none'!r}")
+            if wanted.rule is not None and got["rule"]["status"] != wanted.rule:
+                fail(f"{label}: deadline {name} rule: expected {wanted.rule}, "
+                     f"got {got['rule']['status']}")
         if expect.notifications is not None:
             wanted_set = [(n.template, n.to, n.trigger) for n in expect.notifications]
             got_set = [(m["template"], m["role"], m["trigger"]) for m in messages]
@@ -265,6 +329,13 @@ class _Run:
             extra = [g for g in got_set if not any(_matches(w, g) for w in wanted_set)]
             if missing or extra:
                 fail(f"{label}: notifications: missing {_names(missing)}; unexpected {_names(extra)}")
+
+    def _verify_trail(self) -> None:
+        """Every scenario ends with `audit verify`: the rows must be what the trail says."""
+        from pathways_engine.audit.verify import verify
+
+        for found in verify(self.db, [self.instance]).breaks:
+            self.outcome.failures.append(f"audit trail: {found}")
 
     def _new_messages(self) -> list[dict[str, Any]]:
         """Messages queued since the last check, each with the trigger that queued it."""

@@ -128,10 +128,11 @@ def test_scenario_file_errors_name_file_and_line(tmp_path: Path) -> None:
                                       str(path)])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {path}:4: time 'tomorrow': use ISO 8601")
-    for step, message in [("{at: +1 days}", "give either `event:` (with `as:`) or `tick: true`"),
+    one_of = ("give exactly one of `event:`, `tick: true`, `consent:`, `assign:`, `extend:`, "
+              "`pause:`, `resume:`")
+    for step, message in [("{at: +1 days}", one_of),
                           ("{at: +1 days, event: close}", "event 'close' needs `as: ROLE`"),
-                          ("{at: +1 days, event: close, as: ppr, tick: true}",
-                           "give either `event:` (with `as:`) or `tick: true`")]:
+                          ("{at: +1 days, event: close, as: ppr, tick: true}", one_of)]:
         path.write_text(f"name: x\nstart: {{at: 2026-12-18T10:00, as: gp}}\nsteps:\n  - {step}\n")
         result = CliRunner().invoke(cli, ["--definitions", str(path.parent.parent), "simulate",
                                           str(path)])
