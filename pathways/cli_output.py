@@ -50,6 +50,8 @@ def format_show(data: dict[str, Any]) -> str:
         lines.append(f"  {d['name']:<24} {d['status']:<9} due {d['due_local']} "
                      f"({d['due_utc']} UTC)  {rule['duration']} from {rule['from']}, "
                      f"{rule['status']}: {rule['source']}")
+        if rule.get("warning"):
+            lines.append(f"  {'':<24} ! {rule['warning']}")
     if not data["deadlines"]:
         lines.append("  (none)")
     lines.append("history:")

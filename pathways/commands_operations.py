@@ -123,6 +123,7 @@ def overdue(app: App, role: str | None, pathway: str | None, now: dt.datetime | 
     rows = overdue_rows(app, role=role, pathway=pathway)
     lines = [f"{r['instance']}  {r['pathway']}  {r['state']}  {r['deadline']}  "
              f"{r['responsible'] or '-'}  due {r['due_local']}  overdue {r['overdue_by']}"
+             + (f"  ! {r['rule']['warning']}" if r["rule"].get("warning") else "")
              for r in rows]
     emit(rows, as_json, "\n".join(lines) if lines else "nothing is overdue")
 
@@ -240,7 +241,8 @@ def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | 
 
 def _print_report(rows: list[dict[str, object]], by: str, fmt: str) -> None:
     columns = ["pathway", by, "started", "completed", "median_days", "p90_days",
-               "deadlines_closed", "deadlines_met_share", "overdue_now"]
+               "deadlines_closed", "deadlines_met_share", "deadlines_met_early", "paused_days",
+               "overdue_now"]
     if fmt == "json":
         emit(rows, True, "")
     elif fmt == "csv":

@@ -8,7 +8,12 @@ Task state machine:
 - a finished pathway's last step: `completed`;
 - the step's deadline (its earliest) goes in `restriction.period.end`, and how it went
   (met, met_late, overdue, timed_out, cancelled) in `businessStatus`;
-- a deadline that timed out makes its Task `failed`; a cancelled one `cancelled`.
+- a deadline that timed out makes its Task `failed`; a cancelled one `cancelled`;
+- every obligation (a deadline an act meets, not leaving a step: the §90 letter, an
+  evaluation point) and every whole-pathway deadline is a Task of its own, coded by the
+  deadline's name, with `restriction.period` from its start (or the window's opening) to its
+  due time: `requested` while open, `completed` when met, `failed` when missed or unmet,
+  `cancelled` when cancelled; each occurrence of a repeating one is its own Task.
 
 The subject is referred to only by its pseudonymous reference: an export carries no name or
 personal identity number (domain.md §5).
@@ -32,12 +37,13 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None],
     from fhir.resources.R4B.task import Task
 
     steps = _steps(data)
+    obligations = [d for d in data["deadlines"] if d["obligation"] or d["state"] is None]
     subject = {"identifier": {"system": SUBJECT_SYSTEM, "value": data["subject"]},
                "display": f"pseudonym {data['subject']}"}
     plan_id = data["id"]
     tasks = []
     for index, step in enumerate(steps):
-        deadline = _deadline_of(data, step["state"])
+        deadline = _deadline_of(data, step["state"], obligations)
         task: dict[str, Any] = {
             "resourceType": "Task", "id": f"{plan_id}-{index + 1}",
             "identifier": [{"system": INSTANCE_SYSTEM, "value": f"{plan_id}/{index + 1}"}],
@@ -56,6 +62,9 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None],
             task["restriction"] = {"period": {"end": deadline["due_utc"]}}
             task["businessStatus"] = {"text": f"{deadline['name']}: {deadline['status']}"}
         tasks.append(Task.model_validate(task))
+    for index, obligation in enumerate(obligations, len(steps) + 1):
+        tasks.append(Task.model_validate(_obligation_task(data, plan_id, index, obligation,
+                                                          subject)))
     title = data["title"].get("en") or next(iter(data["title"].values()))
     careplan = CarePlan.model_validate({
         "resourceType": "CarePlan", "id": plan_id,
@@ -88,8 +97,39 @@ def _steps(data: dict[str, Any]) -> list[dict[str, Any]]:
     return steps
 
 
-def _deadline_of(data: dict[str, Any], state: str) -> dict[str, Any] | None:
-    rows = [d for d in data["deadlines"] if d["state"] == state]
+_OBLIGATION_STATUS = {"pending": "requested", "met": "completed", "met_late": "completed",
+                      "met_early": "completed", "unmet": "failed", "timed_out": "failed",
+                      "cancelled": "cancelled"}
+
+
+def _obligation_task(data: dict[str, Any], plan_id: str, index: int,
+                     deadline: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
+    stored = "pending" if deadline["closed_at"] is None else deadline["status"]
+    task: dict[str, Any] = {
+        "resourceType": "Task", "id": f"{plan_id}-{index}",
+        "identifier": [{"system": INSTANCE_SYSTEM, "value": f"{plan_id}/{index}"}],
+        "status": _OBLIGATION_STATUS.get(stored, "requested"), "intent": "plan",
+        "basedOn": [{"reference": f"urn:uuid:{_uuid(plan_id)}"}],
+        "code": {"coding": [{"system": f"urn:pathways:{data['pathway']}:deadline",
+                             "code": deadline["name"]}], "text": deadline["name"]},
+        "for": subject,
+        "authoredOn": deadline["started_utc"],
+        "restriction": {"period": {"start": deadline["window_start"] or deadline["started_utc"],
+                                   "end": deadline["due_utc"]}},
+        "businessStatus": {"text": f"{deadline['name']}: {deadline['status']}"},
+    }
+    if deadline["occurrence"] > 1:
+        task["restriction"]["repetitions"] = deadline["occurrence"]
+    if deadline["responsible"]:
+        task["owner"] = {"display": deadline["responsible"]}
+    if deadline["closed_at"]:
+        task["executionPeriod"] = {"end": deadline["closed_at"]}
+    return task
+
+
+def _deadline_of(data: dict[str, Any], state: str,
+                 obligations: list[dict[str, Any]]) -> dict[str, Any] | None:
+    rows = [d for d in data["deadlines"] if d["state"] == state and d not in obligations]
     return min(rows, key=lambda d: d["due_utc"]) if rows else None
 
 

@@ -62,6 +62,9 @@ class ExpectedDeadline(_Strict):
     warning: str | None = Field(default=None, description="Text the closed-day warning holds.")
     rule: str | None = Field(default=None, description="The status of the rule in force "
                              "(law, proposal, ...), e.g. after a variant.")
+    occurrence: int | None = Field(default=None, description="Which occurrence of a "
+                                   "repeating deadline (the newest is checked).")
+    extensions: int | None = Field(default=None, description="How often it was extended.")
 
 
 class ExpectedNotification(_Strict):
@@ -319,6 +322,10 @@ class _Run:
             if wanted.warning is not None and wanted.warning not in warning:
                 fail(f"{label}: deadline {name} warning: expected {wanted.warning!r}, "
                      f"got {warning or 'none'!r}")
+            for key in ("occurrence", "extensions"):
+                if getattr(wanted, key) is not None and got[key] != getattr(wanted, key):
+                    fail(f"{label}: deadline {name} {key}: expected {getattr(wanted, key)}, "
+                         f"got {got[key]}")
             if wanted.rule is not None and got["rule"]["status"] != wanted.rule:
                 fail(f"{label}: deadline {name} rule: expected {wanted.rule}, "
                      f"got {got['rule']['status']}")

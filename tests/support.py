@@ -58,3 +58,18 @@ def tamper(url: str, *statements: str) -> None:
         for sql in statements:
             conn.execute(text(sql))
     db.dispose()
+
+
+def version_of(text: str) -> int:
+    """The `version:` of a definition's text (shipped definitions move on; tests follow)."""
+    import re
+
+    found = re.search(r"^version: (\d+)$", text, re.MULTILINE)
+    assert found, "no version: line"
+    return int(found.group(1))
+
+
+def with_version(text: str, version: int) -> str:
+    import re
+
+    return re.sub(r"^version: \d+$", f"version: {version}", text, count=1, flags=re.MULTILINE)

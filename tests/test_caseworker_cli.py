@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import DEFINITIONS
 from support import Cli
+from support import version_of
 
 START = ["start", "mistrivsel_referral", "--subject", "C-1", "--birth-date", "2014-05-02",
          "--set", "severity=moderate", "--set", "consent_exchange=true", "--as", "dr.a",
@@ -26,7 +28,8 @@ def test_start_show_advance_history(run: Cli) -> None:
     shown = snapshot(run, instance)
     assert shown["state"] == "referred"
     assert shown["pathway"] == "mistrivsel_referral"
-    assert shown["version"] == 1
+    shipped = (DEFINITIONS / "mistrivsel_referral" / "pathway.yaml").read_text()
+    assert shown["version"] == version_of(shipped)
     assert shown["data"] == {"severity": "moderate", "consent_exchange": True}
     assert shown["may_send"]["ppr"] == ["close", "refer_bup", "triage_to_ltt", "triage_to_ppr"]
     assert shown["history"][0]["kind"] == "start"

@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 from support import DEFINITIONS
 from support import ROOT
+from support import version_of
+from support import with_version
 
 from pathways.cli import cli
 from pathways.scenarios import discover
@@ -146,7 +148,7 @@ def _two_versions(tmp_path: Path) -> tuple[Path, Path]:
     shutil.copytree(DEFINITIONS / "mistrivsel_referral", v1)
     shutil.copytree(DEFINITIONS / "mistrivsel_referral", v2)
     text = (v2 / "pathway.yaml").read_text()
-    text = text.replace("version: 1", "version: 2", 1).replace("ppr_assessment", "ppr_evaluation")
+    text = with_version(text, version_of(text) + 1).replace("ppr_assessment", "ppr_evaluation")
     text = text.replace("duration: 10 working days", "duration: 8 working days", 1)
     (v2 / "pathway.yaml").write_text(text)
     return v1.parent, v2.parent
@@ -159,6 +161,7 @@ def test_migrate_moves_running_instances_with_a_mapping_and_new_deadlines(
     from support import Cli
 
     v1, v2 = _two_versions(tmp_path)
+    n = version_of((v1 / "mistrivsel_referral" / "pathway.yaml").read_text())
     old = Cli(db_url, v1)
     start = ["start", "mistrivsel_referral", "--birth-date", "2014-05-02", "--set",
              "severity=moderate", "--set", "consent_exchange=true", "--as", "dr.a", "--role", "gp",
@@ -168,28 +171,29 @@ def test_migrate_moves_running_instances_with_a_mapping_and_new_deadlines(
     old("advance", assessed, "triage_to_ppr", "--as", "p", "--role", "ppr", "--at",
         "2026-11-03T09:00")
     both = Cli(db_url, v1)  # with "--definitions v2" below: both versions are known
-    migrate = ["--definitions", str(v2), "migrate", "--pathway", "mistrivsel_referral", "--to", "2",
+    migrate = ["--definitions", str(v2), "migrate", "--pathway", "mistrivsel_referral", "--to",
+               str(n + 1),
                "--as", "leader"]
     refused = both(*migrate, "--dry-run", code=1)
-    assert ("version 2 of 'mistrivsel_referral' has no such state for 1 running instances: "
-            "'ppr_assessment' (v1) -> 'ppr_assessment'") in refused.stderr
+    assert (f"version {n + 1} of 'mistrivsel_referral' has no such state for 1 running "
+            f"instances: 'ppr_assessment' (v{n}) -> 'ppr_assessment'") in refused.stderr
     assert "ltt_treatment, ppr_evaluation, bup_referred" in refused.stderr
     dry = json.loads(both(*migrate, "--map", "ppr_assessment=ppr_evaluation", "--dry-run",
                           "--json").output)
     assert dry["moved"] == 0
     assert {(m["from"], m["to"], m["instances"]) for m in dry["moves"]} == {
         ("referred", "referred", 1), ("ppr_assessment", "ppr_evaluation", 1)}
-    assert json.loads(old("show", waiting, "--json").output)["version"] == 1
+    assert json.loads(old("show", waiting, "--json").output)["version"] == n
     done = json.loads(both(*migrate, "--map", "ppr_assessment=ppr_evaluation", "--json").output)
     assert done["moved"] == 2
     moved = json.loads(both("show", waiting, "--json").output)
-    assert moved["version"] == 2
+    assert moved["version"] == n + 1
     triage = sorted((d["status"], d["due_local"]) for d in moved["deadlines"]
                     if d["name"] == "municipal_triage")
     assert triage == [("cancelled", "2026-11-16T23:59:59+01:00"),   # v1: 10 working days
                       ("overdue", "2026-11-12T23:59:59+01:00")]     # v2: 8 working days, passed
     assert moved["history"][-1]["kind"] == "migration"
-    assert moved["history"][-1]["changes"]["version"] == [1, 2]
+    assert moved["history"][-1]["changes"]["version"] == [n, n + 1]
     assert json.loads(both("show", assessed, "--json").output)["state"] == "ppr_evaluation"
     assert both("audit", "verify").exit_code == 0
     again = json.loads(both(*migrate, "--map", "ppr_assessment=ppr_evaluation", "--json").output)

@@ -23,11 +23,25 @@ def test_export_is_a_valid_bundle_with_careplan_and_tasks(run: Cli) -> None:
     assert careplan.get_resource_type() == "CarePlan"
     assert careplan.status == "active"
     assert careplan.subject.identifier.value == "F-1"
-    assert [t.status for t in tasks] == ["completed", "in-progress"]
-    assert [t.code.text for t in tasks] == ["referred", "bup_referred"]
+    assert [t.status for t in tasks] == ["completed", "in-progress", "requested", "requested"]
+    assert [t.code.text for t in tasks] == ["referred", "bup_referred", "information_letter",
+                                            "assessment_right"]
     assert tasks[1].owner.display == "bup"
-    assert str(tasks[1].restriction.period.end).startswith("2026-11-13")  # §90: 8 working days
+    assert tasks[1].restriction is None  # both BUP deadlines are obligations: Tasks of their own
+    letter, assessment = tasks[2], tasks[3]
+    assert letter.code.coding[0].system == "urn:pathways:mistrivsel_referral:deadline"
+    assert str(letter.restriction.period.end).startswith("2026-11-13")  # §90: 8 working days
+    assert str(assessment.restriction.period.end).startswith("2026-12-03")  # §82 b: 30 days
+    assert letter.owner.display == "bup"
     assert tasks[0].businessStatus.text == "municipal_triage: met"
+    run("advance", instance, "information_letter_sent", "--as", "b", "--role", "bup", "--at",
+        "2026-11-05T10:00")
+    after = Bundle.model_validate_json(run("export", instance, "--format", "fhir").output)
+    tasks = [e.resource for e in after.entry][1:]
+    assert [t.code.text for t in tasks] == ["referred", "bup_referred", "information_letter",
+                                            "assessment_right"]  # an internal event: same step
+    assert [t.status for t in tasks[2:]] == ["completed", "requested"]
+    assert str(tasks[2].executionPeriod.end).startswith("2026-11-05")
     urls = {e.fullUrl for e in bundle.entry}
     assert {a.reference.reference for a in careplan.activity} <= urls
     assert "Ida" not in exported

@@ -20,6 +20,8 @@ from support import ACTORS
 from support import DEFINITIONS
 from support import ROOT
 from support import Cli
+from support import version_of
+from support import with_version
 
 from pathways.cli import cli
 
@@ -105,8 +107,8 @@ def test_check_refuses_a_version_no_database_can_store(tmp_path: Path, version: 
     folder = copy_pathway(tmp_path, "bup_samhandlingsforlop")
     path = folder / "pathway.yaml"
     text = path.read_text()
-    line = text[:text.index("\nversion: 1\n") + 1].count("\n") + 1
-    path.write_text(text.replace("\nversion: 1\n", f"\nversion: {version}\n"))
+    line = text[:text.index(f"\nversion: {version_of(text)}\n") + 1].count("\n") + 1
+    path.write_text(with_version(text, version))
     result = CliRunner().invoke(cli, ["check", str(folder)])
     assert result.exit_code == 1
     assert result.stdout == (f"{path}:{line}: version: must be a whole number from 1 to "

@@ -59,7 +59,7 @@ def test_report_by_step_role_and_organisation(database: Database, registry: Regi
     assert "91%" in table
     assert table.splitlines()[0].split() == [
         "pathway", "step", "started", "completed", "median_days", "p90_days", "deadlines_closed",
-        "deadlines_met_share", "overdue_now"]
+        "deadlines_met_share", "deadlines_met_early", "paused_days", "overdue_now"]
     parsed = list(csv.DictReader(io.StringIO(run(*args[:-2], "--format", "csv").output)))
     assert {r["step"] for r in parsed} >= {"referred", "ppr_assessment"}
 

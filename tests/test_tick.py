@@ -84,15 +84,38 @@ def test_timers_fire_in_due_order_and_only_when_due(engine: PathwayEngine) -> No
 
 
 def test_leaving_a_state_cancels_its_timers(engine: PathwayEngine) -> None:
-    [instance] = populate(engine, 1)
-    engine.advance(instance, "bup_accepts", actor="b", role="bup",
-                   at=START + dt.timedelta(days=2))
+    engine.clock = FixedClock(START + dt.timedelta(days=2))
+    instance = engine.start("mistrivsel_referral", subject_ref="C-0",
+                            birth_date=dt.date(2014, 1, 1),
+                            values={"severity": "moderate", "consent_exchange": True},
+                            actor="gp1", role="gp", at=START)
+    engine.advance(instance, "triage_to_ppr", actor="p", role="ppr",
+                   at=START + dt.timedelta(days=1))
     assert tick(engine, WEEK_LATER).total == 0
     with engine.db.reading() as c:
         rows = list(c.execute(select(deadlines).where(deadlines.c.instance_id == instance)))
-    # the BUP deadlines were met when BUP accepted: no wake-up of theirs is left to fire
-    assert {r.status for r in rows if r.state == "bup_referred"} == {"met"}
+    # municipal triage was met when PPR took it on: none of its wake-ups is left to fire
+    assert [(r.name, r.status) for r in rows] == [("municipal_triage", "met")]
     assert all(r.next_fire_at is None for r in rows)
+
+
+def test_an_obligation_keeps_its_timers_until_the_act_that_meets_it(
+        engine: PathwayEngine) -> None:
+    [instance] = populate(engine, 1)
+    engine.advance(instance, "bup_accepts", actor="b", role="bup",
+                   at=START + dt.timedelta(days=2))
+    # information_letter reminder (Wed 11 Nov 08:00) fires although BUP accepted the child
+    assert tick(engine, START + dt.timedelta(days=9)).total == 1
+    engine.clock = FixedClock(START + dt.timedelta(days=10))
+    step = engine.advance(instance, "information_letter_sent", actor="b", role="bup",
+                          at=START + dt.timedelta(days=9, hours=1))
+    assert (step.from_state, step.to_state) == ("bup_assessment", "bup_assessment")
+    with engine.db.reading() as c:
+        rows = {r.name: r for r in c.execute(select(deadlines).where(
+            deadlines.c.instance_id == instance))}
+    assert rows["information_letter"].status == "met"
+    assert rows["information_letter"].next_fire_at is None
+    assert rows["assessment_right"].status == "pending"
 
 
 @pytest.mark.slow

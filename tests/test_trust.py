@@ -25,6 +25,8 @@ from support import ROOT
 from support import Cli
 from support import run_killed
 from support import tamper
+from support import version_of
+from support import with_version
 
 START = ["start", "mistrivsel_referral", "--subject", "C-1", "--birth-date", "2014-05-02",
          "--set", "severity=moderate", "--set", "consent_exchange=true",
@@ -73,7 +75,8 @@ def sharing_pathway(tmp_path: Path) -> Path:
     folder = tmp_path / "mistrivsel_referral"
     shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
     path = folder / "pathway.yaml"
-    path.write_text(path.read_text().replace("\nversion: 1\n", "\nversion: 2\n") + SHARING)
+    text = path.read_text()
+    path.write_text(with_version(text, version_of(text) + 1) + SHARING)
     return folder
 
 

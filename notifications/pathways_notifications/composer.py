@@ -56,6 +56,7 @@ def build_context(case: CaseView, request: NotificationRequest, role: str, party
                       "name": party.name if party else None},
         "trigger": request.trigger, "name": request.name, "at": request.at.isoformat(),
         "deadline": request.extra.get("deadline"), "due_at": request.extra.get("due_at"),
+        "deadline_warning": request.extra.get("warning"),
         "lookup": f"pathways show {instance.id}",
     }
 

@@ -199,7 +199,7 @@ def _assignment(expected: Expected, entry: Any, effects: Effects, changes: Effec
 
 
 _APPLY = {
-    "start": _step, "transition": _step, "timer": _timer, "migration": _migration,
+    "start": _step, "transition": _step, "internal": _step, "timer": _timer, "migration": _migration,
     "notification_queued": _queued, "notification_cancelled": _cancelled,
     "notification_sent": _sent, "notification_failed": _failed,
     "notification_retried": _retried, "consent": _consent, "consent_withdrawn": _withdrawn,

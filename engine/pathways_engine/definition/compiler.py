@@ -106,16 +106,24 @@ class CompiledPathway:
         # state that can be entered again must be seen not to open twice: steps read them
         self.needs_rows = any(d.repeat or d.extend or d.pause
                               for _, d in self.spec.all_deadlines()) or any(
-            any(d.obligation for d in state.deadlines) and self._on_a_cycle(name)
-            for name, state in self.spec.states.items())
+            self._may_still_run_on_return(name, d)
+            for name, state in self.spec.states.items() for d in state.deadlines
+            if d.obligation)
         self._local = threading.local()
         self._building = threading.Lock()
 
-    def _on_a_cycle(self, state: str) -> bool:
+    def _may_still_run_on_return(self, state: str, deadline: Any) -> bool:
+        """Can the pathway come back to `state` with this obligation still open? Only along
+        transitions that neither meet nor cancel it (internal ones are ignored: leaving it
+        open is the cautious reading)."""
+        closing = set(_happenings(deadline.met_by)) | set(_happenings(deadline.cancelled_by))
         edges: dict[str, set[str]] = {}
         for t in self.spec.transitions:
             for source in t.sources:
-                edges.setdefault(source, set()).add(t.target)
+                target = t.target_from(source)
+                if t.internal or t.event in closing or f"enter:{target}" in closing:
+                    continue
+                edges.setdefault(source, set()).add(target)
         seen, todo = set(), list(edges.get(state, ()))
         while todo:
             current = todo.pop()
@@ -159,7 +167,8 @@ class CompiledPathway:
             states[name] = entry
         for i, t in enumerate(self.spec.transitions):
             for source in t.sources:
-                item: dict[str, Any] = {"target": t.target, "on": [self._mark(i)]}
+                item: dict[str, Any] = {"target": t.target_from(source), "internal": t.internal,
+                                        "on": [self._mark(i)]}
                 if i in self.conditions:
                     item["cond"] = [self._guard(i)]
                 states[source].setdefault("on", {}).setdefault(t.event, []).append(item)

@@ -8,6 +8,7 @@ their legal status. Mermaid needs nothing installed; DOT needs pydot; SVG needs 
 
 from __future__ import annotations
 
+import re
 import shutil
 
 from pathways_engine.errors import InvalidArgument
@@ -15,13 +16,53 @@ from pathways_engine.rules.durations import parse_duration
 
 from .compiler import CompiledPathway
 from .spec import DeadlineSpec
+from .spec import Happening
 
 FORMATS = ("mermaid", "dot", "svg")
 
 
+def _happening(rule: Happening) -> str:
+    return "/".join([*rule.events, *(f"entering {state}" for state in rule.enter)])
+
+
 def _deadline_line(deadline: DeadlineSpec) -> str:
+    """One line a coordinator can check against the source: length, origin, rule, and how
+    it is met, windowed, repeated, extended, paused, moved off closed days, or replaced."""
     origin = "" if deadline.counts_from == "state_entered" else f" from {deadline.counts_from}"
-    return f"{deadline.name}: {parse_duration(deadline.duration)}{origin} ({deadline.status})"
+    parts = [f"{deadline.name}: {parse_duration(deadline.duration, allow_zero=True)}{origin} "
+             f"({deadline.status})"]
+    if deadline.opened_by:
+        parts.append(f"opens on {_happening(deadline.opened_by)}")
+    if deadline.not_before:
+        parts.append(f"not before {parse_duration(deadline.not_before)}")
+    if deadline.due_time:
+        parts.append(f"due at {deadline.due_time}")
+    if deadline.met_by:
+        parts.append(f"met by {_happening(deadline.met_by)}")
+    if deadline.cancelled_by:
+        parts.append(f"cancelled by {_happening(deadline.cancelled_by)}")
+    if deadline.repeat:
+        parts.append(f"then every {parse_duration(deadline.repeat.every)}")
+    if deadline.extend:
+        parts.append(f"extendable {deadline.extend.times}x by "
+                     f"{parse_duration(deadline.extend.by)} ({', '.join(deadline.extend.roles)})")
+    if deadline.pause:
+        parts.append(f"pausable ({', '.join(deadline.pause.roles)})")
+    policy = deadline.calendar.policy()
+    if policy != "none":
+        parts.append(f"closed days: {policy}")
+    for variant in deadline.variants:
+        when = [f"from {variant.effective_from}" if variant.effective_from else "",
+                f"until {variant.effective_until}" if variant.effective_until else "",
+                f"with switch {variant.switch}" if variant.switch else ""]
+        parts.append(f"{' '.join(w for w in when if w)}: "
+                     f"{parse_duration(variant.duration, allow_zero=True)} ({variant.status})")
+    return "; ".join(parts)
+
+
+def _without_marks(text: str) -> str:
+    """python-statemachine names an internal transition's action; ours is only a marker."""
+    return re.sub(r" / transition_\d+", "", text)
 
 
 def state_notes(compiled: CompiledPathway) -> dict[str, list[str]]:
@@ -38,7 +79,7 @@ def state_notes(compiled: CompiledPathway) -> dict[str, list[str]]:
 def mermaid(compiled: CompiledPathway) -> str:
     from statemachine.contrib.diagram import formatter
 
-    text = formatter.render(compiled.machine_class, "mermaid").rstrip("\n")
+    text = _without_marks(formatter.render(compiled.machine_class, "mermaid").rstrip("\n"))
     out = [text]
     for state, lines in state_notes(compiled).items():
         out.append(f"    note right of {state}")
@@ -60,7 +101,7 @@ def dot(compiled: CompiledPathway) -> str:
         graph.add_node(pydot.Node(note, label=f'"{label}"', shape="note", fontsize="9",
                                   style="filled", fillcolor="lightyellow"))
         graph.add_edge(pydot.Edge(note, state, style="dashed", arrowhead="none"))
-    return str(graph.to_string())
+    return _without_marks(str(graph.to_string()))
 
 
 def svg(compiled: CompiledPathway) -> str:

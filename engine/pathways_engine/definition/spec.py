@@ -304,7 +304,12 @@ class StartSpec(_Strict):
 class TransitionSpec(_Strict):
     event: Identifier
     source: Identifier | list[Identifier] = Field(alias="from")
-    target: Identifier = Field(alias="to")
+    target: Identifier | None = Field(default=None, alias="to",
+                                      description="The state it leads to (not with internal).")
+    internal: bool = Field(
+        default=False, description="Happens in its state without leaving it: the state's "
+        "deadlines keep running and nothing is entered; what it meets (met_by events) is met. "
+        "E.g. 'the §90 letter is sent'.")
     roles: list[Identifier] = Field(
         default_factory=list, description="Roles that may send it; empty means only the system."
     )
@@ -313,9 +318,22 @@ class TransitionSpec(_Strict):
     accepts: list[Identifier] = Field(default_factory=list)
     title: Text | None = None
 
+    @model_validator(mode="after")
+    def _target(self) -> TransitionSpec:
+        if self.internal and self.target is not None:
+            raise ValueError("an internal transition stays in its state: leave out `to:`")
+        if not self.internal and self.target is None:
+            raise ValueError("give `to:` (the state it leads to), or `internal: true` for an "
+                             "event that happens without leaving the state")
+        return self
+
     @property
     def sources(self) -> tuple[str, ...]:
         return (self.source,) if isinstance(self.source, str) else tuple(self.source)
+
+    def target_from(self, source: str) -> str:
+        """Where it leads from `source` (an internal transition stays there)."""
+        return source if self.target is None else self.target
 
 
 class StatutoryBasisSpec(_Strict):

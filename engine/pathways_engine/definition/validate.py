@@ -97,7 +97,7 @@ def _transitions(d: Definition) -> list[Problem]:
             elif spec.states[source].final:
                 out.append(_p(d, where, f"final state {source!r} cannot have outgoing transitions"))
             seen[(source, t.event)].append((i, t.guard))
-        if t.target not in spec.states:
+        if t.target is not None and t.target not in spec.states:
             out.append(_p(d, (*loc, "to"), _unknown("state", t.target, states)))
         for j, role in enumerate(t.roles):
             if role not in spec.roles:
@@ -131,7 +131,7 @@ def _edges(d: Definition) -> dict[str, set[str]]:
     edges: dict[str, set[str]] = defaultdict(set)
     for t in d.spec.transitions:
         for source in t.sources:
-            edges[source].add(t.target)
+            edges[source].add(t.target_from(source))
     return edges
 
 
@@ -295,6 +295,7 @@ def _met_by_leaving(d: Definition, loc: tuple[str | int, ...], state: str,
     if deadline.obligation or deadline.status not in ("law", "guideline"):
         return []
     onward = sorted({t.target for t in d.spec.transitions if state in t.sources
+                     and t.target is not None and t.target in d.spec.states
                      and not d.spec.states[t.target].final and t.target != state
                      and deadline.on_timeout != t.event})
     if not onward:

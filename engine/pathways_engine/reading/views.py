@@ -98,15 +98,19 @@ def _redacted(values: dict[str, Any], personal: set[str], why: str | None) -> di
 def deadline_view(row: Any, now: dt.datetime, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "name": row.name, "state": row.state, "responsible": row.responsible,
+        "obligation": row.met_by is not None, "started_utc": _iso(row.started_at),
         "due_utc": _iso(row.due_at), "due_local": row.due_at.astimezone(zone).isoformat(),
         "status": display_status(row.status, row.due_at, now, zone, row.paused_at is not None),
         "closed_at": _iso(row.closed_at), "rule": row.rule,
+        "occurrence": row.occurrence, "extensions": row.extensions,
+        "paused_since": _iso(row.paused_at), "paused_seconds": row.paused_seconds,
+        "window_start": _iso(row.window_start),
     }
 
 
 def audit_view(entry: Any, personal: set[str], why: str | None) -> dict[str, Any]:
     changes = dict(entry.changes or {})
-    if why is not None and entry.kind in ("start", "transition", "correction"):
+    if why is not None and entry.kind in ("start", "transition", "internal", "correction"):
         changes = {k: ([why if x is not None else None for x in v] if k in personal else v)
                    for k, v in changes.items()}
     return {

@@ -88,8 +88,9 @@ class WorkCalendar:
             day -= dt.timedelta(days=1)
         return day
 
-    def closed_because(self, day: dt.date, language: str = "en") -> str | None:
-        """Why `day` is closed (the holiday's name, or the weekday), or None if it is open."""
+    def closed_because(self, day: dt.date, language: str = "en") -> tuple[str, str] | None:
+        """Why `day` is closed - ("holiday", its name), ("extra", "24-12") or ("weekend",
+        weekday number as text) - or None if it is open."""
         if not self.is_closed(day):
             return None
         import holidays
@@ -97,10 +98,10 @@ class WorkCalendar:
         names = holidays.country_holidays(self.country, years=[day.year],
                                           categories=self.categories, language=language)
         if day in names:
-            return str(names[day])
+            return "holiday", str(names[day])
         if (day.month, day.day) in self.extra:
-            return f"closed every year on {day:%d %B}"
-        return day.strftime("%A")
+            return "extra", f"{day:%d-%m}"
+        return "weekend", str(day.weekday())
 
     def add_working_days(self, day: dt.date, count: int) -> dt.date:
         while count > 0:

@@ -158,7 +158,30 @@ def closed_day_warning(spec: PathwaySpec, deadline: DeadlineSpec, due: dt.dateti
         return None
     zone = ZoneInfo(spec.timezone)
     reason = calendar_of(spec, deadline).closed_because(due.astimezone(zone).date(), language)
-    return None if reason is None else f"falls on a closed day: {reason}"
+    if reason is None:
+        return None
+    kind, label = reason
+    words = _CLOSED_WORDS.get(language, _CLOSED_WORDS["en"])
+    if kind == "weekend":
+        label = words["weekdays"][int(label)]
+    return f"{words[kind]}: {label}"
+
+
+# What staff read on a `closed_day: warn` deadline, in the pathway's language.
+_CLOSED_WORDS: dict[str, dict[str, Any]] = {
+    "da": {"holiday": "falder på en helligdag", "weekend": "falder på en weekenddag",
+           "extra": "falder på en lukkedag", "weekdays": ["mandag", "tirsdag", "onsdag",
+           "torsdag", "fredag", "lørdag", "søndag"]},
+    "nb": {"holiday": "faller på en helligdag", "weekend": "faller i helgen",
+           "extra": "faller på en stengt dag", "weekdays": ["mandag", "tirsdag", "onsdag",
+           "torsdag", "fredag", "lørdag", "søndag"]},
+    "sv": {"holiday": "infaller på en helgdag", "weekend": "infaller på en helg",
+           "extra": "infaller på en stängd dag", "weekdays": ["måndag", "tisdag", "onsdag",
+           "torsdag", "fredag", "lördag", "söndag"]},
+    "en": {"holiday": "falls on a public holiday", "weekend": "falls on a weekend",
+           "extra": "falls on a closed day", "weekdays": ["Monday", "Tuesday", "Wednesday",
+           "Thursday", "Friday", "Saturday", "Sunday"]},
+}
 
 
 def new_deadline(spec: PathwaySpec, deadline: DeadlineSpec, instance: InstanceRow,

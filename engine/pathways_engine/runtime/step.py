@@ -303,36 +303,45 @@ class StepContext:
         """Apply a chosen transition; deadlines change in a fixed order the audit replays:
         obligations met or cancelled by the event and by entering the target, then the source
         state's deadlines closed, then - the pathway finished - whatever is still open, else
-        the target's deadlines, those the happenings open and next occurrences opened."""
+        the target's deadlines, those the happenings open and next occurrences opened.
+        An internal transition only happens: nothing is left, entered or opened by state."""
         instance = self.instance
+        internal = fired.transition.internal
         changes = {k: [instance.data.get(k), v] for k, v in given.items()
                    if instance.data.get(k) != v}
         self.bump()
         instance.data = {**instance.data, **given}
-        instance.state, instance.state_entered_at = fired.target, at
-        happenings = [fired.transition.event, f"enter:{fired.target}"]
+        happenings = [fired.transition.event]
+        if not internal:
+            instance.state, instance.state_entered_at = fired.target, at
+            happenings.append(f"enter:{fired.target}")
         repeats: list[DeadlineRow] = []
         met, cancelled = [], []
         for happening in happenings:
             met += self.happened(happening, at, repeats)
             cancelled += self.cancelled(happening, at)
-        self.close_state(fired.source, at)
+        if not internal:
+            self.close_state(fired.source, at)
         final = self.spec.states[fired.target].final
         opened: list[DeadlineRow] = []
         if final:
             instance.status, instance.completed_at = "completed", at
             self.close_end(at)
         else:
-            opened = self.open_deadlines(fired.target, at)
+            if not internal:
+                opened = self.open_deadlines(fired.target, at)
             for happening in happenings:
                 opened += self.open_on(happening, at)
             opened += self.open_rows(repeats)
-        self.audit("transition", at=at, actor=actor, role=role, event=fired.transition.event,
+        effects: dict[str, Any] = {"opened": opened_effects(opened), "completed": final,
+                                   "happened": happenings, "met": met, "cancelled": cancelled}
+        # "internal": the report's stays and FHIR's tasks pair only entries that change state
+        self.audit("internal" if internal else "transition", at=at, actor=actor, role=role, event=fired.transition.event,
                    from_state=fired.source, to_state=fired.target, changes=changes, note=note,
-                   effects={"opened": opened_effects(opened), "completed": final,
-                            "happened": happenings, "met": met, "cancelled": cancelled})
+                   effects=effects)
         self.notify("event", fired.transition.event, at)
-        self.notify("enter", fired.target, at)
+        if not internal:
+            self.notify("enter", fired.target, at)
         return Step(instance.id, fired.transition.event, fired.source, fired.target,
                     instance.version, instance.status == "completed")
 

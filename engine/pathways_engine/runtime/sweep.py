@@ -142,6 +142,7 @@ def _fire(step: StepContext, row: DeadlineRow, summary: TickSummary) -> None:
                effects={"deadline": row.name, "index": index, "timed_out": timed_out})
     summary.fired[kind] += 1
     extra = {"deadline": row.name, "due_at": row.due_at.isoformat(),
+             "warning": row.rule.get("warning"),
              "responsible": row.responsible, "kind": kind,
              "escalate_to": list(spec.escalate.to) if spec.escalate else []}
     summary.notifications += step.notify(kind, row.name, at, extra)

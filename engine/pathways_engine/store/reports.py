@@ -6,8 +6,11 @@ area: its municipality or region), over a period:
 - started: entries into the step in the period; completed: exits from it in the period;
 - median and 90th percentile time in the step, over the exits in the period;
 - deadlines met: of the deadlines closed in the period, the share met on time
-  (met / (met + met_late + timed_out)); cancelled ones (a migration, a finished pathway that
-  made them moot) do not count;
+  ((met + met_early) / (met + met_early + met_late + timed_out + unmet)): an obligation the
+  pathway ended without is a miss; cancelled ones (a migration, a rule that made them moot)
+  do not count; met_early (before a window opened) is also counted on its own;
+- paused days: the time legal clocks of those deadlines stood still (`pathways pause`),
+  reported apart, never subtracted from the time in a step;
 - overdue now: pending deadlines already past due.
 
 Stays are the audit trail's start/transition/migration entries paired with the next one by a
@@ -43,6 +46,8 @@ from .tables import deadlines as deadline_table
 from .tables import instances as instance_table
 
 GROUPINGS = ("step", "role", "organisation")
+_ON_TIME = ("met", "met_early")
+_COUNTED = ("met", "met_early", "met_late", "timed_out", "unmet")
 
 
 def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
@@ -112,9 +117,10 @@ def report(connection: Connection, *, start: dt.datetime, end: dt.datetime, now:
 
     deadline_group = _deadline_group(by, roles, Deadline, Instance)
     closed = (select(Instance.pathway_id, deadline_group,
-                     func.sum(case((Deadline.status == "met", 1), else_=0)),
-                     func.sum(case((Deadline.status.in_(("met", "met_late", "timed_out")), 1),
-                                   else_=0)))
+                     func.sum(case((Deadline.status.in_(_ON_TIME), 1), else_=0)),
+                     func.sum(case((Deadline.status.in_(_COUNTED), 1), else_=0)),
+                     func.sum(case((Deadline.status == "met_early", 1), else_=0)),
+                     func.sum(Deadline.paused_seconds))
               .select_from(deadline_table).join(instance_table, Instance.id == Deadline.instance_id)
               .where(Deadline.closed_at >= start, Deadline.closed_at < end)
               .group_by(Instance.pathway_id, deadline_group))
@@ -125,14 +131,15 @@ def report(connection: Connection, *, start: dt.datetime, end: dt.datetime, now:
     if pathway:
         closed = closed.where(Instance.pathway_id == pathway)
         overdue = overdue.where(Instance.pathway_id == pathway)
-    met = {(p, g): (int(m or 0), int(t or 0)) for p, g, m, t in connection.execute(closed)}
+    met = {(p, g): (int(m or 0), int(t or 0), int(e or 0), float(s or 0))
+           for p, g, m, t, e, s in connection.execute(closed)}
     late = {(p, g): int(n) for p, g, n in connection.execute(overdue)}
 
     base.drop(connection)
     keys = sorted(set(started) | set(completed) | set(met) | set(late), key=lambda k: (k[0], str(k[1])))
     rows = []
     for key in keys:
-        on_time, closed_count = met.get(key, (0, 0))
+        on_time, closed_count, early, paused = met.get(key, (0, 0, 0, 0.0))
         figures = quantiles.get(key, {})
         rows.append({
             "pathway": key[0], by: key[1], "started": started.get(key, 0),
@@ -140,6 +147,7 @@ def report(connection: Connection, *, start: dt.datetime, end: dt.datetime, now:
             "median_days": _days(figures.get("median")), "p90_days": _days(figures.get("p90")),
             "deadlines_closed": closed_count,
             "deadlines_met_share": round(on_time / closed_count, 3) if closed_count else None,
+            "deadlines_met_early": early, "paused_days": _days(paused) or 0.0,
             "overdue_now": late.get(key, 0),
         })
     return rows
