@@ -95,7 +95,7 @@ class App:
         from pathways_engine import PathwayEngine
 
         return PathwayEngine(self.db, self.registry, clock=self.clock,
-                             composer=_ComposerOnFirstUse(self))
+                             composer=_ComposerOnFirstUse(self), switches=self.settings.switches)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pathways_engine.definition.registry import load_all
 from pathways_engine.errors import Problem
 
+if TYPE_CHECKING:
+    from pathways_engine.definition.loader import Definition
+
 
 def check_paths(paths: Iterable[Path], parties: Path | None = None,
-                actors: Path | None = None) -> tuple[list[Problem], int]:
-    """(problems, number of definitions looked at); the parties and actors files too."""
+                actors: Path | None = None,
+                switches: tuple[str, ...] = ()) -> tuple[list[Problem], int]:
+    """(problems, number of definitions looked at); the parties and actors files and the
+    deployment's switches too."""
     paths = list(paths)
     definitions, problems = load_all(paths)
     from pathways_notifications.checks import template_problems
@@ -23,8 +30,25 @@ def check_paths(paths: Iterable[Path], parties: Path | None = None,
     if actors is not None:
         problems.extend(_actor_problems(actors, {r for d in definitions for r in d.spec.roles},
                                         parties))
+    problems.extend(_switch_problems(switches, definitions))
     looked_at = len(definitions) + len({p.path for p in problems} - {d.path for d in definitions})
     return sorted(set(problems), key=lambda p: (p.path, p.line, p.message)), looked_at
+
+
+def _switch_problems(switches: tuple[str, ...],
+                     definitions: Sequence[Definition]) -> list[Problem]:
+    """A switch no variant names is a typo that would leave the old rule quietly in force."""
+    from pathways_engine.errors import did_you_mean
+
+    from .config import deployment_path
+
+    named = {v.switch for d in definitions for _, deadline in d.spec.all_deadlines()
+             for v in deadline.variants if v.switch}
+    where = str(deployment_path() or "deployment")
+    return [Problem(where, 1, f"switches: {switch!r} is named by no deadline variant of these "
+                    f"definitions{did_you_mean(switch, named)}; they name: "
+                    f"{', '.join(sorted(named)) or '(none)'}")
+            for switch in switches if switch not in named]
 
 
 def _party_problems(path: Path, roles: set[str]) -> list[Problem]:

@@ -12,6 +12,7 @@ A deployment may describe itself in `/etc/pathways/deployment.yaml` (operations 
 actors: /srv/pathways/actors.yaml    # who may act (relative paths: beside this file)
 parties: /srv/pathways/parties.yaml  # who receives messages
 lock_actors: true                    # --actors and PATHWAYS_ACTORS may not name another file
+switches: [dk_l45]                   # rules not yet in force that this deployment applies
 ```
 """
 
@@ -60,6 +61,7 @@ class Settings:
     definitions: tuple[Path, ...]
     parties: Path | None
     actors: Path | None = None
+    switches: tuple[str, ...] = ()  # the deployment's rule switches (deadline variants)
 
     @classmethod
     def resolve(cls, db: str | None, definitions: tuple[Path, ...],
@@ -72,11 +74,13 @@ class Settings:
         else:
             paths = (shipped_definitions(),)
         deployment = load_deployment()
+        switches: tuple[str, ...] = ()
         if deployment is not None:
             actors = deployment.locked_actors(actors) or actors or deployment.actors
             parties = parties or (None if os.environ.get(PARTIES_ENV) else deployment.parties)
+            switches = deployment.switches
         return cls(url, paths, _deployment_file(parties, PARTIES_ENV, paths, "parties.yaml"),
-                   _deployment_file(actors, ACTORS_ENV, paths, "actors.yaml"))
+                   _deployment_file(actors, ACTORS_ENV, paths, "actors.yaml"), switches)
 
     def with_demo_deployment(self) -> Settings:
         """These settings, with the demo actors and parties where none were configured."""
@@ -108,6 +112,7 @@ class Deployment:
     actors: Path | None
     parties: Path | None
     lock_actors: bool
+    switches: tuple[str, ...] = ()
 
     def locked_actors(self, given: Path | None) -> Path | None:
         """The locked actors file, refusing a flag or environment that names another."""
@@ -139,14 +144,18 @@ def load_deployment() -> Deployment | None:
     if path is None:
         return None
     from pathways_engine.definition.loader import load_model
+    from typing import Annotated
+
     from pydantic import BaseModel
     from pydantic import ConfigDict
+    from pydantic import Field
 
     class DeploymentFile(BaseModel):
         model_config = ConfigDict(frozen=True, extra="forbid")
         actors: str | None = None
         parties: str | None = None
         lock_actors: bool = False
+        switches: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]] = []
 
     parsed, _ = load_model(path, DeploymentFile)
 
@@ -154,4 +163,5 @@ def load_deployment() -> Deployment | None:
         return None if name is None else (path.parent / name if not Path(name).is_absolute()
                                           else Path(name))
 
-    return Deployment(path, beside(parsed.actors), beside(parsed.parties), parsed.lock_actors)
+    return Deployment(path, beside(parsed.actors), beside(parsed.parties), parsed.lock_actors,
+                      tuple(parsed.switches))

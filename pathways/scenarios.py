@@ -1,30 +1,9 @@
 """Scenario files: a pathway tried against realistic cases in simulated time, before it goes live.
 
-```yaml
-name: Referral just before Christmas
-subject: {ref: SC-1, birth_date: 2014-05-02}
-start: {at: 2026-12-18T10:00, as: gp, set: {severity: moderate, consent_exchange: true}}
-expect:                               # checked right after the start
-  state: referred
-  deadlines: {municipal_triage: {due: 2027-01-07T23:59:59+01:00, status: pending}}
-steps:
-  - at: +2 working days               # or absolute (local time in the pathway's zone)
-    event: triage_to_ppr
-    as: ppr
-    set: {}
-    expect:
-      state: ppr_assessment
-      notifications: [{template: step_assigned, to: ppr}]   # queued since the last check
-  - at: 2027-01-20T12:00
-    tick: true                        # only let time pass: due timers fire
-    expect: {notifications: [{template: deadline_reminder, to: ppr, trigger: reminder}]}
-  - at: +1 hours
-    event: close
-    as: ppr
-    expect: {error: "needs 'outcome'"}  # the step must be refused with this message
-```
-Before every step the sweep runs up to the step's time, as the scheduler would. Each scenario
-runs on its own throwaway SQLite database; nothing touches the configured one.
+The format, with an example the test suite runs, is in docs/definitions.md ("Scenarios"). Each
+scenario runs on its own throwaway SQLite database (nothing touches the configured one); before
+every step the sweep runs up to the step's time, as the scheduler would; every run ends by
+verifying its audit trail.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from support import ROOT
 from pathways.cli import cli
 
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "RELIABILITY.md", ROOT / "engine" / "README.md",
+         *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def blocks(kind: str) -> list[tuple[str, str]]:
@@ -62,3 +63,71 @@ def test_console_examples_run(workdir: Path, where: str, script: str) -> None:
         assert result.exit_code == 0, (where, line, result.output)
         if "--json" in args and args[0] == "start":
             env["ID"] = json.loads(result.stdout)["id"]
+
+
+YAML_KINDS = ("definition", "transition", "deadline", "scenario", "parties", "actors",
+              "deployment")
+
+
+def _kind(body: str) -> str:
+    first = body.splitlines()[0] if body else ""
+    kind = first.removeprefix("# ").strip()
+    assert first.startswith("# ") and kind in YAML_KINDS, (
+        f"a YAML example must start with `# KIND` ({', '.join(YAML_KINDS)}) so it can be run; "
+        f"this one starts {first!r}")
+    return kind
+
+
+def _doc_definitions(root: Path) -> Path:
+    """The docs' complete definitions as a definitions folder, with shipped templates."""
+    folder = root / "doc-definitions"
+    for _, body in blocks("yaml"):
+        if _kind(body) == "definition":
+            import yaml
+
+            pathway = yaml.safe_load(body)["id"]
+            shutil.copytree(DEFINITIONS / "mistrivsel_referral" / "templates",
+                            folder / pathway / "templates")
+            (folder / pathway / "pathway.yaml").write_text(body, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(("where", "body"), blocks("yaml"), ids=lambda v: str(v)[:30])
+def test_yaml_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str,
+                           body: str) -> None:
+    """Definitions pass `check` without warnings, snippets validate as what they are, scenarios
+    pass against the shipped definitions and the docs' own, deployment files load."""
+    kind = _kind(body)
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(body, encoding="utf-8")
+    if kind == "definition":
+        folder = _doc_definitions(tmp_path)
+        result = CliRunner().invoke(cli, ["check", str(folder)])
+        assert result.exit_code == 0, (where, result.output)
+        assert "warning" not in result.output, (where, result.output)
+    elif kind in ("transition", "deadline"):
+        from pathways_engine.definition.loader import load_model
+        from pathways_engine.definition.spec import DeadlineSpec
+        from pathways_engine.definition.spec import TransitionSpec
+
+        load_model(path, TransitionSpec if kind == "transition" else DeadlineSpec)
+    elif kind == "scenario":
+        from pathways.scenarios import run_file
+
+        outcome = run_file(path, (DEFINITIONS, _doc_definitions(tmp_path)),
+                           DEFINITIONS / "parties.yaml")
+        assert outcome.failures == [], (where, outcome.failures)
+    elif kind == "parties":
+        from pathways_notifications.parties import load_parties
+
+        assert load_parties(path).by_id
+    elif kind == "actors":
+        from pathways.actors import load_actors
+
+        load_actors(path)
+    else:
+        from pathways.config import load_deployment
+
+        monkeypatch.setenv("PATHWAYS_DEPLOYMENT", str(path))
+        deployment = load_deployment()
+        assert deployment is not None and deployment.switches == ("dk_l45",)

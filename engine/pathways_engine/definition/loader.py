@@ -64,6 +64,12 @@ def snapshot_json(data: Any, templates: dict[str, str], path: str) -> str:
     )
 
 
+def same_content(one: str, other: str) -> bool:
+    """Two snapshots of the same definition and templates, wherever each was loaded from."""
+    first, second = json.loads(one), json.loads(other)
+    return all(first.get(key) == second.get(key) for key in ("definition", "templates"))
+
+
 def _hash(snapshot: str) -> str:
     return hashlib.sha256(snapshot.encode("utf-8")).hexdigest()
 

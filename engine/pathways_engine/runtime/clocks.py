@@ -59,6 +59,7 @@ def _effects(row: DeadlineRow) -> dict[str, object]:
 
 
 def extend(step: StepContext, name: str, *, reason: str, actor: str, role: str) -> DeadlineRow:
+    reason = _reason(reason)  # before anything changes
     row, spec = _open_row(step, name)
     rule = spec.extend
     if rule is None:
@@ -79,7 +80,7 @@ def extend(step: StepContext, name: str, *, reason: str, actor: str, role: str) 
     step.audit("deadline_extended", at=step.now, actor=actor, role=role,
                changes={"deadline": name, "due": [before.isoformat(), row.due_at.isoformat()],
                         "by": rule.by},
-               note=_reason(reason), effects=_effects(row))
+               note=reason, effects=_effects(row))
     return row
 
 
@@ -93,6 +94,7 @@ def _may_pause(spec: DeadlineSpec, name: str, role: str) -> None:
 
 
 def pause(step: StepContext, name: str, *, reason: str, actor: str, role: str) -> DeadlineRow:
+    reason = _reason(reason)
     row, spec = _open_row(step, name)
     _may_pause(spec, name, role)
     if row.paused_at is not None:
@@ -101,11 +103,12 @@ def pause(step: StepContext, name: str, *, reason: str, actor: str, role: str) -
     step.bump()
     row.paused_at, row.changed = step.now, True
     step.audit("deadline_paused", at=step.now, actor=actor, role=role,
-               changes={"deadline": name}, note=_reason(reason), effects=_effects(row))
+               changes={"deadline": name}, note=reason, effects=_effects(row))
     return row
 
 
 def resume(step: StepContext, name: str, *, reason: str, actor: str, role: str) -> DeadlineRow:
+    reason = _reason(reason)
     row, spec = _open_row(step, name)
     _may_pause(spec, name, role)
     if row.paused_at is None:
@@ -127,5 +130,5 @@ def resume(step: StepContext, name: str, *, reason: str, actor: str, role: str) 
     step.audit("deadline_resumed", at=step.now, actor=actor, role=role,
                changes={"deadline": name, "due": [before.isoformat(), row.due_at.isoformat()],
                         "paused_for": str(stood_still)},
-               note=_reason(reason), effects=_effects(row))
+               note=reason, effects=_effects(row))
     return row

@@ -31,6 +31,7 @@ from pathways_engine.definition.compiler import cached
 from pathways_engine.definition.compiler import compile_definition
 from pathways_engine.definition.loader import Definition
 from pathways_engine.definition.loader import from_snapshot
+from pathways_engine.definition.loader import same_content
 from pathways_engine.definition.registry import Registry
 from pathways_engine.definition.values import check_values
 from pathways_engine.errors import ConcurrentModification
@@ -119,8 +120,9 @@ class PathwayEngine:
             return
         if not reads.snapshot_exists(connection, definition.content_hash):
             spec = definition.spec
-            earlier = reads.snapshot_created(connection, spec.id, spec.version,
-                                             definition.content_hash)
+            earlier = next((at for source, at in reads.other_snapshots(
+                connection, spec.id, spec.version, definition.content_hash)
+                if not same_content(source, definition.snapshot())), None)
             if earlier is not None:  # two different definitions must not both be "v1"
                 raise DefinitionError([Problem(
                     definition.path, definition.line_of("version"),

@@ -113,12 +113,15 @@ def snapshot_exists(connection: Connection, content_hash: str) -> bool:
         definition_snapshots.c.content_hash == content_hash)).first() is not None
 
 
-def snapshot_created(connection: Connection, pathway: str, version: int,
-                     other_than: str) -> dt.datetime | None:
-    """When another content of this pathway version was first stored, if one was."""
-    return connection.execute(select(func.min(definition_snapshots.c.created_at)).where(
-        definition_snapshots.c.pathway_id == pathway, definition_snapshots.c.version == version,
-        definition_snapshots.c.content_hash != other_than)).scalar()
+def other_snapshots(connection: Connection, pathway: str, version: int,
+                    other_than: str) -> list[tuple[str, dt.datetime]]:
+    """(source, stored at) of every other snapshot of this pathway version, oldest first."""
+    return [(row.source, row.created_at) for row in connection.execute(
+        select(definition_snapshots.c.source, definition_snapshots.c.created_at).where(
+            definition_snapshots.c.pathway_id == pathway,
+            definition_snapshots.c.version == version,
+            definition_snapshots.c.content_hash != other_than)
+        .order_by(definition_snapshots.c.created_at))]
 
 
 def subject_by_key(connection: Connection, ref_key: str) -> SubjectRow | None:
