@@ -58,7 +58,7 @@ def run(scale: str) -> list[Figure]:
             floors.append(_wall([python, "-c", "import sqlalchemy, click"]))
             for name, (args, _) in commands.items():
                 if args is None:
-                    args = [*base, "advance", next(pending), "triage_to_ltt", "--as", "ppr.anne",
+                    args = [*base, "advance", next(pending), "triage_to_ppr", "--as", "ppr.anne",
                             "--role", "ppr"]
                 values[name].append(_wall(args))
     floor = min(floors)

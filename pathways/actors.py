@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Annotated
+from typing import Literal
 
 from pathways_engine.areas import AREA_PATTERN
 from pathways_engine.definition.loader import load_model
@@ -48,6 +49,9 @@ class Actor(BaseModel):
     organisation: str | None = None
     roles: list[str] = Field(min_length=1)
     areas: list[Annotated[str, StringConstraints(pattern=AREA_PATTERN)]] | None = None
+    may: list[Literal["correct", "undo", "withdraw"]] = Field(
+        default_factory=list, description="Acts beyond the pathway's own steps this actor may "
+        "do: correct entered fields, undo a step, withdraw a pathway.")
 
 
 class ActorsFile(BaseModel):
@@ -99,6 +103,14 @@ class Actors:
         if role not in actor.roles:
             raise NotAuthorized(f"actor {actor_id!r} does not hold role {role!r}; "
                                 f"{actor_id} holds: {', '.join(actor.roles)}")
+        return actor
+
+    def permit(self, actor_id: str, act: str, role: str) -> Actor:
+        """The actor, if the actors file lets it `act` (correct, undo, withdraw) in `role`."""
+        actor = self.authorize(actor_id, role)
+        if act not in actor.may:
+            raise NotAuthorized(f"actor {actor_id!r} may not {act}: the actors file "
+                                f"{self.path} does not list {act!r} under its `may:`")
         return actor
 
     def authorize_any(self, actor_id: str, roles: set[str]) -> str:

@@ -26,7 +26,7 @@ def _acting_role(app: App, step: StepContext, actor: str, role: str | None) -> s
 
 
 def assign_party(app: App, instance_id: str, role: str, party: str, actor: str,
-                 acting_role: str | None = None) -> None:
+                 acting_role: str | None = None, for_child: bool = False) -> None:
     parties = app.parties
     if parties is None:
         raise ConfigError("no parties file: give --parties FILE or set PATHWAYS_PARTIES")
@@ -42,7 +42,8 @@ def assign_party(app: App, instance_id: str, role: str, party: str, actor: str,
     with app.may("write").engine.step(instance_id) as step:
         held = _acting_role(app, step, actor, acting_role)
         app.actors.check_area(actor, step.instance.area, instance_id)
-        sharing.assign(step, role=role, party=party, actor=actor, acting_role=held)
+        sharing.assign(step, role=role, party=party, actor=actor, acting_role=held,
+                       for_child=for_child)
 
 
 def record_consent(app: App, instance_id: str, sector: str, basis: str, reference: str,

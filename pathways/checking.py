@@ -15,12 +15,12 @@ if TYPE_CHECKING:
 
 
 def check_paths(paths: Iterable[Path], parties: Path | None = None,
-                actors: Path | None = None,
-                switches: tuple[str, ...] = ()) -> tuple[list[Problem], int]:
+                actors: Path | None = None, switches: tuple[str, ...] = (),
+                context: Iterable[Path] = ()) -> tuple[list[Problem], int]:
     """(problems, number of definitions looked at); the parties and actors files and the
     deployment's switches too."""
     paths = list(paths)
-    definitions, problems = load_all(paths)
+    definitions, problems = load_all(paths, context)
     from pathways_notifications.checks import template_problems
 
     for definition in definitions:

@@ -26,6 +26,7 @@ COMMAND_MODULES = {
                     "pathways.commands_notifications"),
     **dict.fromkeys(["db", "tick", "scheduler", "overdue", "demo", "audit", "report"],
                     "pathways.commands_operations"),
+    **dict.fromkeys(["subject", "withdraw", "correct", "undo"], "pathways.commands_subject"),
 }
 
 

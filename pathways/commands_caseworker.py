@@ -151,21 +151,45 @@ def show(app: App, instance: str, actor: str | None, role: str | None, now: dt.d
     emit(data, as_json, None if as_json else format_show(data))
 
 
+_mine = click.option("--mine", "mine", default=None, metavar="ACTOR",
+                     help="Only cases this actor's roles are responsible for, in its areas, "
+                          "and for its organisation if it has one.")
+_area = click.option("--area", default=None, metavar="CODE",
+                     help="Only cases of this municipality or region.")
+_party = click.option("--party", default=None, metavar="PARTY",
+                      help="Only cases whose responsible role is this party's (assigned, or "
+                           "routed by area in the parties file).")
+
+
 @click.command(name="list")
-@click.option("--pathway", default=None, help="Only instances of this pathway.")
-@click.option("--state", default=None, help="Only instances in this state.")
+@click.option("--pathway", default=None, metavar="PATHWAY", help="Only instances of this pathway.")
+@click.option("--state", default=None, metavar="STATE", help="Only instances in this state.")
+@click.option("--role", default=None, metavar="ROLE",
+              help="Only instances whose current step this role is responsible for.")
 @click.option("--subject", "subject_ref", default=None, metavar="REF",
               help="Only this subject's instances (case does not matter).")
-@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@_area
+@_party
+@_mine
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000),
+              help="At most this many.")
 @_json
 @pass_app
-def list_(app: App, pathway: str | None, state: str | None, subject_ref: str | None, limit: int,
-          as_json: bool) -> None:
-    """List instances."""
+def list_(app: App, pathway: str | None, state: str | None, role: str | None,
+          subject_ref: str | None, area: str | None, party: str | None, mine: str | None,
+          limit: int, as_json: bool) -> None:
+    """List instances; every filter value is checked (a typo is an error, not an empty list)."""
     from pathways_engine.reading.views import list_instances
 
+    from .cases import filters
+    from .cases import keep
+
+    chosen = filters(app, pathway=pathway, state=state, role=role, area=area, party=party,
+                     mine=mine)
     rows = list_instances(app, pathway=pathway, state=state, subject=subject_ref,
+                          areas=set(chosen.areas) if chosen.areas is not None else None,
                           limit=limit)
+    rows = keep(app, rows, chosen, role_key="responsible", instance_key="id")
     lines = [f"{r['id']}  {r['pathway']} v{r['version']}  {r['subject']}  {r['state']}  "
              f"{r['status']}" for r in rows]
     emit(rows, as_json, "\n".join(lines) if lines else "(no instances)")
@@ -188,18 +212,33 @@ def history(app: App, instance: str, actor: str | None, role: str | None, as_jso
 
 
 @click.command()
-@click.argument("instance")
+@click.argument("instance", required=False)
+@click.option("--subject", "subject_ref", default=None, metavar="REF",
+              help="Export every pathway of this child instead (EpisodeOfCare, a CarePlan "
+                   "per pathway, a Task per open deadline).")
 @click.option("--format", "fmt", type=click.Choice(["fhir"]), default="fhir", show_default=True,
-              help="fhir: a FHIR R4 Bundle with a CarePlan and its Tasks.")
+              help="fhir: a FHIR Bundle with CarePlans and their Tasks.")
 @pass_app
-def export(app: App, instance: str, fmt: str) -> None:
-    """Export INSTANCE for other systems (no names or personal identity numbers)."""
+def export(app: App, instance: str | None, subject_ref: str | None, fmt: str) -> None:
+    """Export INSTANCE (or --subject REF) for other systems (no names or personal numbers)."""
     import json
 
+    from pathways_engine.errors import InvalidArgument
     from pathways_engine.reading.views import show as show_instance
 
     from .fhir import bundle
+    from .fhir import subject_bundle
 
+    if (instance is None) == (subject_ref is None):
+        raise InvalidArgument("give INSTANCE or --subject REF (one of them)")
+    if subject_ref is not None:
+        from pathways_engine.reading.subjects import subject as subject_view
+
+        data = subject_view(app, subject_ref)
+        click.echo(json.dumps(subject_bundle(data, app.clock.now()), indent=2,
+                              ensure_ascii=False))
+        return
+    assert instance is not None
     data = show_instance(app.engine, instance)
     spec = _pinned_spec(app, data["definition_hash"])
     roles = {name: state.responsible for name, state in spec.states.items()}

@@ -26,7 +26,8 @@ def check(app: App, paths: tuple[Path, ...]) -> None:
     parties = app.settings.parties if (given.get("parties") or not paths) else None
     actors = app.settings.actors if (given.get("actors") or not paths) else None
     problems, count = check_paths(targets, parties, actors,
-                                  app.settings.switches if not paths else ())
+                                  app.settings.switches if not paths else (),
+                                  context=app.settings.definitions if paths else ())
     for problem in problems:
         click.echo(str(problem))
     errors = [p for p in problems if not p.warning]

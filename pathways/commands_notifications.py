@@ -179,14 +179,18 @@ def retry(app: App, message_ids: tuple[int, ...], everything: bool, failed: bool
               help="Who assigns: an actor id of the actors file (audited).")
 @click.option("--role", "acting_role", default=None, metavar="ROLE",
               help="The role the actor acts in (default: its role in this pathway).")
+@click.option("--for-child", is_flag=True,
+              help="Name PARTY for ROLE in every pathway of this child, now and later (one "
+                   "contact person across sectors); audited in INSTANCE's trail.")
 @pass_app
 def assign(app: App, instance: str, role: str, party: str, actor: str,
-           acting_role: str | None) -> None:
-    """Name PARTY (from the parties file) as ROLE for one INSTANCE, e.g. a contact person."""
+           acting_role: str | None, for_child: bool) -> None:
+    """Name PARTY (from the parties file) as ROLE for INSTANCE, e.g. a contact person."""
     from .assignments import assign_party
 
-    assign_party(app, instance, role, party, actor, acting_role)
-    click.echo(f"{instance}: {role} is now {party}")
+    assign_party(app, instance, role, party, actor, acting_role, for_child)
+    click.echo(f"{instance}: {role} is now {party}" + (" for every pathway of the child"
+                                                       if for_child else ""))
 
 
 @click.command()

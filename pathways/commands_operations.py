@@ -108,20 +108,33 @@ def scheduler(app: App, interval: float) -> None:
 
 
 @click.command()
-@click.option("--role", default=None, help="Only deadlines this role is responsible for.")
-@click.option("--pathway", default=None)
+@click.option("--role", default=None, metavar="ROLE",
+              help="Only deadlines this role is responsible for.")
+@click.option("--pathway", default=None, metavar="PATHWAY", help="Only this pathway's.")
+@click.option("--area", default=None, metavar="CODE", help="Only this municipality's or region's.")
+@click.option("--party", default=None, metavar="PARTY",
+              help="Only deadlines this party is responsible for (assigned, or routed by area).")
+@click.option("--mine", default=None, metavar="ACTOR",
+              help="Only deadlines this actor's roles are responsible for, in its areas.")
 @click.option("--now", "now", type=ISO_TIME, default=None, help="Pretend it is this time (UTC if naive).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def overdue(app: App, role: str | None, pathway: str | None, now: dt.datetime | None,
+def overdue(app: App, role: str | None, pathway: str | None, area: str | None,
+            party: str | None, mine: str | None, now: dt.datetime | None,
             as_json: bool) -> None:
-    """What is overdue now, whose turn it is, and by how long."""
+    """What is overdue now, whose turn it is, and by how long; every filter is checked."""
     from pathways_engine.reading.views import overdue as overdue_rows
+
+    from .cases import filters
+    from .cases import keep
 
     if now is not None:
         app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
-    rows = overdue_rows(app, role=role, pathway=pathway)
-    lines = [f"{r['instance']}  {r['pathway']}  {r['state']}  {r['deadline']}  "
+    chosen = filters(app, pathway=pathway, role=role, area=area, party=party, mine=mine)
+    rows = overdue_rows(app, pathway=pathway,
+                        areas=set(chosen.areas) if chosen.areas is not None else None)
+    rows = keep(app, rows, chosen, role_key="responsible", instance_key="instance")
+    lines = [f"{r['instance']}  {r['subject']}  {r['pathway']}  {r['state']}  {r['deadline']}  "
              f"{r['responsible'] or '-'}  due {r['due_local']}  overdue {r['overdue_by']}"
              + (f"  ! {r['rule']['warning']}" if r["rule"].get("warning") else "")
              for r in rows]

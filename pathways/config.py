@@ -143,9 +143,9 @@ def load_deployment() -> Deployment | None:
     path = deployment_path()
     if path is None:
         return None
-    from pathways_engine.definition.loader import load_model
     from typing import Annotated
 
+    from pathways_engine.definition.loader import load_model
     from pydantic import BaseModel
     from pydantic import ConfigDict
     from pydantic import Field

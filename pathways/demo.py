@@ -66,13 +66,20 @@ def run_demo(app: App) -> None:
                          at=_t("2026-11-02T09:15"))
     click.echo(f"2026-11-02 09:15  GP refers child {child} (severity moderate)")
     deliver_pending(app)
-    at("2026-11-05T10:00", "PPR triages to the low-threshold offer",
-       lambda: advance(child, "triage_to_ltt", actor="ppr.anne", role="ppr"))
-    at("2026-11-12T13:00", "first conversation held",
-       lambda: advance(child, "first_conversation_held", actor="ltt.ole", role="ltt"))
-    at("2026-11-26T13:00", "standardised assessment: refer on to BUP",
-       lambda: advance(child, "refer_bup", actor="ltt.ole", role="ltt",
-                              values={"referral_received": "2026-11-27"}))
+    handed: list[Any] = []
+    at("2026-11-05T10:00", "PPR triages to the low-threshold offer: behandlingstilbud_ltt starts",
+       lambda: handed.append(advance(child, "triage_to_ltt", actor="ppr.anne", role="ppr")))
+    offer = handed[0].started[0]
+    at("2026-11-12T13:00", "low-threshold offer: first conversation held",
+       lambda: advance(offer, "forsamtale_holdt", actor="ltt.ole", role="ltt"))
+    at("2026-11-19T13:00", "low-threshold offer: standardised assessment started",
+       lambda: advance(offer, "afdaekning_startet", actor="ltt.ole", role="ltt"))
+    at("2026-11-26T13:00", "low-threshold offer ends advising BUP; the referral pathway is told",
+       lambda: advance(offer, "afslut", actor="ltt.ole", role="ltt",
+                       values={"udfald": "henvist_bup"}))
+    at("2026-11-27T09:00", "GP refers on to BUP",
+       lambda: advance(child, "refer_bup", actor="dr.jensen", role="gp",
+                       values={"referral_received": "2026-11-27"}))
     at("2026-12-30T09:00", "BUP accepts after the §82 b deadline passed",
        lambda: advance(child, "bup_accepts", actor="bup.lise", role="bup"))
 

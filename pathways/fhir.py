@@ -148,3 +148,71 @@ def _uuid(name: str | None) -> str:
     import uuid
 
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:pathways:{name}"))
+
+
+def subject_bundle(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """`pathways subject --json` of one child -> a collection Bundle: the pseudonymous Patient,
+    an EpisodeOfCare over all pathways, a CarePlan per pathway (`partOf` the one that handed
+    it over) and a Task for every open deadline."""
+    from fhir.resources.R4B.bundle import Bundle
+    from fhir.resources.R4B.careplan import CarePlan
+    from fhir.resources.R4B.episodeofcare import EpisodeOfCare
+    from fhir.resources.R4B.patient import Patient
+    from fhir.resources.R4B.task import Task
+
+    ref = data["subject"]
+    patient_url = f"urn:uuid:{_uuid(f'subject/{ref}')}"
+    patient = Patient.model_validate({
+        "resourceType": "Patient", "id": _uuid(f"subject/{ref}"),
+        "identifier": [{"system": SUBJECT_SYSTEM, "value": ref}]})
+    pathways = data["pathways"]
+    running = any(p["status"] == "active" for p in pathways)
+    starts = [p["started_at"] for p in pathways]
+    ends = [p["completed_at"] for p in pathways if p["completed_at"]]
+    episode = EpisodeOfCare.model_validate({
+        "resourceType": "EpisodeOfCare", "id": _uuid(f"episode/{ref}"),
+        "status": "active" if running else "finished",
+        "patient": {"reference": patient_url},
+        "period": {"start": min(starts), **({} if running or not ends else {"end": max(ends)})}
+        if starts else None})
+    entries: list[tuple[str, Any]] = [(patient_url, patient),
+                                      (f"urn:uuid:{_uuid(f'episode/{ref}')}", episode)]
+    ids = {p["id"] for p in pathways}
+    for pathway in pathways:
+        plan_url = f"urn:uuid:{_uuid(pathway['id'])}"
+        tasks = []
+        for index, deadline in enumerate(pathway["open_deadlines"], 1):
+            task = Task.model_validate({
+                "resourceType": "Task", "id": f"{pathway['id']}-d{index}",
+                "status": "requested", "intent": "plan",
+                "basedOn": [{"reference": plan_url}],
+                "code": {"coding": [{"system": f"urn:pathways:{pathway['pathway']}:deadline",
+                                     "code": deadline["name"]}], "text": deadline["title"]},
+                "for": {"reference": patient_url},
+                "owner": {"display": deadline["responsible"] or pathway["responsible"] or "-"},
+                "restriction": {"period": {
+                    "start": deadline["window_start"] or deadline["started_utc"],
+                    "end": deadline["due_utc"]}},
+                "businessStatus": {"text": deadline["status"]}})
+            tasks.append((f"urn:uuid:{_uuid(pathway['id'] + '/' + str(index))}", task))
+        careplan = CarePlan.model_validate({
+            "resourceType": "CarePlan", "id": pathway["id"],
+            "identifier": [{"system": INSTANCE_SYSTEM, "value": pathway["id"]}],
+            "status": {"active": "active", "completed": "completed",
+                       "withdrawn": "revoked"}.get(pathway["status"], "unknown"),
+            "intent": "plan", "title": pathway["title"],
+            "subject": {"reference": patient_url},
+            "period": {"start": pathway["started_at"], **({"end": pathway["completed_at"]}
+                                                          if pathway["completed_at"] else {})},
+            **({"partOf": [{"reference": f"urn:uuid:{_uuid(pathway['parent'])}"}]}
+               if pathway["parent"] in ids else {}),
+            "activity": [{"reference": {"reference": url}} for url, _ in tasks]})
+        entries.append((plan_url, careplan))
+        entries.extend(tasks)
+    result = Bundle.model_validate({
+        "resourceType": "Bundle", "type": "collection",
+        "timestamp": now.isoformat(),
+        "entry": [{"fullUrl": url, "resource": resource.model_dump(mode="json",
+                                                                    exclude_none=True)}
+                  for url, resource in entries]})
+    return dict(result.model_dump(mode="json", exclude_none=True))

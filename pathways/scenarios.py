@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from pathways_engine.definition.loader import load_model
 from pathways_engine.errors import DefinitionError
+from pathways_engine.errors import InvalidArgument
 from pathways_engine.errors import PathwaysError
 from pathways_engine.errors import Problem
 from pydantic import BaseModel
@@ -52,12 +53,20 @@ class ExpectedNotification(_Strict):
     trigger: str | None = None
 
 
+class ExpectedPathway(_Strict):
+    state: str | None = None
+    status: str | None = Field(default=None, description="active, completed or withdrawn.")
+
+
 class Expect(_Strict):
     state: str | None = None
     status: str | None = None
     deadlines: dict[str, ExpectedDeadline] = Field(default_factory=dict)
     notifications: list[ExpectedNotification] | None = None
     error: str | None = None
+    pathways: dict[str, ExpectedPathway] = Field(
+        default_factory=dict, description="The child's other pathways (started by handovers), "
+        "by pathway id: the newest instance of each.")
 
 
 class Subject(_Strict):
@@ -84,7 +93,8 @@ class AssignStep(_Strict):
     party: str
 
 
-ACTIONS = ("event", "tick", "consent", "assign", "extend", "pause", "resume")
+ACTIONS = ("event", "tick", "consent", "assign", "extend", "pause", "resume", "withdraw",
+           "correct", "undo")
 
 
 class Step(_Strict):
@@ -96,7 +106,13 @@ class Step(_Strict):
     extend: str | None = Field(default=None, description="A deadline to extend.")
     pause: str | None = Field(default=None, description="A deadline whose clock to pause.")
     resume: str | None = Field(default=None, description="A deadline whose clock to resume.")
+    withdraw: bool = Field(default=False, description="Withdraw the pathway (with reason:).")
+    correct: bool = Field(default=False, description="Correct the fields given in set:.")
+    undo: bool = Field(default=False, description="Undo the latest transition.")
     reason: str = "scenario"
+    pathway: str | None = Field(default=None, description="Act on the child's instance of "
+                                "this pathway (one a handover started) instead of the "
+                                "scenario's own; `expect` then reads that one.")
     role: str | None = Field(default=None, alias="as")
     set: dict[str, Any] = Field(default_factory=dict)
     note: str | None = None
@@ -111,7 +127,8 @@ class Step(_Strict):
         given = [a for a in ACTIONS if getattr(self, a)]
         if len(given) != 1:
             raise ValueError("give exactly one of `event:`, `tick: true`, `consent:`, "
-                             "`assign:`, `extend:`, `pause:`, `resume:`")
+                             "`assign:`, `extend:`, `pause:`, `resume:`, `withdraw: true`, "
+                             "`correct: true`, `undo: true`")
         if not self.tick and self.role is None:
             what = f"event {self.event!r}" if self.event else f"`{given[0]}:`"
             raise ValueError(f"{what} needs `as: ROLE`")
@@ -235,23 +252,49 @@ class _Run:
         self.clock.current = moment
         tick(self.engine, moment)
         error = None
-        if not step.tick:
-            try:
-                self._act(step, moment)
-            except PathwaysError as exc:
-                error = str(exc)
-        self._check(label, step.expect, error)
+        target = self.instance
+        try:
+            if step.pathway is not None:
+                target = self._instance_of(step.pathway)
+            if not step.tick:
+                self._act(step, moment, target)
+        except PathwaysError as exc:
+            error = str(exc)
+        self._check(label, step.expect, error, target)
 
-    def _act(self, step: Step, moment: dt.datetime) -> None:
+    def _instance_of(self, pathway: str) -> str:
+        """The newest instance of `pathway` for the scenario's child."""
+        from pathways_engine.reading.views import list_instances
+
+        found = [r for r in list_instances(self.engine, subject=self.scenario.subject.ref)
+                 if r["pathway"] == pathway]
+        if not found:
+            raise InvalidArgument(f"the child has no {pathway!r} pathway (no handover "
+                                  "started one)")
+        return str(found[-1]["id"])
+
+    def _act(self, step: Step, moment: dt.datetime, target: str) -> None:
         from pathways_engine.runtime import clocks
+        from pathways_engine.runtime import corrections
         from pathways_engine.runtime import sharing
+        from pathways_engine.runtime.withdraw import withdraw
 
         role = step.role or "scenario"
         if step.event:
-            self.engine.advance(self.instance, step.event, actor="scenario", role=role,
+            self.engine.advance(target, step.event, actor="scenario", role=role,
                                 values=step.set, note=step.note, at=moment)
             return
-        with self.engine.step(self.instance) as context:
+        with self.engine.step(target) as context:
+            if step.withdraw:
+                withdraw(context, reason=step.reason, actor="scenario", role=role)
+                return
+            if step.correct:
+                corrections.correct(context, step.set, reason=step.reason, actor="scenario",
+                                    role=role)
+                return
+            if step.undo:
+                corrections.undo(context, reason=step.reason, actor="scenario", role=role)
+                return
             if step.consent:
                 sharing.record_basis(context, sector=step.consent.sector,
                                      basis=step.consent.basis, reference=step.consent.reference,
@@ -265,7 +308,8 @@ class _Run:
                 operation(context, getattr(step, step.action), reason=step.reason,
                           actor="scenario", role=role)
 
-    def _check(self, label: str, expect: Expect | None, error: str | None) -> None:
+    def _check(self, label: str, expect: Expect | None, error: str | None,
+               target: str | None = None) -> None:
         from pathways_engine.reading.views import show
 
         fail = self.outcome.failures.append
@@ -277,10 +321,12 @@ class _Run:
             fail(f"{label}: expected the step to be refused ({expect.error!r}), but it was applied")
         elif expect.error not in error:
             fail(f"{label}: refused with {error!r}, expected a message containing {expect.error!r}")
-        data = show(self.engine, self.instance)
+        data = show(self.engine, target or self.instance)
         messages = self._new_messages()
         if expect is None:
             return
+        if expect.pathways:
+            self._check_pathways(label, expect.pathways)
         if expect.state is not None and data["state"] != expect.state:
             fail(f"{label}: state: expected {expect.state}, got {data['state']}")
         if expect.status is not None and data["status"] != expect.status:
@@ -292,22 +338,7 @@ class _Run:
                 fail(f"{label}: deadline {name}: expected one, there is none "
                      f"(there are: {', '.join(deadlines) or 'none'})")
                 continue
-            if wanted.due is not None and not _same_instant(wanted.due, got["due_local"]):
-                fail(f"{label}: deadline {name} due: expected {wanted.due}, got {got['due_local']}")
-            if wanted.status is not None and got["status"] != wanted.status:
-                fail(f"{label}: deadline {name} status: expected {wanted.status}, "
-                     f"got {got['status']}")
-            warning = got["rule"].get("warning") or ""
-            if wanted.warning is not None and wanted.warning not in warning:
-                fail(f"{label}: deadline {name} warning: expected {wanted.warning!r}, "
-                     f"got {warning or 'none'!r}")
-            for key in ("occurrence", "extensions"):
-                if getattr(wanted, key) is not None and got[key] != getattr(wanted, key):
-                    fail(f"{label}: deadline {name} {key}: expected {getattr(wanted, key)}, "
-                         f"got {got[key]}")
-            if wanted.rule is not None and got["rule"]["status"] != wanted.rule:
-                fail(f"{label}: deadline {name} rule: expected {wanted.rule}, "
-                     f"got {got['rule']['status']}")
+            self._check_deadline(f"{label}: deadline {name}", wanted, got)
         if expect.notifications is not None:
             wanted_set = [(n.template, n.to, n.trigger) for n in expect.notifications]
             got_set = [(m["template"], m["role"], m["trigger"]) for m in messages]
@@ -316,11 +347,45 @@ class _Run:
             if missing or extra:
                 fail(f"{label}: notifications: missing {_names(missing)}; unexpected {_names(extra)}")
 
-    def _verify_trail(self) -> None:
-        """Every scenario ends with `audit verify`: the rows must be what the trail says."""
-        from pathways_engine.audit.verify import verify
+    def _check_pathways(self, label: str, wanted: dict[str, Any]) -> None:
+        from pathways_engine.reading.views import list_instances
 
-        for found in verify(self.db, [self.instance]).breaks:
+        mine = list_instances(self.engine, subject=self.scenario.subject.ref)
+        for pathway, wanted_pathway in wanted.items():
+            found = [r for r in mine if r["pathway"] == pathway]
+            if not found:
+                self.outcome.failures.append(
+                    f"{label}: pathway {pathway}: expected one, the child has none")
+                continue
+            for key in ("state", "status"):
+                want = getattr(wanted_pathway, key)
+                if want is not None and found[-1][key] != want:
+                    self.outcome.failures.append(f"{label}: pathway {pathway} {key}: "
+                                                 f"expected {want}, got {found[-1][key]}")
+
+    def _check_deadline(self, label: str, wanted: Any, got: dict[str, Any]) -> None:
+        fail = self.outcome.failures.append
+        if wanted.due is not None and not _same_instant(wanted.due, got["due_local"]):
+            fail(f"{label} due: expected {wanted.due}, got {got['due_local']}")
+        if wanted.status is not None and got["status"] != wanted.status:
+            fail(f"{label} status: expected {wanted.status}, got {got['status']}")
+        warning = got["rule"].get("warning") or ""
+        if wanted.warning is not None and wanted.warning not in warning:
+            fail(f"{label} warning: expected {wanted.warning!r}, got {warning or 'none'!r}")
+        for key in ("occurrence", "extensions"):
+            if getattr(wanted, key) is not None and got[key] != getattr(wanted, key):
+                fail(f"{label} {key}: expected {getattr(wanted, key)}, got {got[key]}")
+        if wanted.rule is not None and got["rule"]["status"] != wanted.rule:
+            fail(f"{label} rule: expected {wanted.rule}, got {got['rule']['status']}")
+
+    def _verify_trail(self) -> None:
+        """Every scenario ends with `audit verify` of the child's pathways: the rows must be
+        what the trails say."""
+        from pathways_engine.audit.verify import verify
+        from pathways_engine.reading.views import list_instances
+
+        ids = [r["id"] for r in list_instances(self.engine, subject=self.scenario.subject.ref)]
+        for found in verify(self.db, ids).breaks:
             self.outcome.failures.append(f"audit trail: {found}")
 
     def _new_messages(self) -> list[dict[str, Any]]:
@@ -330,7 +395,9 @@ class _Run:
 
         with self.db.reading() as connection:
             rows = views.outbox_rows(connection, None)
-            causes = reads.queued_requests(connection, self.instance)
+            causes: dict[str, dict[str, Any]] = {}
+            for instance_id in sorted({m.instance_id for m in rows}):
+                causes.update(reads.queued_requests(connection, instance_id))
         new = [{"template": m.template, "role": m.role,
                 "trigger": causes.get(m.idempotency_key, {}).get("trigger")}
                for m in rows][self.seen_messages:]

@@ -73,3 +73,19 @@ def with_version(text: str, version: int) -> str:
     import re
 
     return re.sub(r"^version: \d+$", f"version: {version}", text, count=1, flags=re.MULTILINE)
+
+
+def copy_pathway(folder: Path) -> Path:
+    """Copy the shipped pathway named like `folder` there, with every pathway it hands the child
+    over to next to it (a handover to a pathway that is not loaded is refused)."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(DEFINITIONS / folder.name, folder)
+    data = yaml.safe_load((folder / "pathway.yaml").read_text(encoding="utf-8"))
+    for handover in data.get("handovers") or []:
+        target = folder.parent / handover["start"]
+        if not target.exists():
+            copy_pathway(target)
+    return folder

@@ -37,14 +37,16 @@ def test_start_show_advance_history(run: Cli) -> None:
 
     out = run("advance", instance, "triage_to_ltt", "--as", "p1", "--role", "ppr",
               "--note", "fits LTT", "--json").output
-    assert json.loads(out)["to"] == "ltt_first_conversation"
+    assert json.loads(out)["to"] == "ltt_offer"
     history = json.loads(run("history", instance, "--json").output)
     steps = [h for h in history if h["kind"] in {"start", "transition"}]
     assert [h["event"] for h in steps] == [None, "triage_to_ltt"]
     assert steps[1]["note"] == "fits LTT"
     queued = [h for h in history if h["kind"] == "notification_queued"]
-    assert [q["changes"]["to"] for q in queued] == [["ppr"], ["ltt"]]
-    listed = json.loads(run("list", "--state", "ltt_first_conversation", "--json").output)
+    assert [q["changes"]["to"] for q in queued] == [["ppr"]]  # the LTT's own pathway tells it
+    [handover] = [h for h in history if h["kind"] == "handover"]
+    assert handover["changes"]["pathway"] == "behandlingstilbud_ltt"
+    listed = json.loads(run("list", "--state", "ltt_offer", "--json").output)
     assert [row["id"] for row in listed] == [instance]
     assert json.loads(run("list", "--subject", "nobody", "--json").output) == []
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from support import DEFINITIONS
 from support import ROOT
+from support import copy_pathway
 from support import version_of
 from support import with_version
 
@@ -77,7 +78,7 @@ def test_svg_with_graphviz() -> None:
 
 def _scenario(tmp_path: Path, body: str) -> Path:
     folder = tmp_path / "mistrivsel_referral"
-    shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
+    copy_pathway(folder)
     shutil.rmtree(folder / "scenarios")
     (folder / "scenarios").mkdir()
     path = folder / "scenarios" / "case.yaml"
@@ -99,7 +100,7 @@ def test_failing_expectations_are_reported_with_a_readable_difference(tmp_path: 
             as: ppr
             expect: {error: "nope"}
         """)
-    result = CliRunner().invoke(cli, ["--definitions", str(path.parent.parent), "simulate",
+    result = CliRunner().invoke(cli, ["--definitions", str(path.parents[2]), "simulate",
                                       str(path)])
     assert result.exit_code == 1
     out = result.output
@@ -121,22 +122,22 @@ def test_scenario_file_errors_name_file_and_line(tmp_path: Path) -> None:
             as: ppr
           - {at: +1 days, evnt: close}
         """)
-    result = CliRunner().invoke(cli, ["--definitions", str(path.parent.parent), "simulate",
+    result = CliRunner().invoke(cli, ["--definitions", str(path.parents[2]), "simulate",
                                       str(path)])
     assert result.exit_code == 1
     assert result.stderr == f"error: {path}:7: steps.1.evnt: Extra inputs are not permitted\n"
     path.write_text(path.read_text().replace("evnt: close", "event: close, as: ppr"))
-    result = CliRunner().invoke(cli, ["--definitions", str(path.parent.parent), "simulate",
+    result = CliRunner().invoke(cli, ["--definitions", str(path.parents[2]), "simulate",
                                       str(path)])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {path}:4: time 'tomorrow': use ISO 8601")
     one_of = ("give exactly one of `event:`, `tick: true`, `consent:`, `assign:`, `extend:`, "
-              "`pause:`, `resume:`")
+              "`pause:`, `resume:`, `withdraw: true`, `correct: true`, `undo: true`")
     for step, message in [("{at: +1 days}", one_of),
                           ("{at: +1 days, event: close}", "event 'close' needs `as: ROLE`"),
                           ("{at: +1 days, event: close, as: ppr, tick: true}", one_of)]:
         path.write_text(f"name: x\nstart: {{at: 2026-12-18T10:00, as: gp}}\nsteps:\n  - {step}\n")
-        result = CliRunner().invoke(cli, ["--definitions", str(path.parent.parent), "simulate",
+        result = CliRunner().invoke(cli, ["--definitions", str(path.parents[2]), "simulate",
                                           str(path)])
         assert result.exit_code == 1
         assert result.stderr == f"error: {path}:4: steps.0: {message}\n"
@@ -145,7 +146,7 @@ def test_scenario_file_errors_name_file_and_line(tmp_path: Path) -> None:
 def _two_versions(tmp_path: Path) -> tuple[Path, Path]:
     v1 = tmp_path / "v1" / "mistrivsel_referral"
     v2 = tmp_path / "v2" / "mistrivsel_referral"
-    shutil.copytree(DEFINITIONS / "mistrivsel_referral", v1)
+    copy_pathway(v1)  # with the pathways it hands over to; v2 finds them next to v1
     shutil.copytree(DEFINITIONS / "mistrivsel_referral", v2)
     text = (v2 / "pathway.yaml").read_text()
     text = with_version(text, version_of(text) + 1).replace("ppr_assessment", "ppr_evaluation")
@@ -177,7 +178,7 @@ def test_migrate_moves_running_instances_with_a_mapping_and_new_deadlines(
     refused = both(*migrate, "--dry-run", code=1)
     assert (f"version {n + 1} of 'mistrivsel_referral' has no such state for 1 running "
             f"instances: 'ppr_assessment' (v{n}) -> 'ppr_assessment'") in refused.stderr
-    assert "ltt_treatment, ppr_evaluation, bup_referred" in refused.stderr
+    assert "bup_referral_advised, ppr_evaluation, bup_referred" in refused.stderr
     dry = json.loads(both(*migrate, "--map", "ppr_assessment=ppr_evaluation", "--dry-run",
                           "--json").output)
     assert dry["moved"] == 0

@@ -72,7 +72,8 @@ YAML_KINDS = ("definition", "transition", "deadline", "scenario", "parties", "ac
 def _kind(body: str) -> str:
     first = body.splitlines()[0] if body else ""
     kind = first.removeprefix("# ").strip()
-    assert first.startswith("# ") and kind in YAML_KINDS, (
+    assert first.startswith("# "), f"a YAML example must start with `# KIND`; this one starts {first!r}"
+    assert kind in YAML_KINDS, (
         f"a YAML example must start with `# KIND` ({', '.join(YAML_KINDS)}) so it can be run; "
         f"this one starts {first!r}")
     return kind
@@ -130,4 +131,5 @@ def test_yaml_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wher
 
         monkeypatch.setenv("PATHWAYS_DEPLOYMENT", str(path))
         deployment = load_deployment()
-        assert deployment is not None and deployment.switches == ("dk_l45",)
+        assert deployment is not None
+        assert deployment.switches == ("dk_l45",)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 from pathways_engine import Database
@@ -18,7 +17,7 @@ from pathways_engine.errors import GuardFailed
 from pathways_engine.errors import InstanceNotFound
 from pathways_engine.errors import RoleNotAllowed
 from pathways_engine.reading.views import show
-from support import DEFINITIONS
+from support import copy_pathway
 
 START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 REFER = {"referral_received": "2026-11-03"}
@@ -60,13 +59,13 @@ def test_refused_steps_come_back_as_errors_and_the_rest_commit(database: Databas
 def test_a_step_failing_while_writing_is_dropped_and_the_batch_redone(
         database: Database, tmp_path: Path) -> None:
     folder = tmp_path / "mistrivsel_referral"
-    shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
+    copy_pathway(folder)
     text = (folder / "pathway.yaml").read_text()
     # the BUP deadlines count from referral_received, which refer_bup no longer requires:
     # the step passes the machine and fails while opening its deadlines
     text = text.replace("    requires: [referral_received]\n", "    accepts: [referral_received]\n")
     (folder / "pathway.yaml").write_text(text)
-    engine = PathwayEngine(database, Registry.from_paths([folder]),
+    engine = PathwayEngine(database, Registry.from_paths([folder.parent]),
                            clock=FixedClock(START + dt.timedelta(days=2)))
     first, second, third = children(engine, 3)
     results = engine.advance_many([

@@ -39,19 +39,27 @@ def test_mistrivsel_referral_end_to_end(engine: PathwayEngine) -> None:
     child = engine.start("mistrivsel_referral", subject_ref="C-1", birth_date=dt.date(2013, 4, 9),
                          values={"severity": "moderate", "consent_exchange": True}, actor="gp-1",
                          role="gp", at=T0)
-    assert step(engine, child, "triage_to_ltt", "ppr", 1) == "ltt_first_conversation"
-    assert step(engine, child, "first_conversation_held", "ltt", 8) == "ltt_assessment"
-    assert step(engine, child, "refer_bup", "ltt", 20,
+    assert step(engine, child, "triage_to_ppr", "ppr", 1) == "ppr_assessment"
+    assert step(engine, child, "refer_bup", "ppr", 20,
                 referral_received="2026-11-23") == "bup_referred"
     assert step(engine, child, "bup_accepts", "bup", 25) == "bup_assessment"
     assert step(engine, child, "information_letter_sent", "bup", 26) == "bup_assessment"
     assert step(engine, child, "diagnosis_made", "bup", 40) == "bup_treatment"
-    assert step(engine, child, "discharge", "bup", 90, outcome="improved") == "closed"
+    assert step(engine, child, "discharge", "bup", 90, outcome="improved",
+                discharge_date="2027-01-31") == "closed"
     data = show(engine, child)
     assert data["status"] == "completed"
     statuses = {d["name"]: d["status"] for d in data["deadlines"]}
     assert statuses == {"municipal_triage": "met", "information_letter": "met",
                         "assessment_right": "met"}
+    # the municipality takes over: BUP's discharge started the follow-up pathway (seed 001)
+    [follow_up] = data["children"]
+    assert (follow_up["pathway"], follow_up["state"], follow_up["handover"]) == (
+        "discharge_to_municipality", "discharge_planned", "municipal_follow_up")
+    taken_over = show(engine, follow_up["id"])
+    assert taken_over["parent"] == {"id": child, "handover": "municipal_follow_up"}
+    assert taken_over["data"] == {"discharge_date": "2027-01-31",
+                                  "consent_to_municipality": True}
 
 
 def test_pregnancy_communication_end_to_end(engine: PathwayEngine) -> None:
@@ -147,6 +155,9 @@ def test_the_read_view_says_what_the_full_model_says_for_every_shipped_pathway()
         assert view.sectors == {n: r.sector for n, r in spec.roles.items()}
         assert view.responsible == {n: s.responsible for n, s in spec.states.items()}
         assert view.personal == {n for n, f in spec.fields.items() if f.personal}
+        assert view.fallback_language == spec.fallback_language
+        assert view.role_labels == {n: r.label for n, r in spec.roles.items()}
+        assert view.deadline_titles == {d.name: d.title or {} for _, d in spec.all_deadlines()}
         samples = [dict(zip(spec.fields, values, strict=True)) for values in itertools.islice(
             itertools.product(*[(f.values or [None, 1, True, "2026-12-01"])[:2]
                                 for f in spec.fields.values()]), 64)]

@@ -23,6 +23,7 @@ from support import ACTORS
 from support import DEFINITIONS
 from support import ROOT
 from support import Cli
+from support import copy_pathway
 from support import run_killed
 from support import tamper
 from support import version_of
@@ -73,7 +74,7 @@ sharing:
 
 def sharing_pathway(tmp_path: Path) -> Path:
     folder = tmp_path / "mistrivsel_referral"
-    shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
+    copy_pathway(folder)
     path = folder / "pathway.yaml"
     text = path.read_text()
     path.write_text(with_version(text, version_of(text) + 1) + SHARING)
@@ -83,7 +84,7 @@ def sharing_pathway(tmp_path: Path) -> Path:
 def test_statutory_basis_must_be_declared_and_recorded_by_a_role_the_law_names(
         db_url: str, tmp_path: Path) -> None:
     """Attack: `consent ID --sector psychiatry --basis statutory --as dr.jensen`."""
-    run = Cli(db_url, sharing_pathway(tmp_path))
+    run = Cli(db_url, sharing_pathway(tmp_path).parent)
     instance = started(run)
     undeclared = run("consent", instance, "--sector", "psychiatry", "--basis", "statutory",
                      "--reference", "x", "--as", "dr.a", code=1)
@@ -193,7 +194,7 @@ def test_a_template_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("root:x:0:0\n")
     folder = tmp_path / "defs" / "mistrivsel_referral"
-    shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
+    copy_pathway(folder)
     link = folder / "templates" / "step_assigned" / "da.txt.j2"
     link.unlink()
     link.symlink_to(secret)
@@ -215,7 +216,7 @@ def test_a_template_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
 def timeout_pathway(tmp_path: Path) -> Path:
     """mistrivsel_referral whose municipal triage times out into a PPR assessment."""
     folder = tmp_path / "mistrivsel_referral"
-    shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
+    copy_pathway(folder)
     path = folder / "pathway.yaml"
     source = path.read_text()
     source = source.replace("        escalate: {after: \"3 working days\", to: [contact_person]}\n",
@@ -229,7 +230,7 @@ def timeout_pathway(tmp_path: Path) -> Path:
 
 def test_a_deadline_that_timed_out_is_recorded_as_timed_out(db_url: str, tmp_path: Path) -> None:
     """Attack: `tick` past an on_timeout deadline; `show` said met and `report` 100 % met."""
-    run = Cli(db_url, timeout_pathway(tmp_path))
+    run = Cli(db_url, timeout_pathway(tmp_path).parent)
     instance = started(run)
     run("tick", "--force", "--now", "2026-11-17T12:00")
     shown = json.loads(run("show", instance, "--json").output)
@@ -442,7 +443,7 @@ def cascading_pathway(tmp_path: Path) -> Path:
 
 def test_a_timeout_cascade_fires_in_the_same_sweep(db_url: str, tmp_path: Path) -> None:
     """Attack: `tick` twice fired 80, then 40: the cascade waited for the next sweep."""
-    run = Cli(db_url, cascading_pathway(tmp_path))
+    run = Cli(db_url, cascading_pathway(tmp_path).parent)
     for n in range(3):
         started(run, subject=f"K-{n}")
     first = json.loads(run("tick", "--force", "--now", "2026-11-30T12:00", "--json").output)
@@ -557,7 +558,7 @@ def test_hostile_templates_are_refused_in_bounded_time(tmp_path: Path, body: str
     from pathways.cli import cli
 
     folder = tmp_path / "mistrivsel_referral"
-    shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
+    copy_pathway(folder)
     (folder / "templates" / "step_assigned" / "da.txt.j2").write_text(body + "\n")
     result = CliRunner().invoke(cli, ["check", str(folder)])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
@@ -569,7 +570,7 @@ def test_a_caseworkers_value_cannot_make_a_template_hold_the_lock(db_url: str,
                                                                   tmp_path: Path) -> None:
     """Attack: a template looping over an int field; `--set n=100000` held SQLite's lock 60 s."""
     folder = tmp_path / "mistrivsel_referral"
-    shutil.copytree(DEFINITIONS / "mistrivsel_referral", folder)
+    copy_pathway(folder)
     path = folder / "pathway.yaml"
     path.write_text(path.read_text().replace(
         "  outcome:\n", "  visits:\n    type: int\n  outcome:\n", 1).replace(
@@ -585,7 +586,7 @@ def test_a_caseworkers_value_cannot_make_a_template_hold_the_lock(db_url: str,
 
     checked = CliRunner().invoke(cli, ["check", str(folder)])
     assert checked.exit_code == 0, checked.output  # the sample context has visits = 1
-    run = Cli(db_url, folder)
+    run = Cli(db_url, folder.parent)
     instance = started(run)
     result = run("advance", instance, *REFER, "--set", "visits=100000", code=1)
     assert "template step_assigned" in result.stderr

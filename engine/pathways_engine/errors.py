@@ -162,9 +162,11 @@ class IdempotencyConflict(PathwaysError):
 
 
 class InstanceFinished(PathwaysError):
-    def __init__(self, instance_id: str, state: str) -> None:
+    def __init__(self, instance_id: str, state: str, status: str = "completed") -> None:
+        how = {"completed": "has finished", "withdrawn": "was withdrawn",
+               "cancelled": "was cancelled"}.get(status, f"is {status}")
         super().__init__(
-            f"instance {instance_id!r} has finished in state {state!r}; no event can be sent to it"
+            f"instance {instance_id!r} {how} in state {state!r}; no event can be sent to it"
         )
 
 

@@ -152,6 +152,45 @@ def _timer(expected: Expected, entry: Any, effects: Effects, changes: Effects) -
             row.status, row.closed_at = "timed_out", entry.at
 
 
+def _correction(expected: Expected, entry: Any, effects: Effects, changes: Effects) -> None:
+    for name, change in changes.items():
+        expected.data[name] = change[1]
+    for name, state, due, fire_index in effects.get("moved", []):
+        row = next((d for d in _pending(expected) if (d.name, d.state) == (name, state)), None)
+        if row is not None:
+            row.due, row.fire_index = due, int(fire_index)
+
+
+def _undo(expected: Expected, entry: Any, effects: Effects, changes: Effects) -> None:
+    expected.state, expected.status = entry.to_state, "active"
+    for name, change in changes.items():
+        if name in ("undid", "state", "status"):
+            continue
+        if change[1] is None:
+            expected.data.pop(name, None)
+        else:
+            expected.data[name] = change[1]
+    for name, state in effects.get("cancelled_deadlines", []):
+        for row in _pending(expected):
+            if (row.name, row.state) == (name, state):
+                row.status, row.closed_at = "cancelled", entry.at
+    undone = dt.datetime.fromisoformat(effects["undone_at"])
+    for name, state, fire_index in effects.get("reopened", []):
+        reopened = next((d for d in expected.deadlines if (d.name, d.state) == (name, state)
+                        and d.status != "pending" and d.closed_at == undone), None)
+        if reopened is not None:
+            reopened.status, reopened.closed_at = "pending", None
+            reopened.fire_index = int(fire_index)
+    expected.cancelled.update(effects.get("cancelled", []))
+
+
+def _withdrawn_instance(expected: Expected, entry: Any, effects: Effects,
+                        changes: Effects) -> None:
+    _close(expected, entry.at, None, "cancelled")
+    expected.status = "withdrawn"
+    expected.cancelled.update(effects.get("cancelled", []))
+
+
 def _migration(expected: Expected, entry: Any, effects: Effects, changes: Effects) -> None:
     _close(expected, entry.at, None, "cancelled")
     expected.state = entry.to_state
@@ -194,12 +233,15 @@ def _withdrawn(expected: Expected, entry: Any, effects: Effects, changes: Effect
 
 
 def _assignment(expected: Expected, entry: Any, effects: Effects, changes: Effects) -> None:
+    if "assigned" not in effects:  # for the child: the subject's row, not this instance's
+        return
     role, party = effects["assigned"]
     expected.assigned[role] = party
 
 
 _APPLY = {
-    "start": _step, "transition": _step, "internal": _step, "timer": _timer, "migration": _migration,
+    "start": _step, "transition": _step, "internal": _step, "withdrawn": _withdrawn_instance,
+    "correction": _correction, "undo": _undo, "timer": _timer, "migration": _migration,
     "notification_queued": _queued, "notification_cancelled": _cancelled,
     "notification_sent": _sent, "notification_failed": _failed,
     "notification_retried": _retried, "consent": _consent, "consent_withdrawn": _withdrawn,

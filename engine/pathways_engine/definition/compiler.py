@@ -102,6 +102,10 @@ class CompiledPathway:
         for deadline in self.spec.deadlines:
             for happening in _happenings(deadline.opened_by):
                 self.opens.setdefault(happening, []).append(deadline)
+        self.handovers: dict[str, list[Any]] = {}
+        for handover in self.spec.handovers:
+            self.handovers.setdefault(handover.when.happening, []).append(handover)
+        self.cancels_children = any(h.on_end == "cancel" for h in self.spec.handovers)
         # repeats, extensions and pauses work on the rows themselves, and an obligation in a
         # state that can be entered again must be seen not to open twice: steps read them
         self.needs_rows = any(d.repeat or d.extend or d.pause

@@ -12,13 +12,17 @@ from pathways_engine.errors import UnknownPathway
 from .compiler import CompiledPathway
 from .compiler import check
 from .compiler import compile_definition
+from .links import link_problems
 from .loader import Definition
 from .loader import discover
 from .loader import load_path
 
 
-def load_all(paths: Iterable[Path]) -> tuple[list[Definition], list[Problem]]:
-    """Load every definition under `paths`, collecting all problems instead of stopping."""
+def load_all(paths: Iterable[Path], context: Iterable[Path] = ()
+             ) -> tuple[list[Definition], list[Problem]]:
+    """Load every definition under `paths`, collecting all problems instead of stopping;
+    handovers may also name pathways under `context` (the deployment's definitions, when
+    `check` is given one file)."""
     definitions: list[Definition] = []
     found: list[Problem] = []
     try:
@@ -43,6 +47,12 @@ def load_all(paths: Iterable[Path]) -> tuple[list[Definition], list[Problem]]:
                                  f"{definition.spec.version} is also defined in "
                                  f"{seen[definition.key].path}"))
         seen[definition.key] = definition
+    known: list[Definition] = []
+    context = list(context)
+    if context:
+        mine = {d.path for d in definitions}
+        known = [d for d in load_all(context)[0] if d.path not in mine]
+    found.extend(link_problems(definitions, known))
     return definitions, found
 
 

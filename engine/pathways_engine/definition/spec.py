@@ -378,6 +378,57 @@ class NotificationSpec(_Strict):
     to: list[Identifier] = Field(min_length=1)
 
 
+class HandoverWhen(_Strict):
+    event: Identifier | None = None
+    enter: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> HandoverWhen:
+        if (self.event is None) == (self.enter is None):
+            raise ValueError("give exactly one of event, enter")
+        return self
+
+    @property
+    def happening(self) -> str:
+        return self.event if self.event is not None else f"enter:{self.enter}"
+
+
+class HandoverReturn(_Strict):
+    event: Identifier = Field(description="The event this pathway receives (as the system) when "
+                              "the other one completes; a transition for it must leave the "
+                              "state the handover waits in.")
+    fields: dict[Identifier, Identifier] = Field(
+        default_factory=dict, description="This pathway's field: the other pathway's field, "
+        "carried back with the event.")
+
+
+class HandoverSpec(_Strict):
+    """Starting another pathway for the same child, in the same step (a BPMN call activity)."""
+
+    name: Identifier
+    when: HandoverWhen
+    start: Identifier = Field(description="The pathway to start.")
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION,
+                                description="Its version (default: the newest).")
+    role: Identifier = Field(alias="as", description="The role of the other pathway that "
+                             "starts it (it must be one of its start roles).")
+    condition: str | None = Field(default=None, alias="if",
+                                  description="Hand over only when this holds, e.g. "
+                                  "'age_years < 18'.")
+    carry: dict[Identifier, Identifier] = Field(
+        default_factory=dict, description="The other pathway's field: this pathway's field, "
+        "given at its start.")
+    consents: list[Identifier] = Field(
+        default_factory=list, description="Sectors whose consent or statutory basis recorded "
+        "here goes along (audited in the other pathway's trail).")
+    returns: HandoverReturn | None = Field(
+        default=None, description="Wait: when the other pathway completes, this one receives "
+        "the event with the fields. Without it both go on alongside.")
+    on_end: Literal["continue", "cancel"] = Field(
+        default="continue", description="What happens to the other pathway if this one ends "
+        "or is withdrawn while it runs: continue, or cancel it (audited in both).")
+
+
 class PathwaySpec(_Strict):
     id: Identifier
     version: int = Field(description="A whole number from 1 to 2147483647; raise it whenever "
@@ -399,6 +450,9 @@ class PathwaySpec(_Strict):
         default_factory=list, description="Whole-pathway deadlines, running until a final state."
     )
     notifications: list[NotificationSpec] = Field(default_factory=list)
+    handovers: list[HandoverSpec] = Field(
+        default_factory=list, description="Other pathways this one starts for the same child "
+        "(a handover between sectors), with what goes along and what comes back.")
     sharing: dict[Identifier, SharingSpec] = Field(
         default_factory=dict, description="By recipient sector: who may record consent and "
         "which statutory bases exist (domain.md §5). A sector not listed takes consent from "

@@ -13,13 +13,13 @@ from pathways_engine.errors import Problem
 from pathways_engine.errors import did_you_mean
 from pathways_engine.rules.calendars import supported_categories
 from pathways_engine.rules.calendars import unsupported_categories
+from pathways_engine.rules.durations import parse_duration
 from pathways_engine.rules.expressions import ExpressionError
 from pathways_engine.rules.expressions import compile_condition
 
 from .loader import Definition
-from pathways_engine.rules.durations import parse_duration
-
 from .spec import DeadlineSpec
+from .spec import HandoverSpec
 from .spec import Happening
 
 
@@ -35,7 +35,7 @@ def problems(definition: Definition) -> list[Problem]:
     """Every problem in a schema-valid definition; empty when it may go live."""
     found: list[Problem] = []
     checks = (_states, _roles_and_fields, _transitions, _graph, _deadlines, _notifications,
-              _sharing)
+              _sharing, _handovers)
     for check in checks:
         found.extend(check(definition))
     return found
@@ -367,4 +367,72 @@ def _sharing(d: Definition) -> list[Problem]:
                 if role not in spec.roles:
                     out.append(_p(d, (*loc, "statutory", i, "roles", j),
                                   _unknown("role", role, roles)))
+    return out
+
+
+def _handovers(d: Definition) -> list[Problem]:
+    """What one definition can tell about its handovers; links.py checks the other side."""
+    spec, out = d.spec, list[Problem]()
+    events = sorted({t.event for t in spec.transitions})
+    fields, states = list(spec.fields), list(spec.states)
+    sectors = sorted({r.sector for r in spec.roles.values()})
+    seen: set[str] = set()
+    for i, handover in enumerate(spec.handovers):
+        loc: tuple[str | int, ...] = ("handovers", i)
+        if handover.name in seen:
+            out.append(_p(d, (*loc, "name"), f"handover name {handover.name!r} is used twice"))
+        seen.add(handover.name)
+        when = handover.when
+        if when.event is not None and when.event not in events:
+            out.append(_p(d, (*loc, "when", "event"), _unknown("event", when.event, events)))
+        if when.enter is not None and when.enter not in spec.states:
+            out.append(_p(d, (*loc, "when", "enter"), _unknown("state", when.enter, states)))
+        for target, source in handover.carry.items():
+            if source not in spec.fields:
+                out.append(_p(d, (*loc, "carry", target), _unknown("field", source, fields)))
+        if handover.condition is not None:
+            try:
+                compile_condition(handover.condition, field_types(d), enum_values(d))
+            except ExpressionError as exc:
+                out.append(_p(d, (*loc, "if"), str(exc)))
+        for j, sector in enumerate(handover.consents):
+            if sector not in sectors:
+                out.append(_p(d, (*loc, "consents", j), _unknown("sector", sector, sectors)))
+        if handover.returns is not None:
+            out.extend(_return_problems(d, loc, handover))
+    return out
+
+
+def _return_problems(d: Definition, loc: tuple[str | int, ...],
+                     handover: HandoverSpec) -> list[Problem]:
+    """A waiting pathway must be able to take the answer in every state it waits in."""
+    spec, out = d.spec, list[Problem]()
+    back = handover.returns
+    assert back is not None
+    fields = list(spec.fields)
+    for name in back.fields:
+        if name not in spec.fields:
+            out.append(_p(d, (*loc, "returns", "fields", name), _unknown("field", name, fields)))
+    when = handover.when
+    waiting = ({when.enter} if when.enter else
+               {t.target_from(source) for t in spec.transitions if t.event == when.event
+                for source in t.sources})
+    answers = [t for t in spec.transitions if t.event == back.event]
+    for state in sorted(w for w in waiting if w in spec.states):
+        if spec.states[state].final:
+            out.append(_p(d, (*loc, "returns"), f"the handover waits for {back.event!r} in "
+                          f"final state {state!r}; a finished pathway cannot wait: leave out "
+                          "returns, or hand over from a working state"))
+        elif not any(state in t.sources for t in answers):
+            out.append(_p(d, (*loc, "returns", "event"),
+                          f"the pathway waits for {back.event!r} in {state!r}, but no "
+                          f"transition for {back.event!r} leaves {state!r}"))
+    for t in answers:
+        taken = set(t.requires) | set(t.accepts)
+        missing = sorted(set(back.fields) - taken)
+        if missing:
+            index = spec.transitions.index(t)
+            out.append(_p(d, ("transitions", index), f"transition {back.event!r} must accept "
+                          f"the fields handover {handover.name!r} returns: "
+                          f"{', '.join(missing)} (add them to accepts)"))
     return out

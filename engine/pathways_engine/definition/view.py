@@ -40,6 +40,16 @@ class ReadView:
     state_titles: dict[str, dict[str, str]]
     personal: frozenset[str]
     transitions: tuple[TransitionView, ...]
+    fallback_language: str = "en"
+    role_labels: Mapping[str, Mapping[str, str]] | None = None
+    deadline_titles: Mapping[str, Mapping[str, str]] | None = None
+
+    def text(self, texts: Mapping[str, str] | None, language: str | None, default: str) -> str:
+        """`texts` in `language`, else the pathway's fallback language, else `default`."""
+        if not texts:
+            return default
+        return (texts.get(language or self.fallback_language) or
+                texts.get(self.fallback_language) or next(iter(texts.values()), default))
 
     def may_send(self, state: str, values: Mapping[str, Any]) -> dict[str, list[str]]:
         """Role -> the events it may send now (guards evaluated over `values`)."""
@@ -76,7 +86,12 @@ def view_of(definition: Mapping[str, Any]) -> ReadView:
         responsible={name: s.get("responsible") for name, s in states.items()},
         state_titles={name: dict(s.get("title") or {}) for name, s in states.items()},
         personal=frozenset(n for n, f in fields.items() if f.get("personal", False)),
-        transitions=tuple(transitions))
+        transitions=tuple(transitions),
+        fallback_language=str(definition["fallback_language"]),
+        role_labels={name: dict(r.get("label") or {}) for name, r in definition["roles"].items()},
+        deadline_titles={str(d["name"]): dict(d.get("title") or {}) for d in [
+            *(definition.get("deadlines") or []),
+            *(d for s in states.values() for d in (s.get("deadlines") or []))]})
 
 
 _views: dict[str, ReadView] = {}

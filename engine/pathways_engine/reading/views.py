@@ -153,10 +153,23 @@ def show(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
         years, months = age_on(row.subject_birth_date, now.date())
         env = {**row.data, "age_years": years, "age_months": months,
                **moment(now, zone, view.country)}
+        assigned = {a.role: {"party": a.party, "for": "child"}
+                    for a in views.subject_assigned(connection, row.subject_id)}
+        assigned.update({a.role: {"party": a.party, "for": "pathway"}
+                         for a in views.active_assignments(connection, instance_id)})
         return {
             **summary(row),
             "title": view.title,
             "responsible": view.responsible[row.state],
+            "parent": ({"id": row.parent_id, "handover": row.handover}
+                       if row.parent_id else None),
+            "children": [{"id": c.id, "pathway": c.pathway_id, "state": c.state,
+                          "status": c.status, "handover": c.handover}
+                         for c in views.children_of(connection, instance_id)],
+            "assigned": assigned,
+            "consents": [{"sector": sector, "basis": text.split(":", 1)[0],
+                          "reference": text.split(": ", 1)[1]}
+                         for sector, text in sorted(bases.items())],
             "data": _redacted(row.data, personal, why),
             "may_send": view.may_send(row.state, env) if row.status == "active" else {},
             "deadlines": [deadline_view(d, now, zone)
@@ -187,7 +200,8 @@ def list_instances(reader: Reader, *, pathway: str | None = None, state: str | N
         rows = views.listed(connection, pathway=pathway, state=state,
                             subject_key=key_of(subject) if subject else None, areas=areas,
                             limit=limit)
-        return [summary(r) for r in rows]
+        return [{**summary(r), "responsible": read_view(connection, r.content_hash)
+                 .responsible.get(r.state) if r.status == "active" else None} for r in rows]
 
 
 def overdue(reader: Reader, *, role: str | None = None, pathway: str | None = None,
@@ -200,7 +214,7 @@ def overdue(reader: Reader, *, role: str | None = None, pathway: str | None = No
             late = now - row.due_at
             rows.append({
                 "instance": row.instance_id, "pathway": row.pathway_id,
-                "subject": row.subject_ref, "state": row.instance_state,
+                "subject": row.subject_ref, "state": row.instance_state, "area": row.area,
                 "deadline": row.name, "responsible": row.responsible,
                 "due_utc": _iso(row.due_at), "due_local": row.due_at.astimezone(zone).isoformat(),
                 "overdue_seconds": int(late.total_seconds()), "overdue_by": humanise(late),

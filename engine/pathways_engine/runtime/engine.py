@@ -10,6 +10,7 @@ step whose caller saw an older revision).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from collections.abc import Callable
 from collections.abc import Collection
@@ -37,12 +38,12 @@ from pathways_engine.definition.values import check_values
 from pathways_engine.errors import ConcurrentModification
 from pathways_engine.errors import DatabaseError
 from pathways_engine.errors import DefinitionError
-from pathways_engine.errors import Problem
 from pathways_engine.errors import DuplicateInstance
 from pathways_engine.errors import FieldError
 from pathways_engine.errors import IdempotencyConflict
 from pathways_engine.errors import NotEligible
 from pathways_engine.errors import PathwaysError
+from pathways_engine.errors import Problem
 from pathways_engine.errors import RoleNotAllowed
 from pathways_engine.errors import UnknownRole
 from pathways_engine.ports import Clock
@@ -73,6 +74,8 @@ from .subjects import normalise
 # and the HTTP API check the actor's area here, atomically with the step).
 Authorize = Callable[[InstanceRow], None]
 
+log = logging.getLogger("pathways.engine")
+
 
 @dataclass(frozen=True)
 class StepRequest:
@@ -101,6 +104,7 @@ class PathwayEngine:
         # the deployment's rule switches: a deadline variant with `switch:` applies only then
         self.switches = frozenset(switches)
         self._snapshots_stored: set[str] = set()
+        self._delivering = False
 
     # ---------------------------------------------------------------- definitions
 
@@ -139,13 +143,29 @@ class PathwayEngine:
 
     @contextmanager
     def batch(self, *, commit_point: str | None = None) -> Iterator[Batch]:
-        """One write transaction; its steps' rows are written together when it ends."""
+        """One write transaction; its steps' rows are written together when it ends.
+
+        Signals the batch wrote (a handed-over pathway completing) are applied right after
+        it commits, in their own transactions; if that fails, the sweep applies them."""
         with self.db.writing() as connection:
             batch = Batch(self, connection, self.clock.now())
             yield batch
             batch.flush()
             if commit_point:
                 failpoints.hit(commit_point)
+        if batch.signalled and not self._delivering:
+            self._deliver_after(batch.signalled)
+
+    def _deliver_after(self, targets: set[str]) -> None:
+        from .signals import deliver
+
+        self._delivering = True
+        try:
+            deliver(self, only=targets)
+        except Exception as exc:  # noqa: BLE001 - committed already; the sweep delivers it
+            log.warning("signals to %s wait for the next sweep: %s", sorted(targets), exc)
+        finally:
+            self._delivering = False
 
     @contextmanager
     def step(self, instance_id: str) -> Iterator[StepContext]:
@@ -208,40 +228,66 @@ class PathwayEngine:
                 if stored is not None:
                     return str(stored["id"])
             subject = self._subject(connection, ref, ref_key, birth_date, now)
-            _check_eligible(definition, subject, moment)
-            if not (allow_duplicate or spec.start.allow_parallel):
-                running = reads.running_instance(connection, subject.id, spec.id)
-                if running is not None:
-                    raise DuplicateInstance(subject.ref, spec.id, running)
-            self.store_snapshot(connection, definition, now)
-            instance = InstanceRow(
-                id=secrets.token_hex(8), pathway_id=spec.id, pathway_version=spec.version,
-                content_hash=definition.content_hash, subject_id=subject.id,
-                state=spec.initial_state, status="active", data=dict(given), version=0,
-                audit_head=GENESIS, audit_seq=0, started_at=moment, state_entered_at=moment,
-                updated_at=now, completed_at=None, area=area)
-            case = Case(Loaded(instance, subject, {}, []), instance, compiled, 0, {}, [],
-                        known=[], new=True)
-            batch.add(case)
-            with batch.step(instance.id) as step:
-                opened = [*step.open_deadlines(None, moment),
-                          *step.open_deadlines(instance.state, moment),
-                          *step.open_on(f"enter:{instance.state}", moment)]
-                changes: dict[str, Any] = {k: [None, v] for k, v in given.items()}
-                if area:
-                    changes["area"] = [None, area]
-                step.audit("start", at=moment, actor=actor, role=role, to_state=instance.state,
-                           changes=changes,
-                           effects={"opened": opened_effects(opened), "completed": False})
-                step.notify("started", spec.id, moment)
-                step.notify("enter", instance.state, moment)
+            with self.open_instance(batch, definition, compiled, subject, actor=actor,
+                                    role=role, given=given, at=moment, area=area,
+                                    allow_duplicate=allow_duplicate) as step:
                 if key is not None:
                     step.writes.requests.append({
                         "key": key, "kind": "start", "fingerprint": request,
-                        "instance_id": instance.id, "result": {"id": instance.id},
+                        "instance_id": step.instance.id, "result": {"id": step.instance.id},
                         "created_at": now})
+                instance_id = step.instance.id
         failpoints.hit("start.after_commit")
-        return instance.id
+        return instance_id
+
+    @contextmanager
+    def open_instance(self, batch: Batch, definition: Definition, compiled: CompiledPathway,
+                      subject: SubjectRow, *, actor: str, role: str, given: dict[str, Any],
+                      at: dt.datetime, area: str | None, allow_duplicate: bool = False,
+                      parent: StepContext | None = None, handover: str | None = None,
+                      note: str | None = None) -> Iterator[StepContext]:
+        """A new instance in `batch`, as its first step: a start, or a handover from `parent`
+        (whose step then holds its writes, so they stand or fall together)."""
+        spec = definition.spec
+        connection, now = batch.connection, batch.now
+        _check_eligible(definition, subject, at)
+        if not (allow_duplicate or spec.start.allow_parallel):
+            running = reads.running_instance(connection, subject.id, spec.id) or next(
+                (c.instance.id for c in batch.cases.values() if c.new and
+                 c.instance.subject_id == subject.id and c.instance.pathway_id == spec.id
+                 and c.instance.status == "active"), None)
+            if running is not None:
+                raise DuplicateInstance(subject.ref, spec.id, running)
+        self.store_snapshot(connection, definition, now)
+        instance = InstanceRow(
+            id=secrets.token_hex(8), pathway_id=spec.id, pathway_version=spec.version,
+            content_hash=definition.content_hash, subject_id=subject.id,
+            state=spec.initial_state, status="active", data=dict(given), version=0,
+            audit_head=GENESIS, audit_seq=0, started_at=at, state_entered_at=at,
+            updated_at=now, completed_at=None, area=area,
+            parent_id=parent.instance.id if parent else None, handover=handover)
+        assigned = dict(parent.case.subject_assigned) if parent else {}
+        case = Case(Loaded(instance, subject, {}, []), instance, compiled, 0, assigned, [],
+                    known=[], new=True, subject_assigned=assigned)
+        batch.add(case)
+        if parent is not None:
+            parent.started.append(instance.id)
+        with batch.step(instance.id, into=parent) as step:
+            opened = [*step.open_deadlines(None, at),
+                      *step.open_deadlines(instance.state, at),
+                      *step.open_on(f"enter:{instance.state}", at)]
+            changes: dict[str, Any] = {k: [None, v] for k, v in given.items()}
+            if area:
+                changes["area"] = [None, area]
+            effects: dict[str, Any] = {"opened": opened_effects(opened), "completed": False}
+            if parent is not None:
+                effects["parent"] = [parent.instance.id, handover]
+            step.audit("start", at=at, actor=actor, role=role, to_state=instance.state,
+                       changes=changes, note=note, effects=effects)
+            step.notify("started", spec.id, at)
+            step.notify("enter", instance.state, at)
+            yield step
+            step.hand_over(f"enter:{instance.state}", at, actor)
 
     def _subject(self, connection: Connection, ref: str, ref_key: str,
                  birth_date: dt.date | None, now: dt.datetime) -> SubjectRow:
@@ -292,7 +338,8 @@ class PathwayEngine:
                                             missing_ok=True)
                     if stored is not None:
                         return Step(stored["id"], stored["event"], stored["from"], stored["to"],
-                                    stored["revision"], stored["completed"])
+                                    stored["revision"], stored["completed"],
+                                    tuple(stored.get("started", ())))
                 if authorize is not None:
                     authorize(step.instance)
                 if expected_version is not None and step.instance.version != expected_version:

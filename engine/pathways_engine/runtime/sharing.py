@@ -115,12 +115,23 @@ def _recall(step: StepContext, sector: str) -> None:
         step.queue(request, reason=f"replaces message {message.id}: {reason}")
 
 
-def assign(step: StepContext, *, role: str, party: str, actor: str, acting_role: str) -> None:
-    """Name `party` for `role` on this instance (the contact-person scheme); audited."""
+def assign(step: StepContext, *, role: str, party: str, actor: str, acting_role: str,
+           for_child: bool = False) -> None:
+    """Name `party` for `role` on this instance - or, `for_child`, on every pathway of the
+    child, present and future (seed 001's kontaktpersonordning); audited here."""
     if role not in step.spec.roles:
         raise UnknownRole(role, step.spec.roles)
     step.bump()
     step.case.assigned[role] = party
+    if for_child:
+        step.case.subject_assigned[role] = party
+        step.writes.subject_assignments.append({
+            "subject_id": step.instance.subject_id, "role": role, "party": party,
+            "at": step.now, "actor": actor, "active": True})
+        step.audit("assignment", at=step.now, actor=actor, role=acting_role,
+                   changes={"role": role, "party": party, "for": "child"},
+                   effects={"assigned_for_child": [role, party]})
+        return
     step.writes.assignments.append({"instance_id": step.instance.id, "role": role,
                                     "party": party, "at": step.now, "actor": actor,
                                     "active": True})

@@ -76,10 +76,12 @@ class Step:
     to_state: str
     version: int
     completed: bool
+    started: tuple[str, ...] = ()  # pathways this step handed the child over to
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.instance_id, "event": self.event, "from": self.from_state,
-                "to": self.to_state, "revision": self.version, "completed": self.completed}
+                "to": self.to_state, "revision": self.version, "completed": self.completed,
+                "started": list(self.started)}
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class _Saved:
     known: list[DeadlineRow] | None
     opened: list[DeadlineRow]
     touched: bool
+    subject_assigned: dict[str, str]
 
 
 @dataclass
@@ -107,18 +110,21 @@ class Case:
     opened: list[DeadlineRow] = field(default_factory=list)  # opened in this batch
     new: bool = False  # started in this batch: inserted, not updated
     touched: bool = False
+    subject_assigned: dict[str, str] = field(default_factory=dict)  # the child's, all pathways
 
     def saved(self) -> _Saved:
         """What a failing step must put back (not the compiled definition or the read row)."""
         return _Saved(self.instance.copy(), self.compiled, dict(self.assigned),
                       list(self.consents),
                       None if self.known is None else [copy.copy(r) for r in self.known],
-                      [copy.copy(r) for r in self.opened], self.touched)
+                      [copy.copy(r) for r in self.opened], self.touched,
+                      dict(self.subject_assigned))
 
     def restore(self, saved: _Saved) -> None:
         self.instance, self.compiled = saved.instance, saved.compiled
         self.assigned, self.consents = saved.assigned, saved.consents
         self.known, self.opened, self.touched = saved.known, saved.opened, saved.touched
+        self.subject_assigned = saved.subject_assigned
 
     @property
     def bases(self) -> dict[str, str]:
@@ -138,6 +144,7 @@ class Batch:
         self.now = now
         self.cases: dict[str, Case] = {}
         self.writes = WriteBatch()
+        self.signalled: set[str] = set()  # instances this batch wrote a signal to
 
     def load(self, ids: list[str], *, skip_locked: bool = False,
              with_deadlines: bool = False) -> list[str]:
@@ -157,19 +164,23 @@ class Batch:
         for instance_id, loaded in found.items():
             self.cases[instance_id] = Case(
                 loaded, loaded.instance.copy(), compiled[instance_id],
-                loaded.instance.version, dict(loaded.assigned), list(loaded.consents),
-                known.get(instance_id))
+                loaded.instance.version, {**loaded.subject_assigned, **loaded.assigned},
+                list(loaded.consents), known.get(instance_id),
+                subject_assigned=dict(loaded.subject_assigned))
         return [i for i in ids if i in self.cases]
 
     def add(self, case: Case) -> None:
         self.cases[case.instance.id] = case
 
     @contextmanager
-    def step(self, instance_id: str, *, undo: bool = True) -> Iterator[StepContext]:
-        """One step of a held instance; if it raises, the instance is as it was before.
+    def step(self, instance_id: str, *, undo: bool = True,
+             into: StepContext | None = None) -> Iterator[StepContext]:
+        """One step of a held instance; if it raises, the instance is as it was before, and
+        so is every pathway it handed over to (they are dropped from the batch).
 
         `undo=False` for steps whose failure aborts the whole batch (the sweep's), which then
-        need not keep a copy to put back.
+        need not keep a copy to put back. `into`: the step whose handover this is; its writes
+        join that step's, so both stand or fall together.
         """
         case = self.cases.get(instance_id)
         if case is None:
@@ -181,10 +192,12 @@ class Batch:
         except BaseException:
             if saved is not None:
                 case.restore(saved)
+            for started in context.started:
+                self.cases.pop(started, None)
             raise
         if context.changed:
             case.touched = True
-            self.writes.merge(context.writes)
+            (into.writes if into is not None else self.writes).merge(context.writes)
 
     def flush(self) -> None:
         for case in self.cases.values():
@@ -215,6 +228,7 @@ class StepContext:
         self.now = batch.now
         self.writes = WriteBatch()
         self.changed = False
+        self.started: list[str] = []  # instances this step handed over to (started)
 
     # ------------------------------------------------------------ reading
 
@@ -240,8 +254,8 @@ class StepContext:
                at: dt.datetime) -> tuple[Fired, dict[str, Any]]:
         """Check role and values and let the machine pick the transition; change nothing."""
         spec, instance, compiled = self.spec, self.instance, self.compiled
-        if instance.status == "completed":
-            raise InstanceFinished(instance.id, instance.state)
+        if instance.status != "active":
+            raise InstanceFinished(instance.id, instance.state, instance.status)
         if at < instance.state_entered_at:
             raise InvalidArgument(
                 f"--at {at.isoformat()} is before the instance's last step "
@@ -336,14 +350,20 @@ class StepContext:
         effects: dict[str, Any] = {"opened": opened_effects(opened), "completed": final,
                                    "happened": happenings, "met": met, "cancelled": cancelled}
         # "internal": the report's stays and FHIR's tasks pair only entries that change state
-        self.audit("internal" if internal else "transition", at=at, actor=actor, role=role, event=fired.transition.event,
+        kind = "internal" if internal else "transition"
+        self.audit(kind, at=at, actor=actor, role=role, event=fired.transition.event,
                    from_state=fired.source, to_state=fired.target, changes=changes, note=note,
                    effects=effects)
         self.notify("event", fired.transition.event, at)
         if not internal:
             self.notify("enter", fired.target, at)
+        self.hand_over(fired.transition.event, at, actor)
+        if not internal:
+            self.hand_over(f"enter:{fired.target}", at, actor)
+        if final:
+            self.finished(at)
         return Step(instance.id, fired.transition.event, fired.source, fired.target,
-                    instance.version, instance.status == "completed")
+                    instance.version, instance.status == "completed", tuple(self.started))
 
     def open_rows(self, rows: list[DeadlineRow]) -> list[DeadlineRow]:
         self.case.opened.extend(rows)
@@ -424,6 +444,20 @@ class StepContext:
             row.status, row.closed_at, row.changed = "cancelled", at, True
         if self.case.known is None:
             self.writes.closes.append({"kind": "cancel_all", "i": self.instance.id, "at": at})
+
+    def hand_over(self, happening: str, at: dt.datetime, actor: str) -> None:
+        """Start the pathways this happening hands the child over to (runtime/handovers)."""
+        if self.compiled.handovers.get(happening):
+            from .handovers import hand_over
+
+            hand_over(self, happening, at, actor)
+
+    def finished(self, at: dt.datetime, why: str = "completed") -> None:
+        """The pathway ended: answer a waiting parent, cancel children it takes along."""
+        if self.instance.parent_id is not None or self.compiled.cancels_children:
+            from .handovers import finished
+
+            finished(self, at, why)
 
     def notify(self, trigger: str, name: str, at: dt.datetime,
                extra: Mapping[str, Any] | None = None) -> int:

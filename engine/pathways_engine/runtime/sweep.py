@@ -44,6 +44,7 @@ class TickSummary:
     notifications: int = 0
     batches: int = 0
     not_applied: int = 0
+    signals: int = 0  # handover answers and cancellations applied
 
     @property
     def total(self) -> int:
@@ -53,7 +54,7 @@ class TickSummary:
         return {"fired": self.total, **{k: self.fired.get(k, 0) for k in
                 ("reminder", "due", "escalation", "timeout")},
                 "notifications": self.notifications, "batches": self.batches,
-                "timeouts_not_applied": self.not_applied}
+                "timeouts_not_applied": self.not_applied, "signals": self.signals}
 
 
 def count_due(engine: PathwayEngine, now: dt.datetime) -> int:
@@ -85,7 +86,10 @@ def tick(engine: PathwayEngine, now: dt.datetime, *, batch_size: int = DEFAULT_B
                 raise _DryRun
         except _DryRun:
             return summary
+    from .signals import deliver
+
     summary = TickSummary()
+    summary.signals = deliver(engine)
     busy: set[str] = set()  # held by another sweep or step now: theirs to finish
     while max_batches is None or summary.batches < max_batches:
         before = summary.total
@@ -101,6 +105,7 @@ def tick(engine: PathwayEngine, now: dt.datetime, *, batch_size: int = DEFAULT_B
                 on_batch(summary.total - before)
         if not due:
             break
+    summary.signals += deliver(engine)  # answers the timeouts just fired may have caused
     if summary.total:
         log.info("tick at %s fired %s", now.isoformat(), summary.as_dict())
     return summary

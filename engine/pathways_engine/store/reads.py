@@ -35,6 +35,8 @@ from .tables import definition_snapshots
 from .tables import instances
 from .tables import outbox
 from .tables import requests
+from .tables import signals
+from .tables import subject_assignments
 from .tables import subjects
 
 
@@ -54,17 +56,22 @@ def _parsed(value: Any) -> list[Any]:
 @cache
 def _load_query(dialect: str) -> Select[Any]:
     """Built once per dialect, so SQLAlchemy compiles it once (its cache keys on the object)."""
-    a, c = assignments.alias("a"), consents.alias("c")
+    a, c, sa = assignments.alias("a"), consents.alias("c"), subject_assignments.alias("sa")
     assigned = (select(json_rows(dialect, a.c.role, a.c.party))
                 .where(a.c.instance_id == instances.c.id, a.c.active.is_(True))
                 .scalar_subquery())
+    subject_assigned = (select(json_rows(dialect, sa.c.role, sa.c.party))
+                        .where(sa.c.subject_id == instances.c.subject_id,
+                               sa.c.active.is_(True))
+                        .scalar_subquery())
     bases = (select(json_rows(dialect, c.c.id, c.c.sector, c.c.basis, c.c.reference))
              .where(c.c.instance_id == instances.c.id, c.c.withdrawn_at.is_(None))
              .scalar_subquery())
     return (select(*(instances.c[name] for name in INSTANCE_COLUMNS),
                    subjects.c.ref.label("s_ref"), subjects.c.birth_date.label("s_birth_date"),
                    subjects.c.name.label("s_name"), subjects.c.personal_id.label("s_personal_id"),
-                   assigned.label("assigned"), bases.label("bases"))
+                   assigned.label("assigned"), bases.label("bases"),
+                   subject_assigned.label("subject_assigned"))
             .join_from(instances, subjects, subjects.c.id == instances.c.subject_id))
 
 
@@ -75,7 +82,8 @@ def _loaded(row: Any) -> Loaded:
                          row.s_personal_id)
     assigned = {str(role): str(party) for role, party in _parsed(row.assigned)}
     rows = [(int(i), str(s), str(b), str(r)) for i, s, b, r in _parsed(row.bases)]
-    return Loaded(instance, subject, assigned, rows)
+    everywhere = {str(role): str(party) for role, party in _parsed(row.subject_assigned)}
+    return Loaded(instance, subject, assigned, rows, everywhere)
 
 
 @cache
@@ -228,3 +236,46 @@ def due_instances(connection: Connection, now: dt.datetime, limit: int,
 def count_due(connection: Connection, now: dt.datetime) -> int:
     return int(connection.execute(select(func.count()).select_from(deadlines).where(
         deadlines.c.next_fire_at <= now, deadlines.c.status == "pending")).scalar() or 0)
+
+
+def parent_contract(connection: Connection, parent_id: str) -> str | None:
+    """The content hash the parent instance runs on (its handover says what it waits for)."""
+    return connection.execute(select(instances.c.content_hash).where(
+        instances.c.id == parent_id, instances.c.status == "active")).scalar()
+
+
+def running_children(connection: Connection, parent_id: str) -> list[tuple[str, str]]:
+    """(instance, handover) of the running pathways this instance handed over to."""
+    return [(row.id, row.handover) for row in connection.execute(
+        select(instances.c.id, instances.c.handover).where(
+            instances.c.parent_id == parent_id, instances.c.status == "active")
+        .order_by(instances.c.id))]
+
+
+def signal_targets(connection: Connection, limit: int, only: Iterable[str] | None = None
+                   ) -> list[str]:
+    """Instances with a signal waiting, oldest signal first."""
+    query = (select(signals.c.instance_id, func.min(signals.c.id).label("first"))
+             .where(signals.c.delivered_at.is_(None)).group_by(signals.c.instance_id)
+             .order_by("first").limit(limit))
+    if only is not None:
+        query = query.where(signals.c.instance_id.in_(sorted(set(only))))
+    return [row.instance_id for row in connection.execute(query)]
+
+
+def pending_signals(connection: Connection, instance_ids: Iterable[str]) -> list[Any]:
+    """Signals for instances this transaction holds locked: nobody else applies them now."""
+    wanted = sorted(set(instance_ids))
+    if not wanted:
+        return []
+    return list(connection.execute(select(signals).where(
+        signals.c.instance_id.in_(wanted), signals.c.delivered_at.is_(None))
+        .order_by(signals.c.id)))
+
+
+def closed_at(connection: Connection, instance_id: str, at: dt.datetime) -> list[DeadlineRow]:
+    """The deadlines of an instance closed at exactly `at` (by the step an undo takes back)."""
+    query = (select(*(c for c in deadlines.c if c.name != "rule"))
+             .where(deadlines.c.instance_id == instance_id, deadlines.c.closed_at == at,
+                    deadlines.c.status != "pending").order_by(deadlines.c.id))
+    return [_deadline(row) for row in connection.execute(query)]

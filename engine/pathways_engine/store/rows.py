@@ -31,6 +31,8 @@ class InstanceRow:
     updated_at: dt.datetime
     completed_at: dt.datetime | None
     area: str | None
+    parent_id: str | None = None
+    handover: str | None = None
 
     def copy(self) -> InstanceRow:
         return replace(self, data=dict(self.data))
@@ -129,6 +131,7 @@ class Loaded:
     subject: SubjectRow
     assigned: dict[str, str]  # role -> party
     consents: list[ConsentRow]
+    subject_assigned: dict[str, str] = field(default_factory=dict)  # for all its pathways
 
 
 def legal_bases(rows: list[ConsentRow]) -> dict[str, str]:

@@ -105,8 +105,12 @@ instances = Table(
     _time("updated_at"),
     _time("completed_at", nullable=True),
     Column("area", String(64)),  # municipality or region; routes messages, scopes actors
+    # the pathway whose handover started this one, and which of its handovers it was
+    Column("parent_id", String(32), ForeignKey("instances.id")),
+    Column("handover", String(64)),
     Index("ix_instances_pathway_state", "pathway_id", "state"),
     Index("ix_instances_subject", "subject_id"),
+    Index("ix_instances_parent", "parent_id"),
 )
 
 audit = Table(
@@ -203,6 +207,37 @@ assignments = Table(
     Column("actor", String(128), nullable=False),
     Column("active", Boolean, nullable=False),
     Index("ix_assignments_instance", "instance_id"),
+)
+
+subject_assignments = Table(
+    # a party named for a role across every pathway of one child (the contact person)
+    "subject_assignments", metadata,
+    _id(),
+    Column("subject_id", IdType, ForeignKey("subjects.id"), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("party", String(128), nullable=False),
+    _time("at"),
+    Column("actor", String(128), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Index("ix_subject_assignments_subject", "subject_id"),
+)
+
+signals = Table(
+    # what one pathway owes another across a handover, delivered under the receiver's lock:
+    # a child's completion to its waiting parent (kind "event"), a parent's end to a child it
+    # cancels (kind "cancel"); `delivered_at` is set in the transaction that applies it
+    "signals", metadata,
+    _id(),
+    Column("instance_id", String(32), ForeignKey("instances.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("event", String(64)),
+    Column("payload", JSON, nullable=False),
+    Column("source_id", String(32), ForeignKey("instances.id"), nullable=False),
+    Column("handover", String(64), nullable=False),
+    _time("at"),
+    _time("delivered_at", nullable=True),
+    Column("outcome", Text),
+    Index("ix_signals_pending", "delivered_at", "instance_id"),
 )
 
 consents = Table(

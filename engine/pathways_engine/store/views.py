@@ -21,8 +21,10 @@ from .tables import assignments
 from .tables import audit
 from .tables import consents
 from .tables import deadlines
+from .tables import definition_snapshots
 from .tables import instances
 from .tables import outbox
+from .tables import subject_assignments
 from .tables import subjects
 
 STREAM_ROWS = 2000
@@ -157,3 +159,63 @@ def running_elsewhere(connection: Connection, pathway: str,
 def count(connection: Connection, table: str) -> int:
     chosen = {"instances": instances, "audit": audit}[table]
     return int(connection.execute(select(func.count()).select_from(chosen)).scalar() or 0)
+
+
+# ---------------------------------------------------------------- one child across sectors
+
+def children_of(connection: Connection, instance_id: str) -> list[Any]:
+    return list(connection.execute(select(
+        instances.c.id, instances.c.pathway_id, instances.c.state, instances.c.status,
+        instances.c.handover).where(instances.c.parent_id == instance_id)
+        .order_by(instances.c.started_at, instances.c.id)))
+
+
+def subject_assigned(connection: Connection, subject_id: int) -> list[Any]:
+    return list(connection.execute(select(subject_assignments).where(
+        subject_assignments.c.subject_id == subject_id, subject_assignments.c.active.is_(True))
+        .order_by(subject_assignments.c.id)))
+
+
+def instances_of_subject(connection: Connection, subject_id: int) -> list[Any]:
+    return list(connection.execute(select(instances).where(instances.c.subject_id == subject_id)
+                                   .order_by(instances.c.started_at, instances.c.id)))
+
+
+def open_deadlines_of(connection: Connection, ids: list[str]) -> list[Any]:
+    return list(connection.execute(select(deadlines).where(
+        deadlines.c.instance_id.in_(ids), deadlines.c.status == "pending")
+        .order_by(deadlines.c.due_at, deadlines.c.id))) if ids else []
+
+
+def consents_of(connection: Connection, ids: list[str]) -> list[Any]:
+    return list(connection.execute(select(consents).where(
+        consents.c.instance_id.in_(ids), consents.c.withdrawn_at.is_(None))
+        .order_by(consents.c.id))) if ids else []
+
+
+def assignments_of(connection: Connection, ids: list[str]) -> list[Any]:
+    return list(connection.execute(select(assignments).where(
+        assignments.c.instance_id.in_(ids), assignments.c.active.is_(True))
+        .order_by(assignments.c.id))) if ids else []
+
+
+LATEST_KINDS = ("start", "transition", "internal", "withdrawn", "handover", "migration")
+
+
+def latest_entries(connection: Connection, ids: list[str], per_instance: int) -> list[Any]:
+    """The newest `per_instance` steps of each instance, in one query (a window function)."""
+    if not ids:
+        return []
+    ranked = (select(audit.c.instance_id, audit.c.seq, audit.c.at, audit.c.actor, audit.c.role,
+                     audit.c.kind, audit.c.event, audit.c.from_state, audit.c.to_state,
+                     func.row_number().over(partition_by=audit.c.instance_id,
+                                            order_by=audit.c.seq.desc()).label("rn"))
+              .where(audit.c.instance_id.in_(ids), audit.c.kind.in_(LATEST_KINDS)).subquery())
+    return list(connection.execute(select(ranked).where(ranked.c.rn <= per_instance)
+                                   .order_by(ranked.c.instance_id, ranked.c.seq)))
+
+
+def snapshots(connection: Connection) -> list[Any]:
+    """Every definition version instances have started on (what filters may name)."""
+    return list(connection.execute(select(definition_snapshots.c.content_hash,
+                                          definition_snapshots.c.source)))

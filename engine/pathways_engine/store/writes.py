@@ -14,6 +14,7 @@ rows opened within the batch are closed in memory by the step path.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from itertools import groupby
@@ -27,6 +28,7 @@ from sqlalchemy import case
 from sqlalchemy import insert
 from sqlalchemy import literal
 from sqlalchemy import update
+from sqlalchemy.sql.expression import Executable
 
 from pathways_engine.errors import ConcurrentModification
 
@@ -40,6 +42,8 @@ from .tables import deadlines
 from .tables import instances
 from .tables import outbox
 from .tables import requests
+from .tables import signals
+from .tables import subject_assignments
 from .tables import subjects
 
 
@@ -92,7 +96,12 @@ class WriteBatch:
     consents: list[dict[str, Any]] = field(default_factory=list)
     withdrawals: list[dict[str, Any]] = field(default_factory=list)  # {b_i, b_sector, b_basis, b_at}
     assignments: list[dict[str, Any]] = field(default_factory=list)
+    subject_assignments: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    # a correction's recounted deadlines: their rule and start change too (by id)
+    recounted: list[dict[str, Any]] = field(default_factory=list)  # {b_id, b_rule, b_start, b_window}
+    delivered_signals: list[dict[str, Any]] = field(default_factory=list)  # {b_id, b_at, b_outcome}
 
     def changed(self, row: InstanceRow, loaded_version: int,
                 read: InstanceRow | None = None) -> None:
@@ -118,7 +127,8 @@ class WriteBatch:
         self.new_deadlines += other.new_deadlines
         self.changed_deadlines.update(other.changed_deadlines)
         for name in ("closes", "audit", "outbox", "cancelled_messages", "consents",
-                     "withdrawals", "assignments", "requests"):
+                     "withdrawals", "assignments", "subject_assignments", "requests",
+                     "signals", "delivered_signals", "recounted"):
             getattr(self, name).extend(getattr(other, name))
 
     def flush(self, connection: Connection) -> None:
@@ -140,16 +150,9 @@ class WriteBatch:
                                                for c in run])
         if self.new_deadlines:
             connection.execute(_INSERT['deadlines'], [r.values() for r in self.new_deadlines])
-        if self.audit:
-            connection.execute(_INSERT['audit'], self.audit)
-        if self.outbox:
-            connection.execute(_INSERT['outbox'], self.outbox)
-        if self.cancelled_messages:
-            connection.execute(_CANCEL_MESSAGE, self.cancelled_messages)
-        if self.withdrawals:
-            connection.execute(_WITHDRAW, self.withdrawals)
-        if self.consents:
-            connection.execute(_INSERT['consents'], self.consents)
+        self._execute(connection, (("audit", _INSERT['audit']), ("outbox", _INSERT['outbox']),
+                                   ("cancelled_messages", _CANCEL_MESSAGE),
+                                   ("withdrawals", _WITHDRAW), ("consents", _INSERT['consents'])))
         if self.assignments:
             last = {(a["instance_id"], a["role"]): i for i, a in enumerate(self.assignments)}
             for i, a in enumerate(self.assignments):  # one active per role, the newest
@@ -157,10 +160,26 @@ class WriteBatch:
             roles = [{"b_i": a["instance_id"], "b_role": a["role"]} for a in self.assignments]
             connection.execute(_UNASSIGN, roles)
             connection.execute(_INSERT['assignments'], self.assignments)
+        if self.subject_assignments:
+            rows = self.subject_assignments
+            last = {(a["subject_id"], a["role"]): i for i, a in enumerate(rows)}
+            for i, a in enumerate(rows):  # one active per child and role, the newest
+                a["active"] = last[(a["subject_id"], a["role"])] == i
+            connection.execute(_UNASSIGN_SUBJECT, [{"b_s": a["subject_id"], "b_role": a["role"]}
+                                                   for a in rows])
+            connection.execute(_INSERT['subject_assignments'], rows)
         if self.changed_instances:
             self._update_instances(connection)
-        if self.requests:
-            connection.execute(_INSERT['requests'], self.requests)
+        self._execute(connection, (("requests", _INSERT['requests']),
+                                   ("signals", _INSERT['signals']),
+                                   ("delivered_signals", _DELIVERED), ("recounted", _RECOUNTED)))
+
+    def _execute(self, connection: Connection, pairs: Iterable[tuple[str, Executable]]) -> None:
+        """One executemany per non-empty list, in the order given."""
+        for name, statement in pairs:
+            rows = getattr(self, name)
+            if rows:
+                connection.execute(statement, rows)
 
     def _update_instances(self, connection: Connection) -> None:
         full, narrow = [], []
@@ -182,7 +201,8 @@ class WriteBatch:
 
 # built once: a statement made anew per call is walked for its cache key every time (bench/)
 _INSERT = {table.name: insert(table) for table in (instances, deadlines, audit, outbox, consents,
-                                                   assignments, requests)}
+                                                   assignments, subject_assignments, requests,
+                                                   signals)}
 _UPDATED = [name for name in INSTANCE_COLUMNS if name not in ("id", "subject_id", "started_at")]
 _HEAD = ["version", "audit_head", "audit_seq", "updated_at"]
 _STATE = [name for name in _UPDATED if name not in _HEAD]
@@ -249,6 +269,17 @@ _WITHDRAW = (update(consents).where(consents.c.instance_id == bindparam("b_i"),
                                     consents.c.basis == bindparam("b_basis"),
                                     consents.c.withdrawn_at.is_(None))
              .values(withdrawn_at=bindparam("b_at")))
+_UNASSIGN_SUBJECT = (update(subject_assignments)
+                     .where(subject_assignments.c.subject_id == bindparam("b_s"),
+                            subject_assignments.c.role == bindparam("b_role"),
+                            subject_assignments.c.active.is_(True))
+                     .values(active=False))
+_RECOUNTED = (update(deadlines).where(deadlines.c.id == bindparam("b_id"))
+              .values(rule=bindparam("b_rule"), started_at=bindparam("b_start"),
+                      window_start=bindparam("b_window")))
+_DELIVERED = (update(signals).where(signals.c.id == bindparam("b_id"),
+                                    signals.c.delivered_at.is_(None))
+              .values(delivered_at=bindparam("b_at"), outcome=bindparam("b_outcome")))
 _UNASSIGN = (update(assignments).where(assignments.c.instance_id == bindparam("b_i"),
                                        assignments.c.role == bindparam("b_role"),
                                        assignments.c.active.is_(True))

@@ -1,0 +1,120 @@
+"""Handovers: one pathway starting another for the same child, within the same step.
+
+The call activity of BPMN engines, shaped for sectors. A definition's `handovers:` say when
+(an event sent, a state entered), which pathway starts (as which of its roles), which fields
+and consents go along, and - for a pathway that waits - which event comes back with which
+fields when the other one completes. The new instance is opened in the parent's step: its rows
+join the parent's writes, so the two commit together or not at all.
+
+What flows back goes through `signals` rows, written in the step that causes them and applied
+under the receiver's lock (runtime/signals.py): a completed child's answer to its waiting
+parent, and a parent's end to the children it takes along (`on_end: cancel`). A signal is
+applied once, whoever crashes when.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pathways_engine.definition.compiler import compile_definition
+from pathways_engine.definition.spec import HandoverSpec
+from pathways_engine.definition.values import check_values
+from pathways_engine.errors import InvalidArgument
+from pathways_engine.errors import PathwaysError
+from pathways_engine.rules.expressions import compile_condition
+from pathways_engine.store import reads
+
+from .step import StepContext
+
+
+def hand_over(step: StepContext, happening: str, at: dt.datetime, actor: str) -> None:
+    for handover in step.compiled.handovers.get(happening, []):
+        if handover.condition is not None and not _holds(step, handover, at):
+            continue
+        _start_child(step, handover, at, actor)
+
+
+def _holds(step: StepContext, handover: HandoverSpec, at: dt.datetime) -> bool:
+    types = {name: f.type for name, f in step.spec.fields.items()}
+    enums = {name: list(f.values or []) for name, f in step.spec.fields.items()}
+    assert handover.condition is not None
+    condition = compile_condition(handover.condition, types, enums)
+    return condition(step.guard_values({}, at))
+
+
+def _start_child(step: StepContext, handover: HandoverSpec, at: dt.datetime,
+                 actor: str) -> None:
+    engine, parent = step.engine, step.instance
+    try:
+        definition = engine.registry.get(handover.start, handover.version)
+    except PathwaysError as exc:
+        raise InvalidArgument(f"handover {handover.name!r} cannot start {handover.start!r}: "
+                              f"{exc}") from None
+    spec = definition.spec
+    carried = {theirs: parent.data[ours] for theirs, ours in handover.carry.items()
+               if parent.data.get(ours) is not None}
+    try:
+        given = check_values(spec, carried, spec.start.requires, spec.start.accepts,
+                             f"handover {handover.name!r} to {spec.id!r}")
+    except PathwaysError as exc:
+        raise type(exc)(f"{exc} (carry it from {parent.pathway_id!r})") from None
+    note = f"handed over from {parent.pathway_id} {parent.id} ({handover.name})"
+    with engine.open_instance(step.batch, definition, compile_definition(definition),
+                              step.subject, actor=actor, role=handover.role, given=given,
+                              at=at, area=parent.area, parent=step, handover=handover.name,
+                              note=note) as child:
+        _carry_consents(step, child, handover, actor, at)
+        child_id = child.instance.id
+    step.audit("handover", at=at, actor=actor, role=handover.role,
+               changes={"handover": handover.name, "pathway": spec.id, "instance": child_id},
+               effects={"handover": [handover.name, child_id]})
+
+
+def _carry_consents(parent: StepContext, child: StepContext, handover: HandoverSpec,
+                    actor: str, at: dt.datetime) -> None:
+    """The consents the handover names go along: the child's trail records each."""
+    sectors = {role.sector for role in child.spec.roles.values()}
+    for _, sector, basis, reference in parent.case.consents:
+        if sector not in handover.consents or sector not in sectors:
+            continue
+        child.case.consents.append((len(child.case.consents) + 1, sector, basis, reference))
+        child.writes.consents.append({"instance_id": child.instance.id, "sector": sector,
+                                      "basis": basis, "reference": reference,
+                                      "given_by": actor, "at": at, "withdrawn_at": None})
+        child.audit("consent", at=at, actor=actor, role=handover.role,
+                    changes={"sector": sector, "basis": basis, "reference": reference},
+                    note=f"carried from {parent.instance.id} ({handover.name})",
+                    effects={"consent": [sector, basis, reference]})
+
+
+def finished(step: StepContext, at: dt.datetime, why: str = "completed") -> None:
+    """The pathway ended: its waiting parent gets the answer, children it takes along stop."""
+    instance, connection = step.instance, step.batch.connection
+    if instance.parent_id is not None and instance.handover is not None:
+        content_hash = reads.parent_contract(connection, instance.parent_id)
+        if content_hash is not None:
+            parent = step.engine.compiled_for(connection, content_hash).spec
+            handover = next((h for h in parent.handovers if h.name == instance.handover), None)
+            if handover is not None and handover.returns is not None:
+                payload = {ours: instance.data.get(theirs)
+                           for ours, theirs in handover.returns.fields.items()
+                           if instance.data.get(theirs) is not None}
+                _signal(step, instance.parent_id, "event", handover.returns.event, payload,
+                        handover.name, at)
+    if step.compiled.cancels_children:
+        along = {h.name for h in step.spec.handovers if h.on_end == "cancel"}
+        for child_id, name in reads.running_children(connection, instance.id):
+            if name in along:
+                _signal(step, child_id, "cancel", None,
+                        {"reason": f"{instance.pathway_id} {instance.id} {why}"}, name, at)
+
+
+def _signal(step: StepContext, target: str, kind: str, event: str | None,
+            payload: dict[str, Any], handover: str, at: dt.datetime) -> None:
+    step.bump()
+    step.writes.signals.append({"instance_id": target, "kind": kind, "event": event,
+                                "payload": payload, "source_id": step.instance.id,
+                                "handover": handover, "at": at, "delivered_at": None,
+                                "outcome": None})
+    step.batch.signalled.add(target)
