@@ -64,7 +64,7 @@ class App:
             from pathways_notifications.composer import Composer
         except ImportError:  # pragma: no cover - notifications ship with pathways
             return NoComposer()
-        return Composer(self.parties)
+        return Composer(self.parties, self.settings.case_url)
 
     @cached_property
     def actors(self) -> Actors:

@@ -44,22 +44,34 @@ class PathwaysGroup(click.Group):
                 self.add_command(command)
         return super().get_command(ctx, name)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # a command run with --json answers its errors in JSON too (integrations parse stderr)
+        ctx.meta["pathways.json"] = "--json" in args
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         from pathways_engine.errors import DatabaseError
         from pathways_engine.errors import PathwaysError
         from sqlalchemy.exc import OperationalError
 
+        as_json = bool(ctx.meta.get("pathways.json"))
         try:
             return super().invoke(ctx)
         except PathwaysError as exc:
-            _fail(str(exc), exc.exit_code)
+            _fail(str(exc), exc.exit_code, as_json, type(exc).__name__)
         except OperationalError as exc:
             error = DatabaseError(f"database error: {str(exc.orig).splitlines()[0]}")
-            _fail(str(error), error.exit_code)
+            _fail(str(error), error.exit_code, as_json, "DatabaseError")
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+def _fail(message: str, code: int, as_json: bool = False, kind: str = "PathwaysError") -> None:
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"error": message, "kind": kind, "exit_code": code},
+                              ensure_ascii=False), err=True)
+    else:
+        click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 

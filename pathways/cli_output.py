@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -15,45 +17,96 @@ def emit(data: Any, as_json: bool, text: str | None = None) -> None:
         click.echo(text)
 
 
-def format_history(rows: list[dict[str, Any]]) -> str:
+# audit kinds whose `changes` are {field: [old, new]}; every other kind records plain values
+_PAIRED = ("start", "transition", "internal", "correction", "undo")
+
+
+def _when(at: str | None, zone: str | None) -> str:
+    """An audit time to the minute, in the pathway's zone when it is known."""
+    if at is None:
+        return "-"
+    moment = dt.datetime.fromisoformat(at)
+    if zone:
+        return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _changes(row: dict[str, Any]) -> str:
+    changes = row["changes"] or {}
+    if row["kind"] in _PAIRED:
+        return ", ".join(f"{k}={_value(v[1])}" if isinstance(v, list) and len(v) == 2
+                         else f"{k}={_value(v)}" for k, v in changes.items())
+    return ", ".join(f"{k}={_value(v)}" for k, v in changes.items())
+
+
+def format_history(rows: list[dict[str, Any]], zone: str | None = None) -> str:
     lines = []
     for row in rows:
-        move = f"{row['from'] or '-'} -> {row['to']}" if row["to"] else ""
+        move = f"{row['from'] or '-'} -> {row['to']}" if row["to"] and row["kind"] in _PAIRED \
+            else ""
         what = row["event"] or row["kind"]
-        changes = ", ".join(f"{k}={v[1]!r}" for k, v in row["changes"].items()
-                            if isinstance(v, list) and len(v) == 2)
-        if not changes and row["changes"]:
-            changes = ", ".join(f"{k}={v}" for k, v in row["changes"].items())
         note = f"  note: {row['note']}" if row["note"] else ""
-        lines.append(f"{row['seq']:>3}  {row['at']}  {row['actor']} ({row['role']})  {what}  "
-                     f"{move}  {changes}{note}".rstrip())
+        parts = [f"{row['seq']:>3}", _when(row["at"], zone), f"{row['actor']} ({row['role']})",
+                 what, move, _changes(row)]
+        lines.append("  ".join(p for p in parts if p) + note)
     return "\n".join(lines) if lines else "(no history)"
 
 
 def format_show(data: dict[str, Any]) -> str:
-    title = data["title"].get("en") or next(iter(data["title"].values()))
+    from pathways_notifications.wording import local_time
+
+    lang, zone = data["language"], data["timezone"]
+    responsible = data["responsible_label"] or "-"
+    if data["responsible"]:
+        responsible += f" ({data['responsible']})"
+    party = data["assigned"].get(data["responsible"] or "", {}).get("party")
+    if party:
+        responsible += f" -> {party}"
     lines = [
-        f"{data['id']}  {data['pathway']} v{data['version']} — {title}",
-        f"subject:   {data['subject']}" + (f"   area: {data['area']}" if data['area'] else ""),
-        f"state:     {data['state']} ({data['status']}), responsible: {data['responsible'] or '-'}",
-        f"revision:  {data['revision']}",
-        f"data:      {json.dumps(data['data'], ensure_ascii=False) if data['data'] else '-'}",
-        "may send now:",
+        f"{data['title_text']}  ({data['pathway']} v{data['version']}, {data['id']})",
+        f"child:     {data['subject']}" + (f", area {data['area']}" if data["area"] else ""),
+        f"step:      {data['state_title']} ({data['state']}), {data['status']}",
+        f"responsible: {responsible}",
     ]
+    contact = data["assigned"].get("contact_person")
+    lines.append(f"contact person: {contact['party'] if contact else '-'}"
+                 + (" (for every pathway of the child)" if contact and contact["for"] == "child"
+                    else ""))
+    consents = [f"{c['sector']} ({c['basis']}: {c['reference']})" for c in data["consents"]]
+    lines.append(f"consent:   {'; '.join(consents) if consents else 'none recorded'}")
+    if data["parent"]:
+        lines.append(f"handed over from: {data['parent']['id']} ({data['parent']['handover']})")
+    for child in data["children"]:
+        lines.append(f"handed over to:   {child['id']} {child['pathway']} ({child['handover']}): "
+                     f"{child['state']}, {child['status']}")
+    lines.append(f"revision:  {data['revision']}")
+    lines.append(f"data:      {json.dumps(data['data'], ensure_ascii=False) if data['data'] else '-'}")
+    lines.append("may send now:")
     for role, events in data["may_send"].items():
         lines.append(f"  {role}: {', '.join(events)}")
     if not data["may_send"]:
         lines.append("  (nothing)")
     lines.append("deadlines:")
-    for d in data["deadlines"]:
+    shown = [d for d in data["deadlines"] if not d["superseded"]]
+    for d in shown:
         rule = d["rule"]
-        lines.append(f"  {d['name']:<24} {d['status']:<9} due {d['due_local']} "
-                     f"({d['due_utc']} UTC)  {rule['duration']} from {rule['from']}, "
-                     f"{rule['status']}: {rule['source']}")
+        due = local_time(d["due_utc"], zone, lang)
+        lines.append(f"  {d['title']} ({d['name']}): {d['status']}, due {due}")
+        lines.append(f"      {rule['duration']} from {rule['from']}, {rule['status']}: "
+                     f"{rule['source']}")
         if rule.get("warning"):
-            lines.append(f"  {'':<24} ! {rule['warning']}")
-    if not data["deadlines"]:
-        lines.append("  (none)")
+            lines.append(f"      ! {rule['warning']}")
+    if not shown:
+        lines.append("  none")
+    folded = len(data["deadlines"]) - len(shown)
+    if folded:
+        lines.append(f"  ({folded} replaced by a migration; --json lists them)")
     lines.append("history:")
-    lines.append(format_history(data["history"]))
+    lines.append(format_history(data["history"], zone))
     return "\n".join(lines)

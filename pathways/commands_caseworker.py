@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from . import completion
 from .app import App
 from .cli_output import emit
 from .cli_output import format_history
@@ -59,7 +60,7 @@ def reader(app: App, instance: str, actor: str | None,
 
 
 @click.command()
-@click.argument("pathway")
+@click.argument("pathway", shell_complete=completion.pathways)
 @click.option("--subject", "subject_ref", required=True, metavar="REF",
               help="Pseudonymous reference of the child or pregnant woman.")
 @click.option("--birth-date", type=ISO_DATE, default=None, help="Subject's birth date.")
@@ -95,8 +96,8 @@ def start(app: App, pathway: str, subject_ref: str, birth_date: dt.date | None,
 
 
 @click.command()
-@click.argument("instance")
-@click.argument("event")
+@click.argument("instance", shell_complete=completion.instances)
+@click.argument("event", shell_complete=completion.events)
 @_set
 @click.option("--note", default=None, help="A note for the history.")
 @click.option("--expect-revision", "expected", type=int, default=None,
@@ -129,15 +130,18 @@ def advance(app: App, instance: str, event: str, assignments: tuple[str, ...], n
 
 
 @click.command()
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
 @_reader
 @_reader_role
 @click.option("--now", "now", type=ISO_TIME, default=None,
               help="Show deadline statuses as at this time (without offset: UTC).")
+@click.option("--lang", type=click.Choice(["da", "nb", "sv", "en"]), default=None,
+              help="Titles and dates in this language, if the pathway has it (default: the "
+                   "pathway's own).")
 @_json
 @pass_app
 def show(app: App, instance: str, actor: str | None, role: str | None, now: dt.datetime | None,
-         as_json: bool) -> None:
+         lang: str | None, as_json: bool) -> None:
     """Show an instance: state, data, who may do what now, deadlines, history."""
     from pathways_engine.ports import FixedClock
     from pathways_engine.reading.views import show as show_instance
@@ -147,7 +151,7 @@ def show(app: App, instance: str, actor: str | None, role: str | None, now: dt.d
     if now is not None:
         app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
     viewer, within_area = reader(app, instance, actor, role)
-    data = show_instance(app, instance, viewer=viewer, authorize=within_area)
+    data = show_instance(app, instance, viewer=viewer, authorize=within_area, language=lang)
     emit(data, as_json, None if as_json else format_show(data))
 
 
@@ -162,7 +166,8 @@ _party = click.option("--party", default=None, metavar="PARTY",
 
 
 @click.command(name="list")
-@click.option("--pathway", default=None, metavar="PATHWAY", help="Only instances of this pathway.")
+@click.option("--pathway", shell_complete=completion.pathways,
+              default=None, metavar="PATHWAY", help="Only instances of this pathway.")
 @click.option("--state", default=None, metavar="STATE", help="Only instances in this state.")
 @click.option("--role", default=None, metavar="ROLE",
               help="Only instances whose current step this role is responsible for.")
@@ -196,7 +201,7 @@ def list_(app: App, pathway: str | None, state: str | None, role: str | None,
 
 
 @click.command()
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
 @_reader
 @_reader_role
 @_json
@@ -252,7 +257,7 @@ def _pinned_spec(app: App, content_hash: str) -> Any:
 
 def _clock_command(name: str, summary: str) -> click.Command:
     @click.command(name=name, help=summary)
-    @click.argument("instance")
+    @click.argument("instance", shell_complete=completion.instances)
     @click.argument("deadline")
     @click.option("--reason", required=True, help="Why (kept in the audit trail).")
     @_as

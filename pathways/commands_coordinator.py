@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from . import completion
 from .app import App
 from .cli_output import emit
 
@@ -16,8 +17,10 @@ pass_app = click.make_pass_decorator(App)
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {definitions, ok, problems: [{file, line, message, severity}]}.")
 @pass_app
-def check(app: App, paths: tuple[Path, ...]) -> None:
+def check(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
     """Validate definitions (default: the configured ones); print every problem as file:line."""
     from .checking import check_paths
 
@@ -28,9 +31,16 @@ def check(app: App, paths: tuple[Path, ...]) -> None:
     problems, count = check_paths(targets, parties, actors,
                                   app.settings.switches if not paths else (),
                                   context=app.settings.definitions if paths else ())
+    errors = [p for p in problems if not p.warning]
+    if as_json:
+        emit({"definitions": count, "ok": not errors, "problems": [
+            {"file": str(p.path), "line": p.line, "message": p.message,
+             "severity": "warning" if p.warning else "error"} for p in problems]}, True)
+        if errors:
+            raise SystemExit(1)
+        return
     for problem in problems:
         click.echo(str(problem))
-    errors = [p for p in problems if not p.warning]
     warned = len(problems) - len(errors)
     also = f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""
     if errors:
@@ -67,7 +77,7 @@ def definitions(app: App, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("pathway")
+@click.argument("pathway", shell_complete=completion.pathways)
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid",
               show_default=True, help="mermaid needs nothing; dot needs pydot; svg needs Graphviz.")
 @click.option("--version", type=int, default=None, help="Definition version (default: newest).")
@@ -121,7 +131,8 @@ def simulate(app: App, paths: tuple[Path, ...], as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--pathway", required=True, help="The pathway whose running instances move.")
+@click.option("--pathway", shell_complete=completion.pathways,
+              required=True, help="The pathway whose running instances move.")
 @click.option("--to", "to_version", required=True, type=int, help="The version to move them to.")
 @click.option("--map", "mappings", multiple=True, metavar="OLD=NEW",
               help="Where instances in OLD go (a state of the new version). Repeatable.")

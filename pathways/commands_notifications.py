@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 from pathways_engine.ports import FixedClock
 
+from . import completion
 from .app import App
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ pass_app = click.make_pass_decorator(App)
 
 
 @click.command()
-@click.argument("pathway")
+@click.argument("pathway", shell_complete=completion.pathways)
 @click.argument("template")
 @click.option("--lang", type=click.Choice(["da", "nb", "sv", "en"]), default=None,
               help="Language (default: the recipient's, else the fallback).")
@@ -46,6 +47,7 @@ def render(app: App, pathway: str, template: str, lang: str | None, role: str | 
     else:
         definition = app.registry.get(pathway)
         role = _check_template(definition, template, role)
+        _check_language(definition, lang)
         rendered = render_template(definition, template, lang,
                                    sample_context(definition, role, lang))
     click.echo(f"Subject: {rendered.subject}\nLanguage: {rendered.language}\n\n{rendered.text}")
@@ -65,6 +67,17 @@ def _check_template(definition: Definition, template: str, role: str | None) -> 
     return role
 
 
+def _check_language(definition: Definition, lang: str | None) -> None:
+    """A preview in a language the pathway lacks would show the fallback: say so instead."""
+    from pathways_engine.errors import InvalidArgument
+
+    languages = definition.spec.languages
+    if lang is not None and lang not in languages:
+        raise InvalidArgument(f"--lang {lang}: pathway {definition.spec.id!r} is written in "
+                              f"{', '.join(languages)} (a recipient of another language gets "
+                              f"{definition.spec.fallback_language})")
+
+
 def _render_for_instance(app: App, pathway: str, template: str, role: str | None,
                          lang: str | None, instance_id: str, actor: str | None,
                          reader_role: str | None) -> Rendered:
@@ -81,7 +94,7 @@ def _render_for_instance(app: App, pathway: str, template: str, role: str | None
     from .commands_caseworker import reader
 
     viewer, within_area = reader(app, instance_id, actor, reader_role)
-    composer = Composer(app.parties)
+    composer = Composer(app.parties, app.settings.case_url)
     with app.db.reading() as connection:
         found = reads.load_instances(connection, [instance_id], lock=False).get(instance_id)
         if found is None:
@@ -95,6 +108,7 @@ def _render_for_instance(app: App, pathway: str, template: str, role: str | None
             within_area(found.instance.area)
         definition = app.engine.compiled_for(connection, found.instance.content_hash).definition
         role = _check_template(definition, template, role)
+        _check_language(definition, lang)
         deadline = views.first_pending_deadline(connection, instance_id)
     from pathways_engine.reading.views import hidden_for
 
@@ -108,9 +122,13 @@ def _render_for_instance(app: App, pathway: str, template: str, role: str | None
                             personal=personal)
 
 
-@click.command()
+@click.command(epilog="SMTP comes from the environment only: PATHWAYS_SMTP_HOST, "
+                      "PATHWAYS_SMTP_PORT, PATHWAYS_SMTP_SECURITY (none|starttls|tls), "
+                      "PATHWAYS_SMTP_USER, PATHWAYS_SMTP_PASSWORD, PATHWAYS_SMTP_FROM; the file "
+                      "drop folder is PATHWAYS_DROP_DIR; PATHWAYS_DELIVERY_GIVE_UP (default 3 "
+                      "days) turns a message that keeps failing into a dead letter.")
 @click.option("--now", type=ISO_TIME, default=None, help="Pretend it is this time (UTC if naive).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print {sent, retried, failed}.")
 @pass_app
 def deliver(app: App, now: dt.datetime | None, as_json: bool) -> None:
     """Deliver pending messages (SMTP, file drop, console), retrying with backoff."""
@@ -144,7 +162,8 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
             "created_at": m.created_at.isoformat(), "last_error": m.last_error,
             "sent_at": m.sent_at.isoformat() if m.sent_at else None,
         } for m in views.outbox_rows(connection, status)]
-    lines = [f"{r['id']:>6}  {r['status']:<9} {r['channel']:<7} {r['role']:<14} {r['subject']}"
+    lines = [f"{r['id']:>6}  {r['status']:<9} {r['channel']:<7} "
+             f"{(r['party'] or '(no party)') + ' (' + r['role'] + ')':<32} {r['subject']}"
              for r in rows]
     emit(rows, as_json, "\n".join(lines) if lines else "(outbox is empty)")
 
@@ -172,7 +191,7 @@ def retry(app: App, message_ids: tuple[int, ...], everything: bool, failed: bool
 
 
 @click.command()
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
 @click.argument("role")
 @click.argument("party")
 @click.option("--as", "actor", required=True, metavar="ACTOR",
@@ -194,9 +213,11 @@ def assign(app: App, instance: str, role: str, party: str, actor: str,
 
 
 @click.command()
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
 @click.option("--sector", required=True, help="The recipient sector the basis covers.")
-@click.option("--basis", type=click.Choice(["consent", "statutory"]), required=True)
+@click.option("--basis", type=click.Choice(["consent", "statutory"]), required=True,
+              help="consent: the family's (or the young person's own); statutory: a provision "
+                   "the definition declares under `sharing:`.")
 @click.option("--reference", required=True,
               help="Who consented and when, or the provision the definition declares under "
                    "`sharing:` (e.g. 'Barnets lov §133 (underretningspligt)').")

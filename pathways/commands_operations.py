@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from pathways_engine.ports import FixedClock
 
+from . import completion
 from .app import App
 from .cli_output import emit
 from .timeparse import ISO_DATE
@@ -110,7 +111,8 @@ def scheduler(app: App, interval: float) -> None:
 @click.command()
 @click.option("--role", default=None, metavar="ROLE",
               help="Only deadlines this role is responsible for.")
-@click.option("--pathway", default=None, metavar="PATHWAY", help="Only this pathway's.")
+@click.option("--pathway", shell_complete=completion.pathways,
+              default=None, metavar="PATHWAY", help="Only this pathway's.")
 @click.option("--area", default=None, metavar="CODE", help="Only this municipality's or region's.")
 @click.option("--party", default=None, metavar="PARTY",
               help="Only deadlines this party is responsible for (assigned, or routed by area).")
@@ -134,8 +136,12 @@ def overdue(app: App, role: str | None, pathway: str | None, area: str | None,
     rows = overdue_rows(app, pathway=pathway,
                         areas=set(chosen.areas) if chosen.areas is not None else None)
     rows = keep(app, rows, chosen, role_key="responsible", instance_key="instance")
-    lines = [f"{r['instance']}  {r['subject']}  {r['pathway']}  {r['state']}  {r['deadline']}  "
-             f"{r['responsible'] or '-'}  due {r['due_local']}  overdue {r['overdue_by']}"
+    from pathways_notifications.wording import how_long
+
+    lines = [f"{r['instance']}  {r['subject']}  {r['pathway']}  {r['state']}  "
+             f"{r['deadline_title']} ({r['deadline']})  {r['responsible'] or '-'}  "
+             f"due {r['due_local'][:16].replace('T', ' ')}  overdue "
+             f"{how_long(dt.timedelta(seconds=r['overdue_seconds']), 'en')}"
              + (f"  ! {r['rule']['warning']}" if r["rule"].get("warning") else "")
              for r in rows]
     emit(rows, as_json, "\n".join(lines) if lines else "nothing is overdue")
@@ -223,13 +229,16 @@ COMMANDS.append(audit)
 @click.option("--from", "start", type=ISO_DATE, default=None,
               help="First day (default: one year before --to).")
 @click.option("--to", "end", type=ISO_DATE, default=None, help="Last day, inclusive (default: today).")
-@click.option("--pathway", default=None, help="Only this pathway.")
-@click.option("--by", type=click.Choice(["step", "role", "organisation"]), default="step",
-              show_default=True,
-              help="step: per state; role: per responsible role; organisation: per area "
-                   "(the municipality or region given at start).")
+@click.option("--pathway", shell_complete=completion.pathways,
+              default=None, help="Only this pathway.")
+@click.option("--by", type=click.Choice(["step", "role", "organisation", "area"]),
+              default="step", show_default=True,
+              help="step: per state; role: per responsible role; organisation: per party "
+                   "responsible (assigned, else routed by the parties file); area: per "
+                   "municipality or region given at start.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+              show_default=True, help="table for people, csv for spreadsheets, json for "
+                                      "programs (keys in the README).")
 @pass_app
 def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None, by: str,
            fmt: str) -> None:
@@ -247,13 +256,19 @@ def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | 
              for name, state in d.spec.states.items() if state.responsible}
     begin = dt.datetime.combine(start, dt.time(0), tzinfo=dt.UTC)
     until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
+    routing: dict[tuple[str, str | None], str] = {}
+    for party in (app.parties.by_id.values() if app.parties else []):
+        for role in party.roles:
+            areas: list[str | None] = list(party.areas) or [None]
+            for area in areas:
+                routing.setdefault((role, area), party.id)  # the first party wins, as routing
     rows = compute(app.engine, start=begin, end=until, now=app.clock.now(), pathway=pathway,
-                   by=by, roles=roles)
+                   by=by, roles=roles, routing=routing)
     _print_report(rows, by, fmt)
 
 
 def _print_report(rows: list[dict[str, object]], by: str, fmt: str) -> None:
-    columns = ["pathway", by, "started", "completed", "median_days", "p90_days",
+    columns = ["pathway", by, "started", "completed", "migrated", "median_days", "p90_days",
                "deadlines_closed", "deadlines_met_share", "deadlines_met_early", "paused_days",
                "overdue_now"]
     if fmt == "json":

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from . import completion
 from .app import App
 from .cli_output import emit
 from .commands_caseworker import _as
@@ -98,7 +99,7 @@ def _format(data: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
 @_reason
 @_as
 @_role
@@ -116,7 +117,7 @@ def withdraw(app: App, instance: str, reason: str, actor: str, role: str) -> Non
 
 
 @click.command()
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
 @_set
 @_reason
 @_as
@@ -141,7 +142,7 @@ def correct(app: App, instance: str, assignments: tuple[str, ...], reason: str, 
 
 
 @click.command()
-@click.argument("instance")
+@click.argument("instance", shell_complete=completion.instances)
 @_reason
 @_as
 @_role

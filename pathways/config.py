@@ -28,6 +28,7 @@ DEFINITIONS_ENV = "PATHWAYS_DEFINITIONS"
 PARTIES_ENV = "PATHWAYS_PARTIES"
 ACTORS_ENV = "PATHWAYS_ACTORS"
 DEPLOYMENT_ENV = "PATHWAYS_DEPLOYMENT"
+CASE_URL_ENV = "PATHWAYS_CASE_URL"
 SYSTEM_DEPLOYMENT = Path("/etc/pathways/deployment.yaml")
 DEFAULT_DATABASE = "sqlite:///pathways.db"
 _HERE = Path(__file__).resolve().parent
@@ -62,6 +63,7 @@ class Settings:
     parties: Path | None
     actors: Path | None = None
     switches: tuple[str, ...] = ()  # the deployment's rule switches (deadline variants)
+    case_url: str | None = None  # messages link here, e.g. https://sag.example.dk/{instance}
 
     @classmethod
     def resolve(cls, db: str | None, definitions: tuple[Path, ...],
@@ -75,12 +77,17 @@ class Settings:
             paths = (shipped_definitions(),)
         deployment = load_deployment()
         switches: tuple[str, ...] = ()
+        case_url = os.environ.get(CASE_URL_ENV) or None
+        if case_url is not None:
+            _check_case_url(Path(f"${CASE_URL_ENV}"), case_url)
         if deployment is not None:
+            case_url = deployment.case_url or case_url
             actors = deployment.locked_actors(actors) or actors or deployment.actors
             parties = parties or (None if os.environ.get(PARTIES_ENV) else deployment.parties)
             switches = deployment.switches
         return cls(url, paths, _deployment_file(parties, PARTIES_ENV, paths, "parties.yaml"),
-                   _deployment_file(actors, ACTORS_ENV, paths, "actors.yaml"), switches)
+                   _deployment_file(actors, ACTORS_ENV, paths, "actors.yaml"), switches,
+                   case_url)
 
     def with_demo_deployment(self) -> Settings:
         """These settings, with the demo actors and parties where none were configured."""
@@ -113,6 +120,7 @@ class Deployment:
     parties: Path | None
     lock_actors: bool
     switches: tuple[str, ...] = ()
+    case_url: str | None = None
 
     def locked_actors(self, given: Path | None) -> Path | None:
         """The locked actors file, refusing a flag or environment that names another."""
@@ -156,6 +164,7 @@ def load_deployment() -> Deployment | None:
         parties: str | None = None
         lock_actors: bool = False
         switches: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]] = []
+        case_url: Annotated[str, Field(pattern=r"^https://[^\s]+$")] | None = None
 
     parsed, _ = load_model(path, DeploymentFile)
 
@@ -163,5 +172,22 @@ def load_deployment() -> Deployment | None:
         return None if name is None else (path.parent / name if not Path(name).is_absolute()
                                           else Path(name))
 
+    if parsed.case_url is not None:
+        _check_case_url(path, parsed.case_url)
     return Deployment(path, beside(parsed.actors), beside(parsed.parties), parsed.lock_actors,
-                      tuple(parsed.switches))
+                      tuple(parsed.switches), parsed.case_url)
+
+
+def _check_case_url(path: Path, url: str) -> None:
+    """Only {instance} and {subject} may be filled in: a message must not fail to render."""
+    import string
+
+    from pathways_engine.errors import ConfigError
+
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(url) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(f"{path}: case_url {url!r}: {exc}") from None
+    if not names <= {"instance", "subject"}:
+        raise ConfigError(f"{path}: case_url may use {{instance}} and {{subject}} only, not "
+                          f"{', '.join(sorted(names - {'instance', 'subject'}))}")

@@ -152,6 +152,7 @@ class Outcome:
     path: str
     name: str
     failures: list[str] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # every message queued
 
     @property
     def passed(self) -> bool:
@@ -240,6 +241,7 @@ class _Run:
                                                       strict=True), 1):
                 self._step(number, step, when)
             self._verify_trail()
+            self._keep_messages()
         finally:
             self.db.dispose()
         return self.outcome
@@ -387,6 +389,16 @@ class _Run:
         ids = [r["id"] for r in list_instances(self.engine, subject=self.scenario.subject.ref)]
         for found in verify(self.db, ids).breaks:
             self.outcome.failures.append(f"audit trail: {found}")
+
+    def _keep_messages(self) -> None:
+        """What every queued message says, for tests that read them as a recipient would."""
+        from pathways_engine.store import views
+
+        with self.db.reading() as connection:
+            self.outcome.messages = [
+                {"instance": m.instance_id, "template": m.template, "language": m.language,
+                 "subject": m.subject, "text": m.body_text} for m in
+                views.outbox_rows(connection, None)]
 
     def _new_messages(self) -> list[dict[str, Any]]:
         """Messages queued since the last check, each with the trigger that queued it."""

@@ -65,8 +65,8 @@ def test_console_examples_run(workdir: Path, where: str, script: str) -> None:
             env["ID"] = json.loads(result.stdout)["id"]
 
 
-YAML_KINDS = ("definition", "transition", "deadline", "scenario", "parties", "actors",
-              "deployment")
+YAML_KINDS = ("definition", "transition", "deadline", "handover", "scenario", "parties",
+              "actors", "deployment")
 
 
 def _kind(body: str) -> str:
@@ -106,12 +106,15 @@ def test_yaml_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wher
         result = CliRunner().invoke(cli, ["check", str(folder)])
         assert result.exit_code == 0, (where, result.output)
         assert "warning" not in result.output, (where, result.output)
-    elif kind in ("transition", "deadline"):
+    elif kind in ("transition", "deadline", "handover"):
         from pathways_engine.definition.loader import load_model
         from pathways_engine.definition.spec import DeadlineSpec
+        from pathways_engine.definition.spec import HandoverSpec
         from pathways_engine.definition.spec import TransitionSpec
 
-        load_model(path, TransitionSpec if kind == "transition" else DeadlineSpec)
+        models = {"transition": TransitionSpec, "deadline": DeadlineSpec,
+                  "handover": HandoverSpec}
+        load_model(path, models[kind])
     elif kind == "scenario":
         from pathways.scenarios import run_file
 

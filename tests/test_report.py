@@ -49,16 +49,24 @@ def test_report_by_step_role_and_organisation(database: Database, registry: Regi
     assert rows["ppr_assessment"]["started"] == 11
     by_role = {r["role"]: r for r in json.loads(run(*args, "--by", "role").output)}
     assert by_role["ppr"]["completed"] == 11
-    by_area = {r["organisation"]: r for r in json.loads(run(*args, "--by", "organisation").output)}
+    assert "(none)" not in {r["role"] for r in by_role.values()}  # final states have no role
+    by_area = {r["area"]: r for r in json.loads(run(*args, "--by", "area").output)}
     assert by_area["syddjurs"]["overdue_now"] == 1
     assert by_area["norddjurs"]["overdue_now"] == 1
+    # organisation: the party responsible - routed by area (PPR Syddjurs serves syddjurs)
+    by_party = {r["organisation"]: r for r in json.loads(run(*args, "--by", "organisation")
+                                                         .output)}
+    assert by_party["ppr_syddjurs"]["overdue_now"] == 1
+    assert by_party["ppr_norddjurs"]["overdue_now"] == 1
+    assert by_party["ppr_norddjurs"]["completed"] == 11
     later = json.loads(run("report", "--from", "2027-01-01", "--to", "2027-01-31", "--format",
                            "json").output)
     assert all(r["started"] == 0 and r["completed"] == 0 for r in later)
     table = run("report", "--from", "2026-11-01", "--to", "2026-12-31").output
     assert "91%" in table
     assert table.splitlines()[0].split() == [
-        "pathway", "step", "started", "completed", "median_days", "p90_days", "deadlines_closed",
+        "pathway", "step", "started", "completed", "migrated", "median_days", "p90_days",
+        "deadlines_closed",
         "deadlines_met_share", "deadlines_met_early", "paused_days", "overdue_now"]
     parsed = list(csv.DictReader(io.StringIO(run(*args[:-2], "--format", "csv").output)))
     assert {r["step"] for r in parsed} >= {"referred", "ppr_assessment"}
@@ -68,3 +76,36 @@ def test_report_argument_errors(run: Cli) -> None:
     assert "--from 2027-01-02 is after --to 2027-01-01" in run(
         "report", "--from", "2027-01-02", "--to", "2027-01-01", code=1).stderr
     assert "unknown pathway 'nope'" in run("report", "--pathway", "nope", code=1).stderr
+
+
+def test_a_migration_is_neither_an_entry_nor_an_exit(tmp_path: object, db_url: str) -> None:
+    """Attack: "started 7" where 5 started - a migration counted as leaving and entering."""
+    import shutil
+    from pathlib import Path
+
+    from support import DEFINITIONS
+    from support import copy_pathway
+    from support import version_of
+    from support import with_version
+
+    folder = copy_pathway(Path(str(tmp_path)) / "defs" / "mistrivsel_referral")
+    shutil.copy(DEFINITIONS / "parties.yaml", folder.parent / "parties.yaml")
+    run = Cli(db_url, folder.parent)
+    ids = [json.loads(run("start", "mistrivsel_referral", "--subject", f"M-{n}", "--birth-date",
+                          "2014-05-02", "--set", "severity=moderate", "--set",
+                          "consent_exchange=true", "--as", "dr.a", "--role", "gp", "--at",
+                          "2026-11-02T09:00", "--json").output)["id"] for n in range(3)]
+    source = (folder / "pathway.yaml").read_text(encoding="utf-8")
+    newer = version_of(source) + 1
+    (folder / "pathway.yaml").write_text(with_version(source, newer), encoding="utf-8")
+    run("migrate", "--pathway", "mistrivsel_referral", "--to", str(newer), "--as", "leader")
+    for instance in ids:
+        run("advance", instance, "triage_to_ppr", "--as", "p", "--role", "ppr", "--at",
+            "2026-11-09T09:00")
+    rows = {r["step"]: r for r in json.loads(run(
+        "report", "--from", "2026-11-01", "--to", "2030-12-31", "--format", "json").output)}
+    referred = rows["referred"]
+    assert referred["started"] == 3
+    assert referred["migrated"] == 3
+    assert referred["completed"] == 3
+    assert rows["ppr_assessment"]["started"] == 3

@@ -112,8 +112,12 @@ def test_running_instances_stay_pinned_when_the_file_changes_or_goes(tmp_path: o
 
     instance = json.loads(out)["id"]
     pathway = folder / "discharge" / "pathway.yaml"
-    text = pathway.read_text().replace("version: 1", "version: 2").replace(
-        "    to: awaiting_agreement", "    to: closed")
+    from support import version_of
+    from support import with_version
+
+    text = pathway.read_text()
+    shipped = version_of(text)
+    text = with_version(text, shipped + 1).replace("    to: awaiting_agreement", "    to: closed")
     pathway.write_text(text)
     moved = json.loads(run("advance", instance, "send_discharge_notice", "--as", "b", "--role",
                            "bup", "--json").output)
@@ -121,7 +125,7 @@ def test_running_instances_stay_pinned_when_the_file_changes_or_goes(tmp_path: o
     shutil.rmtree(folder / "discharge")
     (folder / "other.yaml").write_text("id: x\n")
     shown = json.loads(Cli(sqlite_url, DEFINITIONS)("show", instance, "--json").output)
-    assert shown["version"] == 1
+    assert shown["version"] == shipped
     assert shown["state"] == "awaiting_agreement"
 
 

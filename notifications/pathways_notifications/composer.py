@@ -23,6 +23,7 @@ from .parties import Parties
 from .parties import Party
 from .rendering import Rendered
 from .rendering import render
+from .wording import local_time
 
 MESSAGE_DOMAIN = "pathways.invalid"
 
@@ -31,14 +32,37 @@ def message_id(key: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{MESSAGE_DOMAIN}>"
 
 
+def case_link(case_url: str | None, instance_id: str, subject_ref: str) -> str:
+    """Where the reader opens the case: the deployment's own system if it says how
+    (`case_url:` with {instance} and {subject}), else the pathway's id to quote."""
+    if not case_url:
+        return instance_id
+    return case_url.format(instance=instance_id, subject=subject_ref)
+
+
+def deadline_title(definition: Definition, name: str | None, language: str) -> str | None:
+    if name is None:
+        return None
+    spec = definition.spec
+    for deadline in [*spec.deadlines, *(d for s in spec.states.values() for d in s.deadlines)]:
+        if deadline.name == name and deadline.title:
+            return _label(deadline.title, language)
+    return name.replace("_", " ")
+
+
 def build_context(case: CaseView, request: NotificationRequest, role: str, party: Party | None,
-                  basis: str | None) -> dict[str, Any]:
+                  basis: str | None, case_url: str | None = None) -> dict[str, Any]:
+    """What a template sees. `deadline` and `due_at` (id, UTC) stay for templates written
+    before `deadline_title` and `due_local` existed."""
     definition, instance, subject = case.definition, case.instance, case.subject
     spec = definition.spec
     personal_fields = {n for n, f in spec.fields.items() if f.personal}
     data = {k: v for k, v in instance.data.items() if basis or k not in personal_fields}
     language = party.language if party else spec.fallback_language
+    if language not in spec.languages:
+        language = spec.fallback_language
     state = spec.states[instance.state]
+    zone = spec.timezone
     return {
         "pathway": {"id": spec.id, "version": spec.version,
                     "title": spec.title.get(language) or spec.title[next(iter(spec.title))]},
@@ -55,9 +79,12 @@ def build_context(case: CaseView, request: NotificationRequest, role: str, party
         "recipient": {"role": role, "role_label": _label(spec.roles[role].label, language),
                       "name": party.name if party else None},
         "trigger": request.trigger, "name": request.name, "at": request.at.isoformat(),
+        "at_local": local_time(request.at, zone, language),
         "deadline": request.extra.get("deadline"), "due_at": request.extra.get("due_at"),
+        "deadline_title": deadline_title(definition, request.extra.get("deadline"), language),
+        "due_local": local_time(request.extra.get("due_at"), zone, language),
         "deadline_warning": request.extra.get("warning"),
-        "lookup": f"pathways show {instance.id}",
+        "lookup": case_link(case_url, instance.id, subject.ref),
     }
 
 
@@ -68,8 +95,9 @@ def _label(texts: dict[Any, str], language: str) -> str:
 class Composer:
     """The engine's MessageComposer: one rendered message per recipient role."""
 
-    def __init__(self, parties: Parties | None = None) -> None:
+    def __init__(self, parties: Parties | None = None, case_url: str | None = None) -> None:
         self.parties = parties
+        self.case_url = case_url
 
     def recipient(self, case: CaseView, role: str) -> Party | None:
         """The assigned party, else the instance's area's party, else the role's default."""
@@ -89,7 +117,7 @@ class Composer:
         extra = {"deadline": deadline[0], "due_at": deadline[1].isoformat()} if deadline else {}
         request = NotificationRequest(template, (role,), "preview", case.instance.state, at,
                                       "preview", extra)
-        context = build_context(case, request, role, party, basis)
+        context = build_context(case, request, role, party, basis, self.case_url)
         return render(case.definition, template, language or (party.language if party else None),
                       context)
 
@@ -102,7 +130,7 @@ class Composer:
             key = f"{request.cause_key}:{role}"
             party = self.recipient(case, role)
             basis = case.bases.get(case.definition.spec.roles[role].sector)
-            context = build_context(case, request, role, party, basis)
+            context = build_context(case, request, role, party, basis, self.case_url)
             rendered = render(case.definition, request.template,
                               party.language if party else None, context)
             messages.append(Outgoing(
@@ -138,8 +166,12 @@ def sample_context(definition: Definition, role: str, language: str | None = Non
         "personal_data": True, "data": data,
         "recipient": {"role": role, "role_label": role, "name": "Modtager"},
         "trigger": "enter", "name": spec.initial_state, "at": "2026-11-02T08:00:00+00:00",
+        "at_local": local_time("2026-11-02T08:00:00+00:00", spec.timezone, language),
         "deadline": "deadline", "due_at": "2026-11-20T22:59:59+00:00",
-        "lookup": "pathways show 0123456789abcdef",
+        "deadline_title": "Frist", "due_local": local_time("2026-11-20T22:59:59+00:00",
+                                                          spec.timezone, language),
+        "deadline_warning": None,
+        "lookup": "https://sag.example.dk/0123456789abcdef",
     }
 
 

@@ -16,8 +16,8 @@ GROUPINGS = reports.GROUPINGS
 
 
 def report(engine: PathwayEngine, *, start: dt.datetime, end: dt.datetime, now: dt.datetime,
-           pathway: str | None, by: str,
-           roles: Mapping[tuple[str, str], str]) -> list[dict[str, Any]]:
+           pathway: str | None, by: str, roles: Mapping[tuple[str, str], str],
+           routing: reports.Routing | None = None) -> list[dict[str, Any]]:
     with engine.db.reading(read_only=False) as connection:
         return reports.report(connection, start=start, end=end, now=now, pathway=pathway, by=by,
-                              roles=roles)
+                              roles=roles, routing=routing)

@@ -140,12 +140,16 @@ def _read(connection: Connection, instance_id: str, authorize: AuthorizeRead | N
 
 
 def show(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
-         authorize: AuthorizeRead | None = None) -> dict[str, Any]:
+         authorize: AuthorizeRead | None = None, language: str | None = None
+         ) -> dict[str, Any]:
+    """One instance as a reader sees it; titles in `language` if the pathway has it, else in
+    the pathway's own."""
     now = reader.clock.now()
     with reader.db.reading() as connection:
         row = _read(connection, instance_id, authorize)
         view = read_view(connection, row.content_hash)
         zone = ZoneInfo(view.timezone)
+        lang = language if language in view.languages else view.fallback_language
         bases = legal_bases([(c.id, c.sector, c.basis, c.reference)
                              for c in views.active_consents(connection, instance_id)])
         personal = set(view.personal)
@@ -172,11 +176,34 @@ def show(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
                          for sector, text in sorted(bases.items())],
             "data": _redacted(row.data, personal, why),
             "may_send": view.may_send(row.state, env) if row.status == "active" else {},
-            "deadlines": [deadline_view(d, now, zone)
-                          for d in views.deadlines_of(connection, instance_id)],
+            "language": lang, "timezone": view.timezone,
+            "title_text": view.text(view.title, lang, row.pathway_id),
+            "state_title": view.text(view.state_titles.get(row.state), lang, row.state),
+            "responsible_label": (view.text((view.role_labels or {}).get(
+                view.responsible[row.state] or ""), lang, view.responsible[row.state] or "")
+                if view.responsible[row.state] else None),
+            "deadlines": _titled(_folded([deadline_view(d, now, zone)
+                                          for d in views.deadlines_of(connection, instance_id)]),
+                                 view, lang),
             "history": [audit_view(e, personal, why)
                         for e in views.history_of(connection, instance_id)],
         }
+
+
+def _folded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark a deadline a later row of the same name and state replaced (a migration cancels
+    the old version's and opens the new one's): `superseded`, so it is not read twice."""
+    latest = {(r["name"], r["state"]): i for i, r in enumerate(rows)}
+    for i, r in enumerate(rows):
+        r["superseded"] = latest[(r["name"], r["state"])] != i and r["status"] == "cancelled"
+    return rows
+
+
+def _titled(rows: list[dict[str, Any]], view: Any, lang: str) -> list[dict[str, Any]]:
+    for r in rows:
+        r["title"] = view.text((view.deadline_titles or {}).get(r["name"]), lang,
+                               r["name"].replace("_", " "))
+    return rows
 
 
 def history(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
@@ -210,12 +237,15 @@ def overdue(reader: Reader, *, role: str | None = None, pathway: str | None = No
     with reader.db.reading() as connection:
         rows = []
         for row in views.overdue(connection, now, role=role, pathway=pathway, areas=areas):
-            zone = ZoneInfo(read_view(connection, row.content_hash).timezone)
+            view = read_view(connection, row.content_hash)
+            zone = ZoneInfo(view.timezone)
             late = now - row.due_at
             rows.append({
                 "instance": row.instance_id, "pathway": row.pathway_id,
                 "subject": row.subject_ref, "state": row.instance_state, "area": row.area,
                 "deadline": row.name, "responsible": row.responsible,
+                "deadline_title": view.text((view.deadline_titles or {}).get(row.name), None,
+                                            row.name.replace("_", " ")),
                 "due_utc": _iso(row.due_at), "due_local": row.due_at.astimezone(zone).isoformat(),
                 "overdue_seconds": int(late.total_seconds()), "overdue_by": humanise(late),
                 "rule": row.rule,

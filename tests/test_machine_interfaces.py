@@ -1,0 +1,88 @@
+"""What integrations and people at a terminal rely on (issue 17): `check --json`, errors as
+JSON under `--json`, and help for every option of every command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from pathways.cli import COMMAND_MODULES
+from pathways.cli import cli
+
+
+def test_check_json_lists_every_problem_with_file_line_and_severity(tmp_path: Path) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "pathway.yaml").write_text("id: bad\nversion: 1\ncountry: FI\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["check", str(folder), "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["definitions"] == 1
+    problems = report["problems"]
+    assert problems
+    assert all(p["file"].endswith("pathway.yaml") and isinstance(p["line"], int)
+               and p["severity"] == "error" for p in problems)
+    assert any(p["line"] == 3 and "country" in p["message"] for p in problems)
+    good = CliRunner().invoke(cli, ["check", "--json"])
+    assert good.exit_code == 0, good.output
+    assert json.loads(good.stdout)["ok"] is True
+
+
+def test_under_json_an_error_is_json_on_stderr_with_its_exit_code(tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path / 'typo.db'}"
+    result = CliRunner().invoke(cli, ["--db", missing, "show", "0123456789abcdef", "--json"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    error = json.loads(result.stderr)
+    assert error["exit_code"] == 1
+    assert "there is no database at" in error["error"]
+    assert not (tmp_path / "typo.db").exists()
+    plain = CliRunner().invoke(cli, ["--db", missing, "show", "0123456789abcdef"])
+    assert plain.stderr.startswith("error: there is no database at")
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    ctx = click.Context(cli)
+    missing = []
+
+    def walk(command: click.Command, name: str) -> None:
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden and not param.help:
+                missing.append(f"{name} {param.opts[0]}")
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(ctx):
+                found = command.get_command(ctx, sub)
+                assert found is not None
+                walk(found, f"{name} {sub}")
+
+    walk(cli, "pathways")
+    assert set(COMMAND_MODULES) <= set(cli.list_commands(ctx))
+    assert missing == []
+
+
+def test_the_shell_completes_pathways_instances_and_the_events_allowed_now(
+        tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    started = CliRunner().invoke(cli, [
+        "--db", db, "start", "mistrivsel_referral", "--subject", "K-1", "--birth-date",
+        "2014-05-02", "--set", "severity=moderate", "--set", "consent_exchange=true", "--as",
+        "dr.jensen", "--role", "gp", "--json"])
+    assert started.exit_code == 0, started.output
+    instance = json.loads(started.stdout)["id"]
+
+    def complete(words: str, cword: int) -> list[str]:
+        result = CliRunner().invoke(cli, [], prog_name="pathways", env={
+            "_PATHWAYS_COMPLETE": "bash_complete", "COMP_WORDS": words,
+            "COMP_CWORD": str(cword), "PATHWAYS_DATABASE_URL": db})
+        assert result.exit_code == 0, result.output
+        return [line.split(",", 1)[1] for line in result.output.splitlines() if "," in line]
+
+    assert complete("pathways start mis", 2) == ["mistrivsel_referral"]
+    assert complete(f"pathways advance {instance[:4]}", 2) == [instance]
+    assert complete(f"pathways advance {instance} tri", 3) == ["triage_to_ltt",
+                                                               "triage_to_ppr"]
+    assert complete("pathways list --pathway sip", 3) == ["sip_utskrivning"]
