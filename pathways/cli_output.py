@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
+
+
+@contextmanager
+def progress(total: int, label: str, *, at_least: int = 500) -> Iterator[Callable[[int], object]]:
+    """A progress bar on stderr for a long run at a terminal; elsewhere (a pipe, cron, a
+    test, `--json` readers) nothing, so output stays clean."""
+    if total < at_least or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:

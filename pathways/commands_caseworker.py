@@ -222,7 +222,7 @@ def history(app: App, instance: str, actor: str | None, role: str | None, as_jso
               help="Export every pathway of this child instead (EpisodeOfCare, a CarePlan "
                    "per pathway, a Task per open deadline).")
 @click.option("--format", "fmt", type=click.Choice(["fhir"]), default="fhir", show_default=True,
-              help="fhir: a FHIR Bundle with CarePlans and their Tasks.")
+              help="fhir: a FHIR R4B (4.3.0) Bundle with CarePlans and their Tasks.")
 @pass_app
 def export(app: App, instance: str | None, subject_ref: str | None, fmt: str) -> None:
     """Export INSTANCE (or --subject REF) for other systems (no names or personal numbers)."""

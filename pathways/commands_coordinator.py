@@ -153,7 +153,12 @@ def migrate(app: App, pathway: str, to_version: int, mappings: tuple[str, ...], 
     checked = plan(app.engine, pathway, to_version, mapping)
     moves = [{"from_version": v, "from": old, "to": new, "instances": n}
              for (v, old, new), n in sorted(checked.moves.items())]
-    moved = 0 if dry_run else apply_migration(app.engine, checked, mapping, actor)
+    moved = 0
+    if not dry_run:
+        from .cli_output import progress
+
+        with progress(checked.total, f"moving {pathway} to v{to_version}") as advance_bar:
+            moved = apply_migration(app.engine, checked, mapping, actor, on_batch=advance_bar)
     lines = [f"  v{m['from_version']} {m['from']} -> v{to_version} {m['to']}: {m['instances']}"
              for m in moves]
     head = (f"would move {checked.total} instances" if dry_run

@@ -25,12 +25,26 @@ def db() -> None:
 
 
 @db.command()
+@click.option("--sql", "offline", is_flag=True,
+              help="Print the SQL script from an empty PostgreSQL database to the newest "
+                   "revision instead of running it (for a DBA to review; connects to nothing).")
 @pass_app
-def upgrade(app: App) -> None:
+def upgrade(app: App, offline: bool) -> None:
     """Create or upgrade the schema to the newest revision (Alembic)."""
     from pathways_engine.store.database import Database
     from pathways_engine.store.database import current_revision
 
+    if offline:
+        from alembic import command
+        from pathways_engine.errors import InvalidArgument
+        from pathways_engine.store.database import alembic_config
+
+        if not app.settings.database_url.startswith("postgresql"):
+            raise InvalidArgument("--sql writes a script for PostgreSQL; SQLite's table "
+                                  "rebuilds need the live database: run `pathways db upgrade`")
+
+        command.upgrade(alembic_config(app.settings.database_url), "head", sql=True)
+        return
     database = Database(app.settings.database_url, auto_upgrade=False, access="create")
     try:
         before = current_revision(database.engine)
@@ -39,6 +53,68 @@ def upgrade(app: App) -> None:
     finally:
         database.dispose()
     click.echo(f"{database.display_url()}: {before or 'empty'} -> {after}")
+
+
+@db.command()
+@pass_app
+def current(app: App) -> None:
+    """The schema revision of the database, and whether it is the newest."""
+    from pathways_engine.store.database import Database
+    from pathways_engine.store.database import current_revision
+    from pathways_engine.store.database import head_revision
+
+    database = Database(app.settings.database_url, auto_upgrade=False, access="write")
+    try:
+        found = current_revision(database.engine)
+    finally:
+        database.dispose()
+    head = head_revision()
+    state = "current" if found == head else f"behind {head}: run `pathways db upgrade`"
+    click.echo(f"{database.display_url()}: {found or 'empty'} ({state})")
+
+
+@db.command()
+def history() -> None:
+    """Every revision, newest first (pathways' migrations)."""
+    from alembic.script import ScriptDirectory
+    from pathways_engine.store.database import alembic_config
+
+    for script in ScriptDirectory.from_config(alembic_config()).walk_revisions():
+        click.echo(f"{script.down_revision or 'base'} -> {script.revision}: {script.doc}")
+
+
+@db.command(context_settings={"ignore_unknown_options": True})
+@click.argument("revision")
+@click.option("--as", "actor", required=True, metavar="ACTOR",
+              help="Who downgrades (an actor of the actors file; logged with the revision).")
+@pass_app
+def downgrade(app: App, revision: str, actor: str) -> None:
+    """Take the schema back to REVISION (e.g. 0006, or -1); what later revisions added is
+    dropped with its data. For rolling back a release; back up first."""
+    from pathways_engine.errors import InvalidArgument
+    from pathways_engine.store.database import Database
+    from pathways_engine.store.database import current_revision
+    from pathways_engine.store.database import upgrade as migrate
+
+    app.actors.known(actor)
+    if not (revision == "base" or revision.startswith("-") or revision.isdigit()):
+        raise InvalidArgument(f"revision {revision!r}: give one `pathways db history` lists, "
+                              "-N (steps back) or base")
+    database = Database(app.settings.database_url, auto_upgrade=False, access="write")
+    try:
+        before = current_revision(database.engine)
+        try:
+            migrate(database.engine, revision, down=True)
+        except Exception as exc:  # alembic's CommandError: an unknown or later revision
+            from alembic.util import CommandError
+
+            if isinstance(exc, CommandError):
+                raise InvalidArgument(f"revision {revision!r}: {exc}") from None
+            raise
+        after = current_revision(database.engine)
+    finally:
+        database.dispose()
+    click.echo(f"{database.display_url()}: {before} -> {after or 'empty'} (by {actor})")
 
 
 
@@ -136,12 +212,9 @@ def overdue(app: App, role: str | None, pathway: str | None, area: str | None,
     rows = overdue_rows(app, pathway=pathway,
                         areas=set(chosen.areas) if chosen.areas is not None else None)
     rows = keep(app, rows, chosen, role_key="responsible", instance_key="instance")
-    from pathways_notifications.wording import how_long
-
     lines = [f"{r['instance']}  {r['subject']}  {r['pathway']}  {r['state']}  "
              f"{r['deadline_title']} ({r['deadline']})  {r['responsible'] or '-'}  "
-             f"due {r['due_local'][:16].replace('T', ' ')}  overdue "
-             f"{how_long(dt.timedelta(seconds=r['overdue_seconds']), 'en')}"
+             f"due {r['due_local'][:16].replace('T', ' ')}  overdue {r['overdue_by']}"
              + (f"  ! {r['rule']['warning']}" if r["rule"].get("warning") else "")
              for r in rows]
     emit(rows, as_json, "\n".join(lines) if lines else "nothing is overdue")
@@ -193,7 +266,16 @@ def verify(app: App, instances: tuple[str, ...], against: Path | None, as_json: 
             missing = sorted(set(instances) - views.existing(connection, instances))
         if missing and not (heads and set(missing) <= set(heads)):
             raise InstanceNotFound(missing[0])
-    result = verify_trail(app.db, list(instances) or None, heads)
+    from .cli_output import progress
+
+    total = len(instances)
+    if not total and sys.stderr.isatty():  # counted only for a bar someone watches
+        from pathways_engine.store import views as store_views
+
+        with app.db.reading() as connection:
+            total = store_views.count(connection, "instances")
+    with progress(total, "verifying audit trails") as bar:
+        result = verify_trail(app.db, list(instances) or None, heads, on_instance=bar)
     data = {"instances": result.instances, "entries": result.entries,
             "replayed": result.replayed,
             "breaks": [{"instance": b.instance_id, "seq": b.seq, "reason": b.reason}

@@ -1,8 +1,11 @@
-"""One instance as FHIR R4 resources: a CarePlan with a Task for every step it has been in.
+"""One instance as FHIR R4B (4.3.0) resources: a CarePlan with a Task for every step it was in.
 
-Built with `fhir.resources` (its R4B models, the R4 line), so every resource is validated as it
-is made; a mapping mistake fails here, not in the receiving system. Statuses follow the FHIR
-Task state machine:
+Built with `fhir.resources` (its R4B models), so every resource is validated as it is made; a
+mapping mistake fails here, not in the receiving system. R4B, not R4 (4.0.1): the only R4 models
+for Python (fhir.resources 6) need pydantic 1, which cannot sit beside this project's pydantic
+2. The resources used here (Bundle, CarePlan, Task, EpisodeOfCare, Patient) changed little
+between R4 and R4B, but that is not checked: an R4-only receiver should validate what it gets.
+Statuses follow the FHIR Task state machine:
 
 - a step the pathway has left: `completed`; a step it is in now: `in-progress`;
 - a finished pathway's last step: `completed`;
@@ -30,7 +33,7 @@ INSTANCE_SYSTEM = "urn:pathways:instance"
 
 def bundle(data: dict[str, Any], responsible: dict[str, str | None],
            now: dt.datetime) -> dict[str, Any]:
-    """`show --json` of an instance (and each state's responsible role) -> a validated FHIR R4
+    """`show --json` of an instance (and each state's responsible role) -> a validated FHIR R4B
     collection Bundle, as a dict."""
     from fhir.resources.R4B.bundle import Bundle
     from fhir.resources.R4B.careplan import CarePlan

@@ -19,7 +19,7 @@ class IsoDateTime(click.ParamType):  # type: ignore[type-arg]
             return value
         text = str(value).strip()
         try:
-            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            parsed = dt.datetime.fromisoformat(text)  # 3.11 reads "Z" itself
         except ValueError:
             self.fail(f"{text!r} is not an ISO 8601 time such as 2026-11-23T09:30 or "
                       "2026-11-23T09:30+01:00", param, ctx)

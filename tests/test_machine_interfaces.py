@@ -86,3 +86,62 @@ def test_the_shell_completes_pathways_instances_and_the_events_allowed_now(
     assert complete(f"pathways advance {instance} tri", 3) == ["triage_to_ltt",
                                                                "triage_to_ppr"]
     assert complete("pathways list --pathway sip", 3) == ["sip_utskrivning"]
+
+
+def test_the_committed_schema_is_current_and_describes_every_key() -> None:
+    from pathways_engine.definition.spec import json_schema
+    from support import ROOT
+
+    committed = json.loads((ROOT / "docs" / "pathway.schema.json").read_text(encoding="utf-8"))
+    assert committed == json_schema(), "run: pathways schema > docs/pathway.schema.json"
+    undescribed = [f"{model}.{key}" for model, spec in
+                   [("PathwaySpec", committed), *committed["$defs"].items()]
+                   for key, prop in (spec.get("properties") or {}).items()
+                   if not prop.get("description")]
+    assert undescribed == []
+
+
+def test_a_definition_with_the_editor_line_still_checks(tmp_path: Path) -> None:
+    import shutil
+
+    from support import DEFINITIONS
+
+    folder = tmp_path / "discharge_to_municipality"
+    shutil.copytree(DEFINITIONS / "discharge_to_municipality", folder)
+    path = folder / "pathway.yaml"
+    path.write_text("# yaml-language-server: $schema=../../docs/pathway.schema.json\n"
+                    + path.read_text(encoding="utf-8"), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["check", str(folder)])
+    assert result.exit_code == 0, result.output
+
+
+def test_long_commands_report_progress_as_they_go(database: object, tmp_path: Path) -> None:
+    """migrate and audit verify tell a progress bar how far they are (a bar is drawn only at a
+    terminal; here the callbacks are counted)."""
+    import datetime as dt
+
+    from pathways_engine import PathwayEngine
+    from pathways_engine import Registry
+    from pathways_engine.audit.verify import verify
+    from pathways_engine.runtime import migration
+    from support import copy_pathway
+    from support import version_of
+    from support import with_version
+
+    folder = copy_pathway(tmp_path / "defs" / "mistrivsel_referral")
+    engine = PathwayEngine(database, Registry.from_paths([folder.parent]))  # type: ignore[arg-type]
+    for n in range(7):
+        engine.start("mistrivsel_referral", subject_ref=f"P-{n}", birth_date=dt.date(2014, 1, 1),
+                     actor="gp1", role="gp",
+                     values={"severity": "moderate", "consent_exchange": True})
+    ticks: list[int] = []
+    verify(database, on_instance=ticks.append)  # type: ignore[arg-type]
+    assert sum(ticks) == 7
+    source = (folder / "pathway.yaml").read_text(encoding="utf-8")
+    newer = version_of(source) + 1
+    (folder / "pathway.yaml").write_text(with_version(source, newer), encoding="utf-8")
+    engine = PathwayEngine(database, Registry.from_paths([folder.parent]))  # type: ignore[arg-type]
+    checked = migration.plan(engine, "mistrivsel_referral", newer, {})
+    batches: list[int] = []
+    assert migration.migrate(engine, checked, {}, "leader", on_batch=batches.append) == 7
+    assert sum(batches) == 7

@@ -11,7 +11,6 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from babel.dates import format_timedelta
 
 # CLDR's "long" date with the national word for "at" and the time as written locally
 _PATTERNS = {
@@ -32,5 +31,7 @@ def local_time(at: dt.datetime | str | None, zone: str, language: str) -> str | 
 
 
 def how_long(span: dt.timedelta, language: str) -> str:
-    """A span rounded as people say it ("3 dage", "2 timer", "1 døgn" in Norwegian)."""
-    return format_timedelta(abs(span), threshold=1.5, locale=language)
+    """A span in whole units counted down, as people say it ("3 dage", "5 timer")."""
+    from pathways_engine.reading.views import humanise
+
+    return humanise(span, language)

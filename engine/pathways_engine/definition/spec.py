@@ -491,7 +491,15 @@ class PathwaySpec(_Strict):
 
 
 def json_schema() -> dict[str, Any]:
+    """The schema editors read; every property described (schema_docs.py fills the gaps)."""
+    from .schema_docs import DESCRIPTIONS
+
     schema = PathwaySpec.model_json_schema(by_alias=True)
+    models = {"PathwaySpec": schema, **schema.get("$defs", {})}
+    for model, texts in DESCRIPTIONS.items():
+        for key, text in texts.items():
+            prop = models[model]["properties"][key]
+            prop.setdefault("description", text)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "pathways definition"
     return schema

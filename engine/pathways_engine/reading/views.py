@@ -253,9 +253,14 @@ def overdue(reader: Reader, *, role: str | None = None, pathway: str | None = No
         return rows
 
 
-def humanise(delta: dt.timedelta) -> str:
-    days, seconds = delta.days, delta.seconds
-    hours = seconds // 3600
-    if days:
-        return f"{days} d {hours} h"
-    return f"{hours} h {(seconds % 3600) // 60} min"
+def humanise(delta: dt.timedelta, language: str = "en") -> str:
+    """How long, as people say it ("3 days", "5 timer"): the largest whole unit, counted
+    down (3 days 13 hours is "3 days"; Babel's format_timedelta would round it to 4, and 53
+    days to "2 months"), worded by CLDR through Babel."""
+    from babel.units import format_unit
+
+    seconds = int(abs(delta).total_seconds())
+    for unit, size in (("duration-day", 86400), ("duration-hour", 3600)):
+        if seconds >= size:
+            return str(format_unit(seconds // size, unit, length="long", locale=language))
+    return str(format_unit(seconds // 60, "duration-minute", length="long", locale=language))

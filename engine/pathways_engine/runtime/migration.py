@@ -11,6 +11,7 @@ mapping that would leave any instance in a state that does not exist refuses the
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -84,8 +85,9 @@ def plan(engine: PathwayEngine, pathway: str, to_version: int,
 
 
 def migrate(engine: PathwayEngine, migration: MigrationPlan, mapping: Mapping[str, str],
-            actor: str) -> int:
-    """Apply a checked plan in batches; each batch commits whole. A rerun continues."""
+            actor: str, on_batch: Callable[[int], object] | None = None) -> int:
+    """Apply a checked plan in batches; each batch commits whole. A rerun continues.
+    `on_batch(n)` after each commit, with the instances it looked at (a progress bar)."""
     definition = engine.registry.get(migration.pathway, migration.to_version)
     compiled = compile_definition(definition)
     moved = 0
@@ -100,6 +102,8 @@ def migrate(engine: PathwayEngine, migration: MigrationPlan, mapping: Mapping[st
                 with batch.step(instance_id) as step:
                     move(step, compiled, mapping.get(instance.state, instance.state), actor)
                 moved += 1
+        if on_batch is not None:
+            on_batch(len(migration.instance_ids[start:start + BATCH]))
     return moved
 
 

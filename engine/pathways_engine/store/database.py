@@ -106,20 +106,56 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` with Alembic (an empty database gets every table)."""
-    from alembic import command
+def alembic_config(url: str | None = None) -> Any:
+    """Alembic's configuration for pathways' migrations (the folder inside the package)."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # several processes opening an empty database at once: one migrates, the others
-            # wait here and then find the schema current (SQLite's BEGIN IMMEDIATE does this)
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_SCHEMA_LOCK})")
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head", *, down: bool = False) -> None:
+    """Bring the schema to `revision` with Alembic (an empty database gets every table);
+    `down`: back to it instead."""
+    from alembic import command
+
+    config = alembic_config()
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # batch mode rebuilds tables others point at; SQLite's own recipe for that is
+            # foreign keys off - only possible outside a transaction - and a check at the end
+            _sqlite_pragma(connection, "PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # several processes opening an empty database at once: one migrates, the
+                    # others wait here and then find the schema current (SQLite's BEGIN
+                    # IMMEDIATE does this)
+                    connection.exec_driver_sql(
+                        f"SELECT pg_advisory_xact_lock({_PG_SCHEMA_LOCK})")
+                config.attributes["connection"] = connection
+                if down:
+                    command.downgrade(config, revision)
+                else:
+                    command.upgrade(config, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise DatabaseError(f"migrating to {revision} would break "
+                                            f"{len(broken)} references (first: {broken[0]}); "
+                                            "nothing was changed")
+        finally:
+            if sqlite:
+                _sqlite_pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _sqlite_pragma(connection: Any, pragma: str) -> None:
+    """A PRAGMA outside any transaction, on the DB-API connection itself."""
+    connection.connection.driver_connection.execute(pragma)
 
 
 def stored_revision(engine: Engine) -> str | None:
