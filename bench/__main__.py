@@ -12,7 +12,7 @@ from .common import ROOT
 from .common import Figure
 from .common import machine
 
-BENCHES = ["definitions", "cli", "transitions", "sweep", "peer", "scaleout", "report"]
+BENCHES = ["definitions", "cli", "transitions", "sweep", "peer", "scaleout", "report", "http"]
 
 
 def table(figures: list[Figure]) -> str:

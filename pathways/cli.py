@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(["db", "tick", "scheduler", "overdue", "demo", "audit", "report"],
                     "pathways.commands_operations"),
     **dict.fromkeys(["subject", "withdraw", "correct", "undo"], "pathways.commands_subject"),
+    **dict.fromkeys(["serve", "token"], "pathways.commands_serve"),
 }
 
 

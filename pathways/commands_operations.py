@@ -325,6 +325,13 @@ COMMANDS.append(audit)
 def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None, by: str,
            fmt: str) -> None:
     """Deadline compliance and time in each step, computed in the database."""
+    rows = report_rows(app, start, end, pathway, by)
+    _print_report(rows, by, fmt)
+
+
+def report_rows(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None,
+                by: str) -> list[dict[str, object]]:
+    """The report's rows (the CLI and the HTTP API print the same)."""
     from pathways_engine.errors import InvalidArgument
     from pathways_engine.reading.reporting import report as compute
 
@@ -344,9 +351,8 @@ def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | 
             areas: list[str | None] = list(party.areas) or [None]
             for area in areas:
                 routing.setdefault((role, area), party.id)  # the first party wins, as routing
-    rows = compute(app.engine, start=begin, end=until, now=app.clock.now(), pathway=pathway,
+    return compute(app.engine, start=begin, end=until, now=app.clock.now(), pathway=pathway,
                    by=by, roles=roles, routing=routing)
-    _print_report(rows, by, fmt)
 
 
 def _print_report(rows: list[dict[str, object]], by: str, fmt: str) -> None:

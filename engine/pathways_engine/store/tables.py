@@ -263,3 +263,17 @@ requests = Table(
     Column("result", JSON, nullable=False),
     _time("created_at"),
 )
+
+api_tokens = Table(
+    # a bearer token for `pathways serve`, bound to an actor of the actors file; only its
+    # SHA-256 is kept, so a copy of the database gives nobody a working token
+    "api_tokens", metadata,
+    _id(),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("actor", String(128), nullable=False),
+    Column("note", Text),
+    _time("created_at"),
+    _time("revoked_at", nullable=True),
+    _time("last_used_at", nullable=True),
+)
+

@@ -1,0 +1,120 @@
+"""The HTTP API against the library it wraps, in the same run, on the same SQLite settings.
+
+- advance throughput: the same step (triage_to_ppr) through `POST /api/instances/{id}/events`
+  on a real uvicorn server on 127.0.0.1, one client after another, against
+  `App.engine.advance` in this process (goal: at least 0.5x the library);
+- `show` latency under 20 concurrent clients: the 99th percentile of `GET /api/instances/{id}`,
+  against the same read through the library, one at a time, in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .common import DEFINITIONS
+from .common import ROOT
+from .common import Figure
+from .common import make_engine
+from .common import sqlite_url
+from .common import start_children
+
+WARM = 20
+
+
+def _serve(url: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """`pathways serve` in its own process, as a deployment runs it (the client here must not
+    share the server's interpreter lock)."""
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PATHWAYS_ACTORS": str(DEFINITIONS / "actors.yaml")}
+    process = subprocess.Popen([sys.executable, "-m", "pathways", "--db", url, "serve",
+                                "--port", str(port)], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return base, process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("pathways serve did not start")
+
+
+def run(scale: str) -> list[Figure]:
+    import httpx
+    from pathways_engine.reading.views import show
+    from pathways_engine.store import tokens
+
+    steps = 200 if scale == "quick" else 2000
+    reads = 400 if scale == "quick" else 4000
+    with sqlite_url() as url:
+        seeding = make_engine(url)
+        ids = start_children(seeding, 2 * steps + 2 * WARM)
+        with seeding.db.writing() as connection:
+            _, secret = tokens.create(connection, "ppr.anne", "bench", seeding.clock.now())
+        seeding.db.dispose()
+        # the baseline is the library exactly as the server holds it: App.engine, same files
+        from pathways.app import App
+        from pathways.config import Settings
+
+        app = App(Settings.resolve(url, (DEFINITIONS,), DEFINITIONS / "parties.yaml",
+                                   DEFINITIONS / "actors.yaml"))
+        engine = app.engine
+        warm, ids = ids[:2 * WARM], ids[2 * WARM:]
+        for instance in warm[:WARM]:  # caches, compiled definitions, prepared statements
+            engine.advance(instance, "triage_to_ppr", actor="ppr.anne", role="ppr")
+        began = time.perf_counter()
+        for instance in ids[:steps]:
+            engine.advance(instance, "triage_to_ppr", actor="ppr.anne", role="ppr")
+        library_rate = steps / (time.perf_counter() - began)
+        base, process = _serve(url)
+        auth = {"Authorization": f"Bearer {secret}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=60) as http:
+            for instance in warm[WARM:]:
+                http.post(f"/api/instances/{instance}/events",
+                          json={"event": "triage_to_ppr", "role": "ppr"}).raise_for_status()
+            began = time.perf_counter()
+            for instance in ids[steps:]:
+                http.post(f"/api/instances/{instance}/events",
+                          json={"event": "triage_to_ppr", "role": "ppr"}).raise_for_status()
+            api_rate = steps / (time.perf_counter() - began)
+
+        def timed_library(instance: str) -> float:
+            began = time.perf_counter()
+            show(engine, instance)
+            return time.perf_counter() - began
+
+        alone = sorted(timed_library(ids[i % len(ids)]) for i in range(reads // 4))
+        clients = [httpx.Client(base_url=base, headers=auth, timeout=60) for _ in range(20)]
+
+        def timed_api(i: int) -> float:
+            began = time.perf_counter()
+            clients[i % 20].get(f"/api/instances/{ids[i % len(ids)]}").raise_for_status()
+            return time.perf_counter() - began
+
+        with ThreadPoolExecutor(20) as pool:
+            latencies = sorted(pool.map(timed_api, range(reads)))
+        for client in clients:
+            client.close()
+        process.terminate()
+        process.wait(timeout=60)
+        app.close()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    return [
+        Figure("http", "API advance, one client (POST .../events)", api_rate, "steps/s",
+               "App.engine.advance in process, same database", library_rate, ">= 0.5 x baseline",
+               api_rate >= 0.5 * library_rate),
+        Figure("http", "API show p99 under 20 concurrent clients", p99, "ms",
+               "library show, one at a time (p99)", alone[int(len(alone) * 0.99) - 1] * 1000,
+               "", None, f"median {statistics.median(latencies) * 1000:.1f} ms"),
+    ]

@@ -1,0 +1,107 @@
+"""`pathways serve` and its tokens: the HTTP API and pages, for integrations and team leads."""
+
+from __future__ import annotations
+
+import click
+
+from .app import App
+from .cli_output import emit
+from .commands_caseworker import pass_app
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; keep 127.0.0.1 behind a TLS reverse proxy.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to listen on.")
+@click.option("--sweep/--no-sweep", default=False, show_default=True,
+              help="Also run the scheduler's sweep in this process (else run `pathways "
+                   "scheduler` or `tick` from cron).")
+@click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(0.1, 86400),
+              help="Seconds between sweeps, with --sweep.")
+@pass_app
+def serve(app: App, host: str, port: int, sweep: bool, interval: float) -> None:
+    """Serve the JSON API (/api, OpenAPI at /docs), the coordinators' pages (/ui), /healthz
+    and /metrics over the configured database; stop with Ctrl-C or SIGTERM."""
+    import logging
+    import threading
+
+    import uvicorn
+
+    from .web.server import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    app.actors  # noqa: B018 - refuse to serve without an actors file, before listening
+    api = create_app(app)
+    stop = threading.Event()
+    sweeper = None
+    if sweep:
+        from .scheduler import run
+
+        sweeper = threading.Thread(target=run, args=(app, interval), kwargs={"stop": stop},
+                                   name="pathways-sweep", daemon=True)
+        sweeper.start()
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
+        if sweeper is not None:
+            sweeper.join(timeout=120)
+
+
+@click.group()
+def token() -> None:
+    """API tokens for `pathways serve`: each stands for one actor of the actors file."""
+
+
+@token.command(name="create")
+@click.option("--actor", required=True, metavar="ACTOR",
+              help="The actor (of the actors file) the token acts as.")
+@click.option("--note", default=None, help="What or who the token is for (shown by list).")
+@click.option("--json", "as_json", is_flag=True, help="Print {id, actor, token}.")
+@pass_app
+def create(app: App, actor: str, note: str | None, as_json: bool) -> None:
+    """Create a token and print it once: only its SHA-256 is stored."""
+    from pathways_engine.store import tokens
+
+    app.actors.known(actor)
+    with app.may("write").db.writing() as connection:
+        token_id, secret = tokens.create(connection, actor, note, app.clock.now())
+    emit({"id": token_id, "actor": actor, "token": secret}, as_json,
+         f"token {token_id} for {actor} (shown once, keep it secret):\n{secret}")
+
+
+@token.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def list_tokens(app: App, as_json: bool) -> None:
+    """Every token: actor, note, when created, last used and revoked (never the token)."""
+    from pathways_engine.store import tokens
+
+    with app.db.reading() as connection:
+        rows = [{"id": r.id, "actor": r.actor, "note": r.note,
+                 "created_at": r.created_at.isoformat(),
+                 "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+                 "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}
+                for r in tokens.listed(connection)]
+    emit(rows, as_json, "\n".join(
+        f"{r['id']:>4}  {r['actor']:<20} {'revoked' if r['revoked_at'] else 'live':<8} "
+        f"last used {r['last_used_at'] or 'never'}  {r['note'] or ''}" for r in rows)
+        or "(no tokens)")
+
+
+@token.command(name="revoke")
+@click.argument("token_id", type=int)
+@pass_app
+def revoke(app: App, token_id: int) -> None:
+    """Revoke token TOKEN_ID at once (rotate: create a new one, then revoke the old)."""
+    from pathways_engine.errors import InvalidArgument
+    from pathways_engine.store import tokens
+
+    with app.may("write").db.writing() as connection:
+        if not tokens.revoke(connection, token_id, app.clock.now()):
+            raise InvalidArgument(f"no live token {token_id} (see `pathways token list`)")
+    click.echo(f"token {token_id} revoked")
+
+
+COMMANDS = [serve, token]

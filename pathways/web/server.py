@@ -1,0 +1,427 @@
+"""The ASGI app: JSON API (OpenAPI at /docs and /openapi.json), coordinators' pages, health and
+metrics - one App (settings, database, actors, parties) shared by every request.
+
+Authentication: `Authorization: Bearer TOKEN`, a token `pathways token create --actor A` made
+(stored hashed). The token says who acts; each write names the role it acts in, checked against
+the actors file exactly as the CLI checks `--as A --role R`, and the actor's areas scope what it
+may read or change. Personal data appears only for a reader whose role's sector has consent or a
+legal basis, as in messages. Run it behind a TLS-terminating reverse proxy: the server speaks
+plain HTTP on the address it is given (127.0.0.1 by default).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from typing import Annotated
+from typing import Any
+
+from fastapi import Depends
+from fastapi import FastAPI
+from fastapi import Header
+from fastapi import Path
+from fastapi import Query
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from pathways_engine.errors import InvalidArgument
+from pathways_engine.errors import NotAuthorized
+from pathways_engine.errors import PathwaysError
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+
+from pathways.app import App
+
+from .errors import status_of
+
+log = logging.getLogger("pathways.http")
+MAX_BODY = 64 * 1024  # a step's request is a few hundred bytes; refuse what is not a request
+INSTANCE_ID = r"^[0-9a-f]{16}$"
+IDENT = r"^[a-z][a-z0-9_]{0,63}$"
+TOUCH_EVERY = dt.timedelta(minutes=5)  # last_used_at is written at most this often per token
+
+InstanceId = Annotated[str, Path(pattern=INSTANCE_ID, description="A pathway instance's id.")]
+RoleQuery = Annotated[str | None, Query(pattern=IDENT, description=(
+    "The role the caller reads in; with it, personal data shows where a basis exists."))]
+IdempotencyKey = Annotated[str | None, Header(max_length=128, description=(
+    "Makes a retried POST answer as the first did instead of acting twice."))]
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartBody(_Strict):
+    pathway: str = Field(pattern=IDENT)
+    subject: str = Field(min_length=1, max_length=64)
+    role: str = Field(pattern=IDENT, description="The role the caller starts it in.")
+    birth_date: dt.date | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
+    area: str | None = Field(default=None, max_length=64)
+    version: int | None = Field(default=None, ge=1)
+    at: dt.datetime | None = None
+    allow_duplicate: bool = False
+
+
+class EventBody(_Strict):
+    event: str = Field(pattern=IDENT)
+    role: str = Field(pattern=IDENT)
+    values: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = Field(default=None, max_length=2000)
+    at: dt.datetime | None = None
+    expected_revision: int | None = Field(default=None, ge=1, description=(
+        "Refuse (409) if the instance changed since the caller read this revision."))
+
+
+class AssignBody(_Strict):
+    role: str = Field(pattern=IDENT)
+    party: str = Field(min_length=1, max_length=128)
+    acting_role: str | None = Field(default=None, pattern=IDENT)
+    for_child: bool = False
+
+
+class ConsentBody(_Strict):
+    sector: str = Field(pattern=IDENT)
+    basis: str = Field(pattern="^(consent|statutory)$")
+    reference: str = Field(min_length=1, max_length=500)
+    role: str | None = Field(default=None, pattern=IDENT)
+    withdraw: bool = False
+
+
+class CorrectBody(_Strict):
+    values: dict[str, Any]
+    reason: str = Field(min_length=1, max_length=500)
+    role: str = Field(pattern=IDENT)
+
+
+def actor_for(app: App, authorization: str | None) -> str:
+    """The actor a bearer token stands for (401 without a live token)."""
+    from pathways_engine.store import tokens
+
+    if not authorization or not authorization.startswith("Bearer "):
+        raise _Unauthorized("give `Authorization: Bearer TOKEN` (pathways token create)")
+    token = authorization.removeprefix("Bearer ").strip()
+    with app.db.reading() as connection:
+        found = tokens.live(connection, token)
+    if found is None:
+        raise _Unauthorized("the token is unknown or revoked")
+    now = app.clock.now()
+    if found.last_used_at is None or now - found.last_used_at > TOUCH_EVERY:
+        with app.db.writing() as connection:
+            tokens.touch(connection, found.id, now)
+    app.actors.known(found.actor)
+    return str(found.actor)
+
+
+async def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    """The Authorization header, read on the event loop; the endpoint checks it in the same
+    worker thread as its step (one thread hop a request, not two: bench/http.py)."""
+    return authorization
+
+
+Caller = Annotated[str | None, Depends(bearer)]
+
+
+def reader_of(app: App, actor: str, role: str | None, instance: str) -> dict[str, Any]:
+    """A read's viewer (personal data needs a role) and its area check."""
+    from pathways_engine.reading.views import Viewer
+
+    viewer = None
+    if role is not None:
+        app.actors.authorize(actor, role)
+        viewer = Viewer(actor, role)
+    return {"viewer": viewer,
+            "authorize": lambda area: app.actors.check_area(actor, area, instance)}
+
+
+def areas_of(app: App, actor: str) -> set[str] | None:
+    scope = app.actors.scope(actor)
+    return set(scope) if scope is not None else None
+
+
+class _Guard:
+    """Request id, size limit and one structured log line per request - as plain ASGI:
+    Starlette's BaseHTTPMiddleware costs more than the step it wraps (bench/http.py)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] \
+            or secrets.token_hex(8)
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        started = time.perf_counter()
+        status = [0]
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"],
+                                      (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        if length and (not length.isdigit() or int(length) > MAX_BODY):
+            await _error(413, f"the request body is over {MAX_BODY} bytes")(scope, receive,
+                                                                            sending)
+        else:
+            await self.inner(scope, receive, sending)
+        if log.isEnabledFor(logging.INFO):
+            log.info(json.dumps({"request_id": request_id, "method": scope["method"],
+                                 "path": scope["path"], "status": status[0],
+                                 "ms": round((time.perf_counter() - started) * 1000, 1)}))
+
+
+def create_app(app: App) -> FastAPI:
+    """The server for one deployment's App; the App must stay open while it serves."""
+    api = FastAPI(title="pathways", version="1",
+                  description="Cross-sector pathways: the same operations and JSON keys as the "
+                              "`pathways` CLI (README, `--json` keys).")
+    app.may("write")
+
+    api.add_middleware(_Guard)
+
+    @api.exception_handler(PathwaysError)
+    async def pathways_error(request: Request, exc: PathwaysError) -> Response:
+        return _error(status_of(exc), str(exc), type(exc).__name__)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, f"{where}: {first.get('msg', 'invalid')}", "RequestValidationError")
+
+    @api.exception_handler(_Unauthorized)
+    async def unauthorized(request: Request, exc: _Unauthorized) -> Response:
+        response = _error(401, str(exc), "NotAuthenticated")
+        response.headers["www-authenticate"] = "Bearer"
+        return response
+
+    api.state.pathways = app
+    _operations(api, app)
+    _writes(api, app)
+    _reads(api, app)
+    from .pages import add_pages
+
+    add_pages(api, app, lambda header: actor_for(app, header))
+    return api
+
+
+def _operations(api: FastAPI, app: App) -> None:
+    @api.get("/healthz", tags=["operations"])
+    def healthz() -> Response:
+        """Database reachable and its schema current (503 otherwise)."""
+        from pathways_engine.store.database import SCHEMA_HEAD
+        from pathways_engine.store.database import stored_revision
+
+        try:
+            found = stored_revision(app.db.engine)
+        except Exception as exc:  # noqa: BLE001 - a health check answers, it does not crash
+            return _error(503, f"database unreachable: {exc}", "DatabaseError")
+        ok = found == SCHEMA_HEAD
+        return JSONResponse({"database": "reachable", "schema": found, "schema_current": ok},
+                            status_code=200 if ok else 503)
+
+    @api.get("/metrics", tags=["operations"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus: timer lag, due wake-ups, outbox backlog and failures, steps."""
+        from .metrics import exposition
+
+        body, content_type = exposition(app)
+        return Response(body, media_type=content_type)
+
+
+
+def _writes(api: FastAPI, app: App) -> None:
+    # ------------------------------------------------------------------ definitions
+
+    @api.get("/api/definitions", tags=["definitions"])
+    def definitions(actor: Caller) -> list[dict[str, Any]]:
+        actor = actor_for(app, actor)
+        return [{"id": d.spec.id, "version": d.spec.version, "title": d.spec.title,
+                 "country": d.spec.country, "languages": d.spec.languages,
+                 "states": list(d.spec.states), "start_roles": d.spec.start.roles}
+                for d in app.registry.all()]
+
+    # ------------------------------------------------------------------ writes
+
+    @api.post("/api/instances", status_code=201, tags=["instances"])
+    def start(body: StartBody, actor: Caller,
+              idempotency_key: IdempotencyKey = None) -> dict[str, str]:
+        actor = actor_for(app, actor)
+        app.actors.authorize(actor, body.role)
+        area = app.actors.area_for_start(actor, body.area)
+        app.check_area(area)
+        instance_id = app.engine.start(
+            body.pathway, subject_ref=body.subject, birth_date=body.birth_date, actor=actor,
+            role=body.role, values=body.values, at=body.at, version=body.version, area=area,
+            idempotency_key=idempotency_key, allow_duplicate=body.allow_duplicate)
+        return {"id": instance_id}
+
+    @api.post("/api/instances/{instance}/events", tags=["instances"])
+    def advance(instance: InstanceId, body: EventBody, actor: Caller,
+                idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+        actor = actor_for(app, actor)
+        app.actors.authorize(actor, body.role)
+        step = app.engine.advance(
+            instance, body.event, actor=actor, role=body.role, values=body.values,
+            note=body.note, at=body.at, expected_version=body.expected_revision,
+            idempotency_key=idempotency_key,
+            authorize=lambda row: app.actors.check_area(actor, row.area, row.id))
+        return step.as_dict()
+
+    @api.post("/api/instances/{instance}/assign", tags=["instances"])
+    def assign(instance: InstanceId, body: AssignBody, actor: Caller) -> dict[str, str]:
+        actor = actor_for(app, actor)
+        from pathways.assignments import assign_party
+
+        assign_party(app, instance, body.role, body.party, actor, body.acting_role,
+                     body.for_child)
+        return {"id": instance, "role": body.role, "party": body.party}
+
+    @api.post("/api/instances/{instance}/consent", tags=["instances"])
+    def consent(instance: InstanceId, body: ConsentBody, actor: Caller) -> dict[str, str]:
+        actor = actor_for(app, actor)
+        from pathways.assignments import record_consent
+
+        if body.basis == "statutory" and body.withdraw:
+            raise InvalidArgument("a statutory basis is not withdrawn; record consent instead")
+        record_consent(app, instance, body.sector, body.basis, body.reference, actor,
+                       body.withdraw, body.role)
+        return {"id": instance, "sector": body.sector,
+                "recorded": "withdrawn" if body.withdraw else body.basis}
+
+    @api.post("/api/instances/{instance}/correct", tags=["instances"])
+    def correct(instance: InstanceId, body: CorrectBody, actor: Caller) -> dict[str, Any]:
+        actor = actor_for(app, actor)
+        from pathways_engine.runtime.corrections import correct as correct_fields
+
+        app.actors.permit(actor, "correct", body.role)
+        with app.engine.step(instance) as step:
+            app.actors.check_area(actor, step.instance.area, instance)
+            changes = correct_fields(step, body.values, reason=body.reason, actor=actor,
+                                     role=body.role)
+        return {"id": instance, "changes": changes}
+
+
+
+def _reads(api: FastAPI, app: App) -> None:
+    # ------------------------------------------------------------------ reads
+
+    @api.get("/api/instances/{instance}", tags=["instances"])
+    def show(instance: InstanceId, actor: Caller, role: RoleQuery = None,
+             lang: Annotated[str | None, Query(pattern="^(da|nb|sv|en)$")] = None
+             ) -> dict[str, Any]:
+        actor = actor_for(app, actor)
+        from pathways_engine.reading.views import show as show_instance
+
+        return show_instance(app, instance, language=lang, **reader_of(app, actor, role, instance))
+
+    @api.get("/api/instances/{instance}/history", tags=["instances"])
+    def history(instance: InstanceId, actor: Caller,
+                role: RoleQuery = None) -> list[dict[str, Any]]:
+        actor = actor_for(app, actor)
+        from pathways_engine.reading.views import history as history_of
+
+        return history_of(app, instance, **reader_of(app, actor, role, instance))
+
+    @api.get("/api/instances/{instance}/fhir", tags=["instances"])
+    def export(instance: InstanceId, actor: Caller) -> dict[str, Any]:
+        actor = actor_for(app, actor)
+        from pathways_engine.reading.views import show as show_instance
+
+        from pathways.fhir import bundle
+
+        data = show_instance(app, instance, **reader_of(app, actor, None, instance))
+        app.actors.check_area(actor, data["area"], instance)
+        definition = app.registry.get(data["pathway"], None)
+        roles = {name: s.responsible for name, s in definition.spec.states.items()}
+        return bundle(data, roles, app.clock.now())
+
+    @api.get("/api/instances", tags=["instances"])
+    def listed(actor: Caller,
+               pathway: Annotated[str | None, Query(pattern=IDENT)] = None,
+               state: Annotated[str | None, Query(pattern=IDENT)] = None,
+               subject: Annotated[str | None, Query(max_length=64)] = None,
+               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:
+        actor = actor_for(app, actor)
+        from pathways_engine.reading.views import list_instances
+
+        from pathways.cases import filters
+
+        filters(app, pathway=pathway, state=state)
+        return list_instances(app, pathway=pathway, state=state, subject=subject,
+                              areas=areas_of(app, actor), limit=limit)
+
+    @api.get("/api/overdue", tags=["instances"])
+    def overdue(actor: Caller,
+                pathway: Annotated[str | None, Query(pattern=IDENT)] = None,
+                role: Annotated[str | None, Query(pattern=IDENT)] = None
+                ) -> list[dict[str, Any]]:
+        actor = actor_for(app, actor)
+        from pathways_engine.reading.views import overdue as overdue_rows
+
+        from pathways.cases import filters
+        from pathways.cases import keep
+
+        chosen = filters(app, pathway=pathway, role=role)
+        rows = overdue_rows(app, pathway=pathway, areas=areas_of(app, actor))
+        return keep(app, rows, chosen, role_key="responsible", instance_key="instance")
+
+    @api.get("/api/subjects/{ref}", tags=["subjects"])
+    def subject(ref: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.:/#-]+$")],
+                actor: Caller, role: RoleQuery = None) -> dict[str, Any]:
+        actor = actor_for(app, actor)
+        from pathways_engine.reading.subjects import subject as subject_view
+        from pathways_engine.reading.views import Viewer
+
+        viewer = None
+        if role is not None:
+            app.actors.authorize(actor, role)
+            viewer = Viewer(actor, role)
+        return subject_view(app, ref, viewer=viewer, areas=areas_of(app, actor))
+
+    @api.get("/api/report", tags=["reports"])
+    def report(actor: Caller,
+               start: Annotated[dt.date | None, Query(alias="from")] = None,
+               end: Annotated[dt.date | None, Query(alias="to")] = None,
+               by: Annotated[str, Query(pattern="^(step|role|organisation|area)$")] = "step",
+               pathway: Annotated[str | None, Query(pattern=IDENT)] = None
+               ) -> list[dict[str, Any]]:
+        actor = actor_for(app, actor)
+        from pathways.commands_operations import report_rows
+
+        return report_rows(app, start, end, pathway, by)
+
+    @api.get("/api/outbox", tags=["operations"])
+    def outbox(actor: Caller,
+               status: Annotated[str | None, Query(
+                   pattern="^(pending|sent|failed|cancelled)$")] = None) -> list[dict[str, Any]]:
+        actor = actor_for(app, actor)
+        from pathways.commands_notifications import outbox_rows
+
+        if app.actors.scope(actor) is not None:
+            raise NotAuthorized(f"actor {actor!r} works for some areas only; the outbox holds "
+                                "every area's messages")
+        return outbox_rows(app, status)
+
+
+
+def _error(status: int, message: str, kind: str = "PathwaysError") -> JSONResponse:
+    return JSONResponse({"error": message, "kind": kind, "status": status}, status_code=status)
+
+
+__all__ = ["create_app"]

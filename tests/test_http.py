@@ -1,0 +1,237 @@
+"""`pathways serve` (issue 18): the JSON API, tokens, errors as status codes, the coordinators'
+pages, /healthz and /metrics - against a real uvicorn server on 127.0.0.1, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from pathways_engine.store import tokens
+from support import ACTORS
+from support import DEFINITIONS
+
+from pathways.app import App
+from pathways.config import Settings
+from pathways.web.server import create_app
+
+START = {"pathway": "mistrivsel_referral", "subject": "H-1", "birth_date": "2014-05-02",
+         "role": "gp", "values": {"severity": "moderate", "consent_exchange": True},
+         "area": "norddjurs"}
+
+
+@dataclass
+class Server:
+    url: str
+    app: App
+
+    def token(self, actor: str) -> dict[str, str]:
+        with self.app.db.writing() as connection:
+            _, secret = tokens.create(connection, actor, "test", self.app.clock.now())
+        return {"Authorization": f"Bearer {secret}"}
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+@pytest.fixture
+def server(db_url: str) -> Iterator[Server]:
+    from pathways_engine import Database
+
+    Database(db_url).dispose()  # the schema, as `pathways db upgrade` leaves it
+    app = App(Settings.resolve(db_url, (DEFINITIONS,), DEFINITIONS / "parties.yaml", ACTORS))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running.started, "uvicorn did not start"
+    try:
+        yield Server(f"http://127.0.0.1:{port}", app)
+    finally:
+        running.should_exit = True
+        thread.join(timeout=30)
+        app.close()
+
+
+def started(http: httpx.Client, auth: dict[str, str], **changes: Any) -> str:
+    response = http.post("/api/instances", json={**START, **changes}, headers=auth)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_tokens_authenticate_and_the_actors_file_authorizes(server: Server) -> None:
+    gp, syd = server.token("dr.a"), server.token("ppr.syd")
+    with server.client() as http:
+        assert http.get("/api/instances").status_code == 401
+        assert http.get("/api/instances", headers={"Authorization": "Bearer pw_x"}
+                        ).status_code == 401
+        instance = started(http, gp)
+        wrong_role = http.post(f"/api/instances/{instance}/events", headers=gp,
+                               json={"event": "triage_to_ppr", "role": "ppr"})
+        assert wrong_role.status_code == 403
+        assert "does not hold" in wrong_role.json()["error"] or "role" in wrong_role.json()["error"]
+        other_area = http.post(f"/api/instances/{instance}/events", headers=syd,
+                               json={"event": "triage_to_ppr", "role": "ppr"})
+        assert other_area.status_code == 403  # PPR Syddjurs may not act on a Norddjurs child
+        assert http.get(f"/api/instances/{instance}", headers=syd).status_code == 403
+        assert [r["id"] for r in http.get("/api/instances", headers=syd).json()] == []
+        with server.app.db.writing() as connection:
+            [row] = [r for r in tokens.listed(connection) if r.actor == "dr.a"]
+            assert tokens.revoke(connection, row.id, server.app.clock.now())
+        assert http.get("/api/instances", headers=gp).status_code == 401  # revoked at once
+
+
+def test_writes_answer_as_the_cli_does_with_revisions_and_idempotency(server: Server) -> None:
+    gp, ppr = server.token("dr.a"), server.token("p1")
+    with server.client() as http:
+        instance = started(http, gp)
+        stale = http.post(f"/api/instances/{instance}/events", headers=ppr,
+                          json={"event": "triage_to_ppr", "role": "ppr",
+                                "expected_revision": 7})
+        assert stale.status_code == 409
+        assert stale.json()["kind"] == "ConcurrentModification"
+        key = {**ppr, "Idempotency-Key": "inbox-4711"}
+        first = http.post(f"/api/instances/{instance}/events", headers=key,
+                          json={"event": "triage_to_ppr", "role": "ppr"})
+        again = http.post(f"/api/instances/{instance}/events", headers=key,
+                          json={"event": "triage_to_ppr", "role": "ppr"})
+        assert first.status_code == again.status_code == 200
+        assert first.json() == again.json()
+        assert first.json()["to"] == "ppr_assessment"
+        history = http.get(f"/api/instances/{instance}/history", headers=ppr).json()
+        assert [h["event"] for h in history if h["kind"] == "transition"] == ["triage_to_ppr"]
+        other = http.post(f"/api/instances/{instance}/events", headers=key,
+                          json={"event": "refer_bup", "role": "ppr"})
+        assert other.status_code == 409  # the same key for another request
+        unknown = http.post(f"/api/instances/{instance}/events", headers=ppr,
+                            json={"event": "refer_bpu", "role": "ppr"})
+        assert unknown.status_code == 422
+        assert "did you mean" in unknown.json()["error"]
+        shown = http.get(f"/api/instances/{instance}", headers=ppr).json()
+        assert shown["state"] == "ppr_assessment"
+        assert shown["revision"] == 2
+
+
+def test_concurrent_advances_of_one_instance_one_wins(server: Server) -> None:
+    gp, ppr = server.token("dr.a"), server.token("p1")
+    with server.client() as http:
+        instance = started(http, gp)
+
+    def advance(_: int) -> int:
+        with server.client() as http:
+            return http.post(f"/api/instances/{instance}/events", headers=ppr,
+                             json={"event": "triage_to_ppr", "role": "ppr",
+                                   "expected_revision": 1}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(advance, range(8)))
+    assert codes.count(200) == 1
+    assert set(codes) <= {200, 409, 422}
+
+
+def test_two_hundred_concurrent_starts_lose_nothing(server: Server) -> None:
+    gp = server.token("dr.a")
+
+    def start(n: int) -> int:
+        with server.client() as http:
+            return http.post("/api/instances", headers=gp,
+                             json={**START, "subject": f"C-{n}"}).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(start, range(200)))
+    assert codes == [201] * 200
+    with server.client() as http:
+        listed = http.get("/api/instances", params={"limit": 1000}, headers=gp).json()
+    assert len({r["subject"] for r in listed}) == 200
+
+
+def test_bad_input_is_refused_with_one_line_and_changes_nothing(server: Server) -> None:
+    gp = server.token("dr.a")
+    with server.client() as http:
+        big = http.post("/api/instances", headers={**gp, "content-type": "application/json"},
+                        content=b'{"pathway": "' + b"x" * 70_000 + b'"}')
+        assert big.status_code == 413
+        broken = http.post("/api/instances", headers={**gp, "content-type": "application/json"},
+                           content=b'{"pathway": ')
+        assert broken.status_code == 422
+        extra = http.post("/api/instances", headers=gp, json={**START, "admin": True})
+        assert extra.status_code == 422
+        assert extra.json()["error"] == "body.admin: Extra inputs are not permitted"
+        traversal = http.get("/api/instances/..%2F..%2Fetc%2Fpasswd", headers=gp)
+        assert traversal.status_code in (404, 422)
+        assert "Traceback" not in traversal.text
+        missing = http.get("/api/instances/0123456789abcdef", headers=gp)
+        assert missing.status_code == 404
+        assert set(missing.json()) == {"error", "kind", "status"}
+        assert http.get("/api/instances", headers=gp).json() == []  # nothing was written
+
+
+def test_pages_escape_what_people_typed_and_speak_the_readers_language(server: Server) -> None:
+    gp = server.token("leader")
+    author = server.token("dr.a")
+    with server.client() as http:
+        instance = started(http, author, at="2026-11-02T09:00:00+01:00")
+        http.post(f"/api/instances/{instance}/assign", headers=author,
+                  json={"role": "contact_person", "party": "kontakt_hanne", "acting_role": "gp"})
+        ppr = server.token("p1")
+        noted = http.post(f"/api/instances/{instance}/events", headers=ppr,
+                          json={"event": "triage_to_ppr", "role": "ppr",
+                                "note": "<script>alert(1)</script>"})
+        assert noted.status_code == 200, noted.text
+        assert http.get("/ui/overdue", follow_redirects=False).status_code == 303
+        token = gp["Authorization"].removeprefix("Bearer ")
+        login = http.post("/ui/login", content=f"token={token}",
+                          headers={"content-type": "application/x-www-form-urlencoded"},
+                          follow_redirects=False)
+        assert login.status_code == 303
+        assert "httponly" in login.headers["set-cookie"].lower()
+        assert "samesite=strict" in login.headers["set-cookie"].lower()
+        page = http.get(f"/ui/instances/{instance}", params={"lang": "da"})
+        assert page.status_code == 200
+        assert "<script>alert(1)</script>" not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+        assert 'lang="da"' in page.text
+        assert "Historik" in page.text
+        child = http.get("/ui/subjects/H-1", params={"lang": "sv"})
+        assert "Kontaktperson: kontakt_hanne" in child.text
+        report = http.get("/ui/report")
+        assert report.status_code == 200
+        assert "<svg" in report.text
+        diagram = http.get("/ui/pathways/mistrivsel_referral")
+        assert "stateDiagram" in diagram.text
+        bad = http.post("/ui/login", content="token=nope",
+                        headers={"content-type": "application/x-www-form-urlencoded"})
+        assert bad.status_code == 401
+
+
+def test_health_metrics_and_openapi(server: Server) -> None:
+    gp = server.token("dr.a")
+    with server.client() as http:
+        health = http.get("/healthz")
+        assert health.status_code == 200
+        assert health.json()["schema_current"] is True
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+        started(http, gp, at=old.isoformat())  # its triage deadline's wake-ups are long due
+        metrics = http.get("/metrics").text
+        lag = next(float(line.split()[-1]) for line in metrics.splitlines()
+                   if line.startswith("pathways_timer_lag_seconds"))
+        assert lag > 86400  # the sweep has not run: the oldest due wake-up is days late
+        assert 'pathways_outbox_messages{channel="console",status="pending"}' in metrics
+        spec = http.get("/openapi.json").json()
+        assert "/api/instances/{instance}/events" in spec["paths"]
+        assert json.dumps(spec).count("Idempotency-Key") >= 2
