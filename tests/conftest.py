@@ -97,3 +97,6 @@ def engine(database: Database, registry: Registry, clock: FixedClock) -> Pathway
 @pytest.fixture
 def run(db_url: str) -> Cli:
     return Cli(db_url)
+
+
+from web_support import server  # noqa: E402,F401 - the real-server fixture of the HTTP tests

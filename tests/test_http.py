@@ -5,67 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
-import uvicorn
 from pathways_engine.store import tokens
-from support import ACTORS
-from support import DEFINITIONS
-
-from pathways.app import App
-from pathways.config import Settings
-from pathways.web.server import create_app
+from web_support import Server
 
 START = {"pathway": "mistrivsel_referral", "subject": "H-1", "birth_date": "2014-05-02",
          "role": "gp", "values": {"severity": "moderate", "consent_exchange": True},
          "area": "norddjurs"}
-
-
-@dataclass
-class Server:
-    url: str
-    app: App
-
-    def token(self, actor: str) -> dict[str, str]:
-        with self.app.db.writing() as connection:
-            _, secret = tokens.create(connection, actor, "test", self.app.clock.now())
-        return {"Authorization": f"Bearer {secret}"}
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
-
-
-@pytest.fixture
-def server(db_url: str) -> Iterator[Server]:
-    from pathways_engine import Database
-
-    Database(db_url).dispose()  # the schema, as `pathways db upgrade` leaves it
-    app = App(Settings.resolve(db_url, (DEFINITIONS,), DEFINITIONS / "parties.yaml", ACTORS))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert running.started, "uvicorn did not start"
-    try:
-        yield Server(f"http://127.0.0.1:{port}", app)
-    finally:
-        running.should_exit = True
-        thread.join(timeout=30)
-        app.close()
 
 
 def started(http: httpx.Client, auth: dict[str, str], **changes: Any) -> str:
@@ -147,14 +96,15 @@ def test_concurrent_advances_of_one_instance_one_wins(server: Server) -> None:
 def test_two_hundred_concurrent_starts_lose_nothing(server: Server) -> None:
     gp = server.token("dr.a")
 
-    def start(n: int) -> int:
+    def start(n: int) -> tuple[int, str]:
         with server.client() as http:
-            return http.post("/api/instances", headers=gp,
-                             json={**START, "subject": f"C-{n}"}).status_code
+            answer = http.post("/api/instances", headers=gp,
+                               json={**START, "subject": f"C-{n}"})
+            return answer.status_code, answer.text
 
     with ThreadPoolExecutor(20) as pool:
-        codes = list(pool.map(start, range(200)))
-    assert codes == [201] * 200
+        answers = list(pool.map(start, range(200)))
+    assert [code for code, _ in answers] == [201] * 200, [a for a in answers if a[0] != 201]
     with server.client() as http:
         listed = http.get("/api/instances", params={"limit": 1000}, headers=gp).json()
     assert len({r["subject"] for r in listed}) == 200

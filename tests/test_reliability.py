@@ -259,3 +259,26 @@ def test_database_password_never_appears_in_errors() -> None:
     assert result.exit_code == 1
     assert "s3cret-pw" not in result.output
     assert "***" in result.output
+
+
+def test_first_starts_in_many_threads_share_one_definition_snapshot(database: object) -> None:
+    """Attack (found over HTTP): 20 threads' first starts on a fresh engine; one stored the
+    definition snapshot, the others skipped it before it committed and their instances' foreign
+    key pointed at nothing (PostgreSQL ForeignKeyViolation, HTTP 500)."""
+    import datetime as dt
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pathways_engine import PathwayEngine
+    from pathways_engine import Registry
+    from support import DEFINITIONS
+
+    engine = PathwayEngine(database, Registry.from_paths([DEFINITIONS]))  # type: ignore[arg-type]
+
+    def start(n: int) -> str:
+        return engine.start("mistrivsel_referral", subject_ref=f"T-{n}",
+                            birth_date=dt.date(2014, 1, 1), actor="gp1", role="gp",
+                            values={"severity": "moderate", "consent_exchange": True})
+
+    with ThreadPoolExecutor(20) as pool:
+        started = list(pool.map(start, range(60)))
+    assert len(set(started)) == 60

@@ -127,7 +127,8 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
         if actor is None:
             return login_redirect()
         scope = app.actors.scope(actor)
-        rows = overdue_rows(app, areas=set(scope) if scope is not None else None)
+        rows = overdue_rows(app, areas=set(scope) if scope is not None else None,
+                            language=lang)
         assigned = assigned_by_instance(app, sorted({r["instance"] for r in rows}))
         for r in rows:
             r["party"] = party_of(app, r["responsible"], r["area"],

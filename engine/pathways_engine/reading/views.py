@@ -232,7 +232,8 @@ def list_instances(reader: Reader, *, pathway: str | None = None, state: str | N
 
 
 def overdue(reader: Reader, *, role: str | None = None, pathway: str | None = None,
-            areas: set[str] | None = None) -> list[dict[str, Any]]:
+            areas: set[str] | None = None, language: str | None = None) -> list[dict[str, Any]]:
+    """Pending deadlines past due; titles in `language` where the pathway has it."""
     now = reader.clock.now()
     with reader.db.reading() as connection:
         rows = []
@@ -244,8 +245,10 @@ def overdue(reader: Reader, *, role: str | None = None, pathway: str | None = No
                 "instance": row.instance_id, "pathway": row.pathway_id,
                 "subject": row.subject_ref, "state": row.instance_state, "area": row.area,
                 "deadline": row.name, "responsible": row.responsible,
-                "deadline_title": view.text((view.deadline_titles or {}).get(row.name), None,
-                                            row.name.replace("_", " ")),
+                "deadline_title": view.text(
+                    (view.deadline_titles or {}).get(row.name),
+                    language if language in view.languages else None,
+                    row.name.replace("_", " ")),
                 "due_utc": _iso(row.due_at), "due_local": row.due_at.astimezone(zone).isoformat(),
                 "overdue_seconds": int(late.total_seconds()), "overdue_by": humanise(late),
                 "rule": row.rule,

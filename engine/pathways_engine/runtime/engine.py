@@ -91,6 +91,9 @@ class StepRequest:
     expected_version: int | None = None
 
 
+_STORED_ON_COMMIT = "pathways.snapshots_stored"
+
+
 class PathwayEngine:
     """Start and advance pathways; `batch()` is the step path everything else shares."""
 
@@ -120,6 +123,9 @@ class PathwayEngine:
 
     def store_snapshot(self, connection: Connection, definition: Definition,
                        now: dt.datetime) -> None:
+        """Store the definition a new instance pins, once. It counts as stored for later steps
+        only after this transaction commits: before, another thread's instance must not skip
+        it (on PostgreSQL that instance's foreign key would point at an uncommitted row)."""
         if definition.content_hash in self._snapshots_stored:
             return
         if not reads.snapshot_exists(connection, definition.content_hash):
@@ -137,7 +143,7 @@ class PathwayEngine:
                 "content_hash": definition.content_hash, "pathway_id": definition.spec.id,
                 "version": definition.spec.version, "source": definition.snapshot(),
                 "created_at": now}, ["content_hash"])
-        self._snapshots_stored.add(definition.content_hash)
+        connection.info.setdefault(_STORED_ON_COMMIT, set()).add(definition.content_hash)
 
     # ---------------------------------------------------------------- the step path
 
@@ -148,11 +154,14 @@ class PathwayEngine:
         Signals the batch wrote (a handed-over pathway completing) are applied right after
         it commits, in their own transactions; if that fails, the sweep applies them."""
         with self.db.writing() as connection:
+            connection.info.pop(_STORED_ON_COMMIT, None)  # left by a batch that rolled back
             batch = Batch(self, connection, self.clock.now())
             yield batch
             batch.flush()
             if commit_point:
                 failpoints.hit(commit_point)
+            stored = connection.info.pop(_STORED_ON_COMMIT, set())
+        self._snapshots_stored.update(stored)  # committed now
         if batch.signalled and not self._delivering:
             self._deliver_after(batch.signalled)
 
