@@ -136,3 +136,20 @@ def test_yaml_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wher
         deployment = load_deployment()
         assert deployment is not None
         assert deployment.switches == ("dk_l45",)
+
+
+def test_every_test_reliability_md_names_exists() -> None:
+    """RELIABILITY.md's "proven by" column names real tests (file, and test where given)."""
+    text = (ROOT / "RELIABILITY.md").read_text(encoding="utf-8")
+    missing = []
+    for cell in re.findall(r"`(test_\w+\.py)((?:::\w+)?)`((?:, `::\w+`)*)", text):
+        module, first, more = cell
+        path = ROOT / "tests" / module
+        if not path.is_file():
+            missing.append(module)
+            continue
+        source = path.read_text(encoding="utf-8")
+        names = [first.removeprefix("::")] if first else []
+        names += re.findall(r"`::(\w+)`", more)
+        missing += [f"{module}::{n}" for n in names if f"def {n}(" not in source]
+    assert missing == []
