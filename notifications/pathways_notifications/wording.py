@@ -8,6 +8,7 @@ names and the national way of writing the time.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -21,6 +22,7 @@ _PATTERNS = {
 }
 
 
+@lru_cache(maxsize=4096)  # `check` renders every template with the same sample times
 def local_time(at: dt.datetime | str | None, zone: str, language: str) -> str | None:
     """`at` in the pathway's zone, written for a reader of `language`."""
     if at is None:

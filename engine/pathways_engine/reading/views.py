@@ -155,8 +155,8 @@ def show(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
         personal = set(view.personal)
         why = hidden_for(view.sectors, viewer, bases)
         years, months = age_on(row.subject_birth_date, now.date())
-        env = {**row.data, "age_years": years, "age_months": months,
-               **moment(now, zone, view.country)}
+        env = _GuardValues({**row.data, "age_years": years, "age_months": months},
+                           now, zone, view.country)
         assigned = {a.role: {"party": a.party, "for": "child"}
                     for a in views.subject_assigned(connection, row.subject_id)}
         assigned.update({a.role: {"party": a.party, "for": "pathway"}
@@ -188,6 +188,22 @@ def show(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
             "history": [audit_view(e, personal, why)
                         for e in views.history_of(connection, instance_id)],
         }
+
+
+class _GuardValues(dict[str, Any]):
+    """What `may_send`'s guards read; the moment (hour, weekday, holiday, working day) only
+    when a guard asks, so `show` loads no holiday calendar for pathways that never ask."""
+
+    def __init__(self, values: dict[str, Any], now: dt.datetime, zone: ZoneInfo,
+                 country: str) -> None:
+        super().__init__(values)
+        self._when: tuple[dt.datetime, ZoneInfo, str] | None = (now, zone, country)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key.startswith("event_") and key not in self and self._when is not None:
+            self.update(moment(*self._when))
+            self._when = None
+        return super().get(key, default)
 
 
 def _folded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
