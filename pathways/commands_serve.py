@@ -19,8 +19,10 @@ from .commands_caseworker import pass_app
                    "scheduler` or `tick` from cron).")
 @click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(0.1, 86400),
               help="Seconds between sweeps, with --sweep.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes (each with its own connections); about one per core.")
 @pass_app
-def serve(app: App, host: str, port: int, sweep: bool, interval: float) -> None:
+def serve(app: App, host: str, port: int, sweep: bool, interval: float, workers: int) -> None:
     """Serve the JSON API (/api, OpenAPI at /docs), the coordinators' pages (/ui), /healthz
     and /metrics over the configured database; stop with Ctrl-C or SIGTERM."""
     import logging
@@ -32,7 +34,11 @@ def serve(app: App, host: str, port: int, sweep: bool, interval: float) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     app.actors  # noqa: B018 - refuse to serve without an actors file, before listening
-    api = create_app(app)
+    if workers > 1:
+        _settings_to_environment(app)
+        target: object = "pathways.web.server:from_environment"
+    else:
+        target = create_app(app)
     stop = threading.Event()
     sweeper = None
     if sweep:
@@ -42,11 +48,30 @@ def serve(app: App, host: str, port: int, sweep: bool, interval: float) -> None:
                                    name="pathways-sweep", daemon=True)
         sweeper.start()
     try:
-        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(target, host=host, port=port, log_level="warning", access_log=False,  # type: ignore[arg-type]
+                    workers=workers, factory=workers > 1)
     finally:
         stop.set()
         if sweeper is not None:
             sweeper.join(timeout=120)
+
+
+def _settings_to_environment(app: App) -> None:
+    """Worker processes build their App from the environment: hand them this one's settings."""
+    import os
+
+    from .config import ACTORS_ENV
+    from .config import DATABASE_ENV
+    from .config import DEFINITIONS_ENV
+    from .config import PARTIES_ENV
+
+    settings = app.settings
+    os.environ[DATABASE_ENV] = settings.database_url
+    os.environ[DEFINITIONS_ENV] = os.pathsep.join(str(p) for p in settings.definitions)
+    if settings.parties is not None:
+        os.environ[PARTIES_ENV] = str(settings.parties)
+    if settings.actors is not None:
+        os.environ[ACTORS_ENV] = str(settings.actors)
 
 
 @click.group()

@@ -185,3 +185,51 @@ def test_health_metrics_and_openapi(server: Server) -> None:
         spec = http.get("/openapi.json").json()
         assert "/api/instances/{instance}/events" in spec["paths"]
         assert json.dumps(spec).count("Idempotency-Key") >= 2
+
+
+def test_serve_with_several_workers_answers_from_every_process(tmp_path: Any) -> None:
+    """`pathways serve --workers 2` in its own process: the workers build their App from the
+    settings `serve` was given (database, definitions, parties, actors)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from pathways_engine import Database
+    from support import ACTORS
+    from support import DEFINITIONS
+    from support import ROOT
+
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    database = Database(url)
+    with database.writing() as connection:
+        _, secret = tokens.create(connection, "dr.a", "test", dt.datetime.now(dt.UTC))
+    database.dispose()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATHWAYS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pathways", "--db", url, "--definitions", str(DEFINITIONS),
+         "--parties", str(DEFINITIONS / "parties.yaml"), "--actors", str(ACTORS), "serve",
+         "--port", str(port), "--workers", "2"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        auth = {"Authorization": f"Bearer {secret}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=30) as http:
+            ids = [started(http, auth, subject=f"W-{n}") for n in range(6)]
+            assert len(set(ids)) == 6
+            assert {r["id"] for r in http.get("/api/instances").json()} == set(ids)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+    assert b"Traceback" not in errors, errors.decode()

@@ -424,4 +424,12 @@ def _error(status: int, message: str, kind: str = "PathwaysError") -> JSONRespon
     return JSONResponse({"error": message, "kind": kind, "status": status}, status_code=status)
 
 
-__all__ = ["create_app"]
+def from_environment() -> FastAPI:
+    """The app of one worker process of `pathways serve --workers N` (uvicorn's factory): the
+    settings `serve` put in the environment."""
+    from pathways.config import Settings
+
+    return create_app(App(Settings.resolve(None, ())))
+
+
+__all__ = ["create_app", "from_environment"]
