@@ -282,3 +282,34 @@ def test_first_starts_in_many_threads_share_one_definition_snapshot(database: ob
     with ThreadPoolExecutor(20) as pool:
         started = list(pool.map(start, range(60)))
     assert len(set(started)) == 60
+
+
+def test_a_lazy_registry_loads_its_files_once_however_many_threads_ask(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attack (CI, over HTTP): a server's first 20 requests each loaded every definition at
+    once; CPython 3.11.7's parser is not safe for that (SystemError, HTTP 500)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pathways_engine.definition import registry as registry_module
+    from support import DEFINITIONS
+
+    loads = []
+    real = registry_module.load_all
+
+    def counted(*args: object, **kwargs: object) -> object:
+        loads.append(threading.get_ident())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry_module, "load_all", counted)
+    lazy = registry_module.Registry.lazy([DEFINITIONS])
+    barrier = threading.Barrier(20)
+
+    def ask(_: int) -> int:
+        barrier.wait()
+        return lazy.get("mistrivsel_referral").spec.version
+
+    with ThreadPoolExecutor(20) as pool:
+        versions = set(pool.map(ask, range(20)))
+    assert len(versions) == 1
+    assert len(loads) == 1

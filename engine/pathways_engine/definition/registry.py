@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class Registry:
     def __init__(self, definitions: Iterable[Definition] | None = None,
                  paths: Iterable[Path] | None = None) -> None:
         self._paths = list(paths or [])
+        self._loading = threading.Lock()
         self._loaded: dict[tuple[str, int], Definition] | None = (
             {d.key: d for d in definitions} if definitions is not None else None)
 
@@ -80,11 +82,13 @@ class Registry:
     @property
     def _by_key(self) -> dict[tuple[str, int], Definition]:
         if self._loaded is None:
-            definitions, problems = load_all(self._paths)
-            errors = [p for p in problems if not p.warning]
-            if errors:
-                raise DefinitionError(errors)
-            self._loaded = {d.key: d for d in definitions}
+            with self._loading:  # a server's first requests arrive together: load once
+                if self._loaded is None:
+                    definitions, problems = load_all(self._paths)
+                    errors = [p for p in problems if not p.warning]
+                    if errors:
+                        raise DefinitionError(errors)
+                    self._loaded = {d.key: d for d in definitions}
         return self._loaded
 
     def ids(self) -> list[str]:

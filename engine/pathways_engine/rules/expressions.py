@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import operator
+import threading
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +60,12 @@ class Condition:
         return bool(self.evaluate(values))
 
 
+# CPython 3.11 before 3.11.8 raises "SystemError: AST constructor recursion depth mismatch"
+# when threads parse at the same time (gh-106905; seen as HTTP 500s under concurrent first
+# requests): one parse at a time. Conditions are parsed when a definition loads, then cached.
+_PARSING = threading.Lock()
+
+
 def compile_condition(text: str, field_types: Mapping[str, str],
                       enum_values: Mapping[str, list[str]] | None = None) -> Condition:
     """Check `text` against the declared field types and compile it; raise ExpressionError."""
@@ -67,7 +74,8 @@ def compile_condition(text: str, field_types: Mapping[str, str],
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"the condition is longer than {MAX_LENGTH} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with _PARSING:
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"cannot parse condition {text!r}: {exc.msg}") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
