@@ -229,9 +229,8 @@ def export(app: App, instance: str | None, subject_ref: str | None, fmt: str) ->
     import json
 
     from pathways_engine.errors import InvalidArgument
-    from pathways_engine.reading.views import show as show_instance
 
-    from .fhir import bundle
+    from .fhir import instance_bundle
     from .fhir import subject_bundle
 
     if (instance is None) == (subject_ref is None):
@@ -244,15 +243,7 @@ def export(app: App, instance: str | None, subject_ref: str | None, fmt: str) ->
                               ensure_ascii=False))
         return
     assert instance is not None
-    data = show_instance(app.engine, instance)
-    spec = _pinned_spec(app, data["definition_hash"])
-    roles = {name: state.responsible for name, state in spec.states.items()}
-    click.echo(json.dumps(bundle(data, roles, app.clock.now()), indent=2, ensure_ascii=False))
-
-
-def _pinned_spec(app: App, content_hash: str) -> Any:
-    with app.db.reading() as connection:
-        return app.engine.compiled_for(connection, content_hash).spec
+    click.echo(json.dumps(instance_bundle(app, instance), indent=2, ensure_ascii=False))
 
 
 def _clock_command(name: str, summary: str) -> click.Command:

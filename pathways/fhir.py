@@ -31,6 +31,20 @@ SUBJECT_SYSTEM = "urn:pathways:subject"
 INSTANCE_SYSTEM = "urn:pathways:instance"
 
 
+def instance_bundle(app: Any, instance: str,
+                    authorize: Any = None) -> dict[str, Any]:
+    """The Bundle of one instance, with the responsible roles of the definition it is pinned to
+    (not the newest file: an instance on an older version keeps its own states). The CLI's
+    `export` and the API's `.../fhir` both answer with this."""
+    from pathways_engine.reading.views import show
+
+    data = show(app.engine, instance, authorize=authorize)
+    with app.db.reading() as connection:
+        spec = app.engine.compiled_for(connection, data["definition_hash"]).spec
+    roles = {name: state.responsible for name, state in spec.states.items()}
+    return bundle(data, roles, app.clock.now())
+
+
 def bundle(data: dict[str, Any], responsible: dict[str, str | None],
            now: dt.datetime) -> dict[str, Any]:
     """`show --json` of an instance (and each state's responsible role) -> a validated FHIR R4B

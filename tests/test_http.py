@@ -233,3 +233,26 @@ def test_serve_with_several_workers_answers_from_every_process(tmp_path: Any) ->
         process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=60)
     assert b"Traceback" not in errors, errors.decode()
+
+
+def test_fhir_over_http_is_the_clis_export_of_the_pinned_version(server: Server) -> None:
+    """The API and `pathways export` share one path, which reads the definition the instance
+    is pinned to (the API once read the newest file instead)."""
+    from click.testing import CliRunner
+    from support import ACTORS
+
+    from pathways.cli import cli
+
+    gp, ppr = server.token("dr.a"), server.token("p1")
+    with server.client() as http:
+        instance = started(http, gp)
+        http.post(f"/api/instances/{instance}/events", headers=ppr,
+                  json={"event": "triage_to_ppr", "role": "ppr"}).raise_for_status()
+        over_http = http.get(f"/api/instances/{instance}/fhir", headers=gp)
+        assert over_http.status_code == 200, over_http.text
+        assert http.get(f"/api/instances/{instance}/fhir",
+                        headers=server.token("ppr.syd")).status_code == 403
+    exported = CliRunner().invoke(cli, ["--db", server.app.settings.database_url, "--actors",
+                                        str(ACTORS), "export", instance])
+    assert exported.exit_code == 0, exported.output
+    assert over_http.json()["entry"] == json.loads(exported.stdout)["entry"]

@@ -28,7 +28,6 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.responses import Response
-from pathways_engine.errors import InvalidArgument
 from pathways_engine.errors import NotAuthorized
 from pathways_engine.errors import PathwaysError
 from pydantic import BaseModel
@@ -297,8 +296,6 @@ def _writes(api: FastAPI, app: App) -> None:
         actor = actor_for(app, actor)
         from pathways.assignments import record_consent
 
-        if body.basis == "statutory" and body.withdraw:
-            raise InvalidArgument("a statutory basis is not withdrawn; record consent instead")
         record_consent(app, instance, body.sector, body.basis, body.reference, actor,
                        body.withdraw, body.role)
         return {"id": instance, "sector": body.sector,
@@ -341,15 +338,10 @@ def _reads(api: FastAPI, app: App) -> None:
     @api.get("/api/instances/{instance}/fhir", tags=["instances"])
     def export(instance: InstanceId, actor: Caller) -> dict[str, Any]:
         actor = actor_for(app, actor)
-        from pathways_engine.reading.views import show as show_instance
+        from pathways.fhir import instance_bundle
 
-        from pathways.fhir import bundle
-
-        data = show_instance(app, instance, **reader_of(app, actor, None, instance))
-        app.actors.check_area(actor, data["area"], instance)
-        definition = app.registry.get(data["pathway"], None)
-        roles = {name: s.responsible for name, s in definition.spec.states.items()}
-        return bundle(data, roles, app.clock.now())
+        return instance_bundle(app, instance, authorize=lambda area: app.actors.check_area(
+            actor, area, instance))
 
     @api.get("/api/instances", tags=["instances"])
     def listed(actor: Caller,
