@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING
-from typing import Any
 
 import click
 from pathways_engine.ports import FixedClock
@@ -152,6 +151,8 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     """List outgoing messages; `outbox retry` puts dead letters back in the queue."""
     if ctx.invoked_subcommand is not None:
         return
+    from .readouts import outbox_rows
+
     app: App = ctx.obj
     rows = outbox_rows(app, status)
     lines = [f"{r['id']:>6}  {r['status']:<9} {r['channel']:<7} "
@@ -231,18 +232,3 @@ def consent(app: App, instance: str, sector: str, basis: str, reference: str, wi
 
 
 COMMANDS = [render, deliver, outbox, assign, consent]
-
-
-def outbox_rows(app: App, status: str | None) -> list[dict[str, Any]]:
-    """The outbox as `outbox --json` and the HTTP API give it."""
-    from pathways_engine.store import views
-
-    with app.db.reading() as connection:
-        return [{
-            "id": m.id, "message_id": m.message_id, "instance": m.instance_id, "role": m.role,
-            "party": m.party, "channel": m.channel, "status": m.status, "attempts": m.attempts,
-            "subject": m.subject, "personal_data": m.personal_data, "legal_basis": m.legal_basis,
-            "created_at": m.created_at.isoformat(), "last_error": m.last_error,
-            "sent_at": m.sent_at.isoformat() if m.sent_at else None,
-        } for m in views.outbox_rows(connection, status)]
-

@@ -325,35 +325,10 @@ COMMANDS.append(audit)
 def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None, by: str,
            fmt: str) -> None:
     """Deadline compliance and time in each step, computed in the database."""
+    from .readouts import report_rows
+
     rows = report_rows(app, start, end, pathway, by)
     _print_report(rows, by, fmt)
-
-
-def report_rows(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None,
-                by: str) -> list[dict[str, object]]:
-    """The report's rows (the CLI and the HTTP API print the same)."""
-    from pathways_engine.errors import InvalidArgument
-    from pathways_engine.reading.reporting import report as compute
-
-    end = end or app.clock.now().date()
-    start = start or end - dt.timedelta(days=365)
-    if start > end:
-        raise InvalidArgument(f"--from {start} is after --to {end}")
-    if pathway is not None:
-        app.registry.get(pathway)  # an unknown pathway is an error, not an empty report
-    roles = {(d.spec.id, name): state.responsible for d in app.registry.all()
-             for name, state in d.spec.states.items() if state.responsible}
-    begin = dt.datetime.combine(start, dt.time(0), tzinfo=dt.UTC)
-    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
-    routing: dict[tuple[str, str | None], str] = {}
-    for party in (app.parties.by_id.values() if app.parties else []):
-        for role in party.roles:
-            areas: list[str | None] = list(party.areas) or [None]
-            for area in areas:
-                routing.setdefault((role, area), party.id)  # the first party wins, as routing
-    return compute(app.engine, start=begin, end=until, now=app.clock.now(), pathway=pathway,
-                   by=by, roles=roles, routing=routing)
-
 
 def _print_report(rows: list[dict[str, object]], by: str, fmt: str) -> None:
     columns = ["pathway", by, "started", "completed", "migrated", "median_days", "p90_days",

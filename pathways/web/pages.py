@@ -179,7 +179,7 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
 
     @api.get("/ui/report", response_class=HTMLResponse, include_in_schema=False)
     def report(request: Request, lang: Lang = "en") -> Response:
-        from pathways.commands_operations import report_rows
+        from pathways.readouts import report_rows
 
         if signed_in(request) is None:
             return login_redirect()

@@ -394,7 +394,7 @@ def _reads(api: FastAPI, app: App) -> None:
                pathway: Annotated[str | None, Query(pattern=IDENT)] = None
                ) -> list[dict[str, Any]]:
         actor = actor_for(app, actor)
-        from pathways.commands_operations import report_rows
+        from pathways.readouts import report_rows
 
         return report_rows(app, start, end, pathway, by)
 
@@ -403,7 +403,7 @@ def _reads(api: FastAPI, app: App) -> None:
                status: Annotated[str | None, Query(
                    pattern="^(pending|sent|failed|cancelled)$")] = None) -> list[dict[str, Any]]:
         actor = actor_for(app, actor)
-        from pathways.commands_notifications import outbox_rows
+        from pathways.readouts import outbox_rows
 
         if app.actors.scope(actor) is not None:
             raise NotAuthorized(f"actor {actor!r} works for some areas only; the outbox holds "

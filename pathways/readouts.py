@@ -1,0 +1,49 @@
+"""What the CLI and the HTTP API both read out: one function each, so the two answer alike
+and the web layer needs no click command module."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .app import App
+
+
+def report_rows(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None,
+                by: str) -> list[dict[str, object]]:
+    """The report's rows (the CLI and the HTTP API print the same)."""
+    from pathways_engine.errors import InvalidArgument
+    from pathways_engine.reading.reporting import report as compute
+
+    end = end or app.clock.now().date()
+    start = start or end - dt.timedelta(days=365)
+    if start > end:
+        raise InvalidArgument(f"--from {start} is after --to {end}")
+    if pathway is not None:
+        app.registry.get(pathway)  # an unknown pathway is an error, not an empty report
+    roles = {(d.spec.id, name): state.responsible for d in app.registry.all()
+             for name, state in d.spec.states.items() if state.responsible}
+    begin = dt.datetime.combine(start, dt.time(0), tzinfo=dt.UTC)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
+    routing: dict[tuple[str, str | None], str] = {}
+    for party in (app.parties.by_id.values() if app.parties else []):
+        for role in party.roles:
+            areas: list[str | None] = list(party.areas) or [None]
+            for area in areas:
+                routing.setdefault((role, area), party.id)  # the first party wins, as routing
+    return compute(app.engine, start=begin, end=until, now=app.clock.now(), pathway=pathway,
+                   by=by, roles=roles, routing=routing)
+
+
+def outbox_rows(app: App, status: str | None) -> list[dict[str, Any]]:
+    """The outbox as `outbox --json` and the HTTP API give it."""
+    from pathways_engine.store import views
+
+    with app.db.reading() as connection:
+        return [{
+            "id": m.id, "message_id": m.message_id, "instance": m.instance_id, "role": m.role,
+            "party": m.party, "channel": m.channel, "status": m.status, "attempts": m.attempts,
+            "subject": m.subject, "personal_data": m.personal_data, "legal_basis": m.legal_basis,
+            "created_at": m.created_at.isoformat(), "last_error": m.last_error,
+            "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+        } for m in views.outbox_rows(connection, status)]
