@@ -34,6 +34,7 @@ def serve(app: App, host: str, port: int, sweep: bool, interval: float, workers:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     app.actors  # noqa: B018 - refuse to serve without an actors file, before listening
+    app.may("write").db  # noqa: B018 - and without a database at the current schema
     if workers > 1:
         _settings_to_environment(app)
         target: object = "pathways.web.server:from_environment"

@@ -256,3 +256,18 @@ def test_fhir_over_http_is_the_clis_export_of_the_pinned_version(server: Server)
                                         str(ACTORS), "export", instance])
     assert exported.exit_code == 0, exported.output
     assert over_http.json()["entry"] == json.loads(exported.stdout)["entry"]
+
+
+def test_serve_refuses_to_start_without_a_database(tmp_path: Any) -> None:
+    """A mistyped --db must not serve 503s forever: one line, exit 1, no file created."""
+    from click.testing import CliRunner
+    from support import ACTORS
+
+    from pathways.cli import cli
+
+    missing = tmp_path / "typo.db"
+    result = CliRunner().invoke(cli, ["--db", f"sqlite:///{missing}", "--actors", str(ACTORS),
+                                      "serve", "--port", "1"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: there is no database at")
+    assert not missing.exists()
