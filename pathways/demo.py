@@ -91,14 +91,18 @@ def run_demo(app: App) -> None:
     click.echo(f"2026-11-03 10:00  GP first examination {mother}: level 3 (common language)")
     at("2026-11-03T10:05", "level 3: interdisciplinary care, health visitor told",
        lambda: advance(mother, "assess_interdisciplinary", actor="dr.jensen", role="gp"))
-    at("2027-05-18T04:30", "birth",
-       lambda: advance(mother, "birth", actor="jm.sofie", role="midwife",
-                              values={"birth_date": "2027-05-18"}))
+    born: list[Any] = []
+    at("2027-05-18T04:30", "birth: the pathway after the birth (postnatal_follow_up) starts",
+       lambda: born.append(advance(mother, "birth", actor="jm.sofie", role="midwife",
+                                   values={"birth_date": "2027-05-18"})))
+    baby = born[0].started[0]
+    at("2027-05-18T09:00", "birth notification sent to the health visitor service",
+       lambda: advance(baby, "birth_notification_sent", actor="fode.ida", role="birthplace"))
     at("2027-05-18T15:00", "ambulant discharge: 24-hour contact deadline starts",
-       lambda: advance(mother, "discharge", actor="fode.ida", role="birthplace",
-                              values={"ambulant": True}))
+       lambda: advance(baby, "discharge", actor="fode.ida", role="birthplace",
+                       values={"ambulant": True}))
     at("2027-05-19T11:00", "family contacted; health visitor takes over",
-       lambda: advance(mother, "family_contacted", actor="jm.sofie", role="midwife"))
+       lambda: advance(baby, "family_contacted", actor="jm.sofie", role="midwife"))
 
     click.echo("\n== Discharge from BUP to the municipality ==")
     clock.current = max(clock.current, _t("2027-05-20T09:00"))
@@ -132,8 +136,29 @@ def run_demo(app: App) -> None:
                        values={"samtycke_sip": True}))
     sweep(_t("2028-01-10T12:00"))
 
+    click.echo("\n== Norway: drøftingsmøte, BUP, and a barnekoordinator in the municipality ==")
+    clock.current = max(clock.current, _t("2028-01-17T09:00"))
+    norway = start("bup_samhandlingsforlop", subject_ref=f"DEMO-{tag}-N1",
+                   birth_date=dt.date(2018, 2, 3), actor="kommune.ingrid", role="kommune",
+                   at=_t("2028-01-17T09:00"), area="haugesund",
+                   values={"alvorlighet": "alvorlig", "rett_til_barnekoordinator": True})
+    click.echo(f"2028-01-17 09:00  the municipality raises a concern {norway}")
+    at("2028-01-19T13:00", "consultation meeting with BUP agreed",
+       lambda: advance(norway, "drofting_avtalt", actor="kommune.ingrid", role="kommune"))
+    at("2028-01-24T10:00", "the GP refers: assessment within 10 working days",
+       lambda: advance(norway, "henvis", actor="fastlege.nils", role="fastlege",
+                       values={"henvisning_mottatt": "2028-01-24"}))
+    granted: list[Any] = []
+    at("2028-02-01T10:00", "BUP grants the right to care: the barnekoordinator pathway starts",
+       lambda: granted.append(advance(norway, "rett_innvilget", actor="bup.fonna", role="bup",
+                                      values={"rett_til_helsehjelp": True})))
+    coordinator = granted[0].started[0]
+    at("2028-02-14T11:00", "the coordinating unit appoints a barnekoordinator",
+       lambda: advance(coordinator, "oppnevn", actor="ke.haugesund",
+                       role="koordinerende_enhet", values={"individuell_plan": True}))
+
     click.echo("\n== Where each pathway stands ==")
-    for instance in (child, mother, teen, youth):
+    for instance in (child, mother, baby, teen, youth, norway, coordinator):
         data = show(engine, instance)
         click.echo(f"{data['id']}  {data['pathway']:<28} {data['state']:<26} "
                    f"history: {len(data['history'])} entries")

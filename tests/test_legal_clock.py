@@ -508,7 +508,7 @@ def test_shipped_pathways_carry_obligations_where_their_sources_name_an_act() ->
                      ("mistrivsel_referral", "assessment_right"),
                      ("bup_samhandlingsforlop", "evaluering"),
                      ("sip_utskrivning", "informationsoverforing"),
-                     ("pregnancy_communication", "first_home_visit")]:
+                     ("postnatal_follow_up", "first_home_visit")]:
         assert expected in obligations
 
 

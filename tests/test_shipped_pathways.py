@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from click.testing import CliRunner
 from pathways_engine import FixedClock
 from pathways_engine import PathwayEngine
 from pathways_engine import Registry
+from pathways_engine.errors import EventNotAllowed
+from pathways_engine.reading.views import Viewer
 from pathways_engine.reading.views import show
 from support import DEFINITIONS
 
@@ -65,21 +68,63 @@ def test_mistrivsel_referral_end_to_end(engine: PathwayEngine) -> None:
 def test_pregnancy_communication_end_to_end(engine: PathwayEngine) -> None:
     engine.clock = FixedClock(T0)
     mother = engine.start("pregnancy_communication", subject_ref="G-1", actor="gp-1", role="gp",
-                          values={"vulnerability_level": 4, "expected_birth_date": "2027-05-20"},
-                          at=T0)
+                          values={"vulnerability_level": 4, "expected_birth_date": "2027-05-20",
+                                  "social_notes": "Bor alene"}, at=T0)
     assert step(engine, mother, "assess_specialised", "gp", 0.1) == "specialised"
-    assert step(engine, mother, "birth", "birthplace", 197, birth_date="2027-05-18") == "after_birth"
-    assert step(engine, mother, "discharge", "birthplace", 197.5, ambulant=True) == \
+    assert step(engine, mother, "birth", "birthplace", 197, birth_date="2027-05-18") == "postnatal"
+    # the birth hands over to the pathway after the birth, carrying what the birthplace needs
+    [postnatal] = show(engine, mother)["children"]
+    assert (postnatal["pathway"], postnatal["state"], postnatal["handover"]) == (
+        "postnatal_follow_up", "after_birth", "postnatal_care")
+    baby = postnatal["id"]
+    with pytest.raises(EventNotAllowed, match=r"allowed now: \(none\)$"):  # not the return event
+        step(engine, mother, "discharge", "birthplace", 197.2)
+    carried = show(engine, baby, viewer=Viewer("fode-1", "birthplace"))["data"]
+    assert carried == {"birth_date": "2027-05-18", "vulnerability_level": 4,  # still personal:
+                       "social_notes": "(personal: no consent or legal basis for hospital)"}
+    assert step(engine, baby, "discharge", "birthplace", 197.5, ambulant=True) == \
         "home_after_discharge"
-    data = show(engine, mother)
+    data = show(engine, baby)
     contact = next(d for d in data["deadlines"] if d["name"] == "contact_after_ambulant_discharge")
     entered = dt.datetime.fromisoformat(data["history"][-1]["at"])
     assert dt.datetime.fromisoformat(contact["due_utc"]) - entered == dt.timedelta(hours=24)
-    assert step(engine, mother, "family_contacted", "midwife", 198) == "health_visitor_follow_up"
-    due = {d["name"]: d["due_local"] for d in show(engine, mother)["deadlines"]}
+    assert step(engine, baby, "family_contacted", "midwife", 198) == "health_visitor_follow_up"
+    due = {d["name"]: d["due_local"] for d in show(engine, baby)["deadlines"]}
     assert due["first_home_visit"] == "2027-05-21T23:59:59+02:00"  # birth 18 May + 3 days
     assert due["second_home_visit"] == "2027-05-23T23:59:59+02:00"  # and + 5 days
-    assert step(engine, mother, "handover_complete", "health_visitor", 202) == "closed"
+    assert show(engine, mother)["state"] == "postnatal"  # waits for the health visitor
+    assert step(engine, baby, "handover_complete", "health_visitor", 202) == "closed"
+    assert (show(engine, mother)["state"], show(engine, mother)["status"]) == ("closed",
+                                                                               "completed")
+
+
+def test_bup_samhandlingsforlop_hands_over_to_the_barnekoordinator(engine: PathwayEngine) -> None:
+    child = engine.start("bup_samhandlingsforlop", subject_ref="N-1",
+                         birth_date=dt.date(2016, 3, 1), actor="kommune-1", role="kommune",
+                         values={"alvorlighet": "alvorlig", "rett_til_barnekoordinator": True,
+                                 "bekymring": "Mange tjenester"}, at=T0)
+    assert step(engine, child, "henvis", "fastlege", 1,
+                henvisning_mottatt="2026-11-03") == "henvist"
+    assert step(engine, child, "rett_innvilget", "bup", 5, rett_til_helsehjelp=True) == \
+        "utredning"
+    [coordinator] = show(engine, child)["children"]
+    assert (coordinator["pathway"], coordinator["state"]) == ("barnekoordinator", "melding")
+    carried = show(engine, coordinator["id"], viewer=Viewer("ke-1", "koordinerende_enhet"))
+    assert carried["data"] == {"rett_til_barnekoordinator": True, "behov":
+                               "(personal: no consent or legal basis for municipal_health)"}
+    assert step(engine, coordinator["id"], "oppnevn", "koordinerende_enhet", 12) == \
+        "koordinering"
+    # BUP ends; the coordinator goes on alongside (on_end: continue)
+    assert step(engine, child, "avslutt_til_kommunen", "bup", 40) == "kommunal_oppfolging"
+    assert step(engine, child, "avslutt", "kommune", 60) == "avsluttet"
+    assert show(engine, coordinator["id"])["state"] == "koordinering"
+    # without the right, no coordinator pathway starts
+    other = engine.start("bup_samhandlingsforlop", subject_ref="N-2",
+                         birth_date=dt.date(2016, 3, 1), actor="kommune-1", role="kommune",
+                         values={"alvorlighet": "moderat"}, at=T0)
+    step(engine, other, "henvis", "fastlege", 1, henvisning_mottatt="2026-11-03")
+    step(engine, other, "rett_innvilget", "bup", 5, rett_til_helsehjelp=True)
+    assert show(engine, other)["children"] == []
 
 
 def test_discharge_to_municipality_end_to_end(engine: PathwayEngine) -> None:

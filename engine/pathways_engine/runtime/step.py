@@ -262,7 +262,9 @@ class StepContext:
                 f"({instance.state_entered_at.isoformat()})")
         candidates = [t for _, t in compiled.transitions_from(instance.state) if t.event == event]
         if not candidates:
-            allowed = {t.event for _, t in compiled.transitions_from(instance.state)}
+            # a person is not offered the events only the engine sends (a handover's return)
+            allowed = {t.event for _, t in compiled.transitions_from(instance.state)
+                       if role == SYSTEM_ROLE or t.roles}
             raise EventNotAllowed(event, instance.state, allowed, compiled.events)
         if role != SYSTEM_ROLE:
             if role not in spec.roles:
