@@ -452,3 +452,106 @@ def test_undo_takes_back_the_latest_step_but_not_a_handover(defs: Path, db_url: 
     assert shown["state"] == "referred"
     run("advance", other, *OFFER)  # it goes on from where it was
     run("audit", "verify")
+
+
+# ------------------------------------------------------------------ a pathway already running
+
+def test_a_handover_joins_the_pathway_the_child_already_has_instead_of_refusing_the_step(
+        tmp_path: Path, db_url: str) -> None:
+    """The municipality started the offer itself before the GP's step hands over to it: the
+    step is not refused for a duplicate; it waits for the running one, which answers it."""
+    defs = write_pathways(tmp_path / "defs", child=CHILD.replace(", allow_parallel: true", ""))
+    run = Cli(db_url, defs)
+    own = json.loads(run("start", "child", "--subject", "H-1", "--birth-date", "2014-05-02",
+                         "--set", "received_at=2026-10-30", "--as", "l", "--role", "ltt",
+                         "--at", "2026-11-02T08:00", "--json").output)["id"]
+    parent = json.loads(run(*START).output)["id"]
+    run("advance", parent, *OFFER)
+    rows = json.loads(run("list", "--subject", "H-1", "--json").output)
+    assert sorted(str(r["pathway"]) for r in rows) == ["child", "parent"]  # no second child
+    shown = json.loads(run("show", own, "--json").output)
+    assert shown["parent"] == {"id": parent, "handover": "to_offer"}
+    assert shown["data"] == {"received_at": "2026-10-30"}  # what it holds is not overwritten
+    history = json.loads(run("history", own, "--json").output)
+    assert history[-1]["kind"] == "joined"
+    assert history[-1]["changes"] == {"parent": parent, "handover": "to_offer"}
+    handover = [h for h in json.loads(run("history", parent, "--json").output)
+                if h["kind"] == "handover"]
+    assert handover[0]["changes"]["instance"] == own
+    assert handover[0]["changes"]["joined"] is True
+    assert json.loads(run("show", parent, "--json").output)["state"] == "waiting"
+    run("advance", own, "end", "--set", "result=better", "--as", "l", "--role", "ltt",
+        "--at", "2026-11-10T10:00")
+    after = json.loads(run("show", parent, "--json").output)
+    assert (after["state"], after["data"]["outcome"]) == ("done", "better")  # answered once
+    run("audit", "verify")
+
+
+def test_a_waiting_handover_to_a_pathway_that_answers_another_is_refused_in_one_line(
+        tmp_path: Path, db_url: str) -> None:
+    defs = write_pathways(tmp_path / "defs", child=CHILD.replace(", allow_parallel: true", ""))
+    run = Cli(db_url, defs)
+    first, child = handed_over(run)
+    second = json.loads(run(*START[:-1], "--allow-duplicate", "--json").output)["id"]
+    refused = run("advance", second, *OFFER, code=1)
+    assert refused.stderr.strip().splitlines() == [
+        f"error: handover 'to_offer': subject 'H-1' already has a running 'child' ({child}), "
+        f"which answers parent {first}; this step would wait for it for ever: finish or "
+        f"withdraw it first"]
+    assert json.loads(run("show", second, "--json").output)["state"] == "referred"
+    assert json.loads(run("show", child, "--json").output)["parent"]["id"] == first
+
+
+YOUNG = """\
+id: young
+version: 1
+title: {da: Småbørn, en: Under fives}
+country: DK
+timezone: Europe/Copenhagen
+languages: [da, en]
+fallback_language: da
+roles:
+  ltt: {label: {da: Behandlingstilbuddet}, sector: municipal_health}
+eligibility: {max_age_years: 5}
+start: {roles: [ltt]}
+states:
+  open: {initial: true, responsible: ltt}
+  ended: {final: true}
+transitions:
+  - {event: end, from: open, to: ended, roles: [ltt]}
+"""
+
+
+def test_a_step_refused_after_its_handover_joined_leaves_the_joined_pathway_as_it_was(
+        tmp_path: Path, database: Database) -> None:
+    """In one batch: the parent's step joins the running offer, then its second handover is
+    refused (the child is too old for it), so the step is refused; the offer, sent its own
+    event later in the same batch, must end unlinked, answering nobody."""
+    from pathways_engine import StepRequest
+    from pathways_engine.errors import PathwaysError
+    from pathways_engine.reading.views import history
+    from pathways_engine.reading.views import show
+    from pathways_engine.runtime.sweep import tick
+
+    second = ("  - {name: to_young, when: {event: offer}, start: young, as: ltt}\n")
+    defs = write_pathways(tmp_path / "defs", parent=PARENT + second,
+                          child=CHILD.replace(", allow_parallel: true", ""))
+    (defs / "young").mkdir()
+    (defs / "young" / "pathway.yaml").write_text(YOUNG, encoding="utf-8")
+    engine = PathwayEngine(database, Registry.from_paths([defs]),
+                           clock=FixedClock(dt.datetime(2026, 11, 3, 9, tzinfo=dt.UTC)))
+    own = engine.start("child", subject_ref="H-1", birth_date=dt.date(2014, 5, 2), actor="l",
+                       role="ltt", values={"received_at": "2026-10-30"})
+    parent = engine.start("parent", subject_ref="H-1", actor="gp1", role="gp",
+                          values={"received": "2026-11-02"})
+    refused, ended = engine.advance_many([
+        StepRequest(parent, "offer", actor="gp1", role="gp"),
+        StepRequest(own, "end", actor="l", role="ltt", values={"result": "better"})])
+    assert isinstance(refused, PathwaysError), refused
+    assert "young" in str(refused)
+    assert not isinstance(ended, PathwaysError), ended
+    shown = show(engine, own)
+    assert (shown["status"], shown["parent"]) == ("completed", None)
+    assert "joined" not in [h["kind"] for h in history(engine, own)]
+    assert tick(engine, dt.datetime(2026, 11, 3, 10, tzinfo=dt.UTC)).signals == 0  # no answer
+    assert show(engine, parent)["state"] == "referred"

@@ -52,6 +52,10 @@ def _start_child(step: StepContext, handover: HandoverSpec, at: dt.datetime,
         raise InvalidArgument(f"handover {handover.name!r} cannot start {handover.start!r}: "
                               f"{exc}") from None
     spec = definition.spec
+    if not spec.start.allow_parallel:
+        running = _running(step, spec.id)
+        if running is not None and _join(step, handover, spec.id, running, at, actor):
+            return
     carried = {theirs: parent.data[ours] for theirs, ours in handover.carry.items()
                if parent.data.get(ours) is not None}
     try:
@@ -71,12 +75,58 @@ def _start_child(step: StepContext, handover: HandoverSpec, at: dt.datetime,
                effects={"handover": [handover.name, child_id]})
 
 
+def _running(step: StepContext, pathway: str) -> str | None:
+    """The child's running instance of `pathway`, also one started earlier in this batch."""
+    subject_id = step.subject.id
+    for case in step.batch.cases.values():
+        instance = case.instance
+        if (case.new and instance.subject_id == subject_id and instance.pathway_id == pathway
+                and instance.status == "active"):
+            return instance.id
+    return reads.running_instance(step.batch.connection, subject_id, pathway)
+
+
+def _join(step: StepContext, handover: HandoverSpec, pathway: str, running: str,
+          at: dt.datetime, actor: str) -> bool:
+    """The child already has this pathway (a caseworker started it, or another handover): link
+    to it instead of refusing the step as a duplicate. A pathway that waits adopts it, so it is
+    answered when that one ends; one that answers another parent cannot be waited for.
+    False if it ended while this step waited for its lock (then a new one starts)."""
+    batch, parent = step.batch, step.instance
+    batch.load([running])
+    case = batch.cases.get(running)
+    if case is None or case.instance.status != "active":
+        return False
+    owner = case.instance.parent_id
+    if owner not in (None, parent.id) and handover.returns is not None:
+        raise InvalidArgument(
+            f"handover {handover.name!r}: subject {step.subject.ref!r} already has a running "
+            f"{pathway!r} ({running}), which answers parent {owner}; this step would wait for "
+            "it for ever: finish or withdraw it first")
+    if owner is None:
+        step.joined.append((case, case.saved()))
+        with batch.step(running, into=step) as child:
+            child.bump()
+            child.instance.parent_id, child.instance.handover = parent.id, handover.name
+            child.audit("joined", at=at, actor=actor, role=handover.role,
+                        changes={"parent": parent.id, "handover": handover.name},
+                        note=f"joined by {parent.pathway_id} {parent.id} ({handover.name})")
+            _carry_consents(step, child, handover, actor, at)
+    step.audit("handover", at=at, actor=actor, role=handover.role,
+               changes={"handover": handover.name, "pathway": pathway, "instance": running,
+                        "joined": True},
+               effects={"handover": [handover.name, running]})
+    return True
+
+
 def _carry_consents(parent: StepContext, child: StepContext, handover: HandoverSpec,
                     actor: str, at: dt.datetime) -> None:
     """The consents the handover names go along: the child's trail records each."""
     sectors = {role.sector for role in child.spec.roles.values()}
+    held = {(sector, basis, reference) for _, sector, basis, reference in child.case.consents}
     for _, sector, basis, reference in parent.case.consents:
-        if sector not in handover.consents or sector not in sectors:
+        if (sector not in handover.consents or sector not in sectors
+                or (sector, basis, reference) in held):
             continue
         child.case.consents.append((len(child.case.consents) + 1, sector, basis, reference))
         child.writes.consents.append({"instance_id": child.instance.id, "sector": sector,

@@ -194,6 +194,8 @@ class Batch:
                 case.restore(saved)
             for started in context.started:
                 self.cases.pop(started, None)
+            for joined, before in context.joined:
+                joined.restore(before)
             raise
         if context.changed:
             case.touched = True
@@ -229,6 +231,8 @@ class StepContext:
         self.writes = WriteBatch()
         self.changed = False
         self.started: list[str] = []  # instances this step handed over to (started)
+        # running instances a handover of this step joined, as they were before it
+        self.joined: list[tuple[Case, _Saved]] = []
 
     # ------------------------------------------------------------ reading
 

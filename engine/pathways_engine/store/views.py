@@ -199,7 +199,8 @@ def assignments_of(connection: Connection, ids: list[str]) -> list[Any]:
         .order_by(assignments.c.id))) if ids else []
 
 
-LATEST_KINDS = ("start", "transition", "internal", "withdrawn", "handover", "migration")
+LATEST_KINDS = ("start", "transition", "internal", "withdrawn", "handover", "joined",
+                "migration")
 
 
 def latest_entries(connection: Connection, ids: list[str], per_instance: int) -> list[Any]:
