@@ -221,20 +221,34 @@ def history(app: App, instance: str, actor: str | None, role: str | None, as_jso
 @click.option("--subject", "subject_ref", default=None, metavar="REF",
               help="Export every pathway of this child instead (EpisodeOfCare, a CarePlan "
                    "per pathway, a Task per open deadline).")
+@click.option("--definition", "pathway", default=None, metavar="PATHWAY",
+              help="Export this pathway's definition instead, as a PlanDefinition.")
+@click.option("--version", "version", type=int, default=None,
+              help="With --definition: this version (default: the newest).")
 @click.option("--format", "fmt", type=click.Choice(["fhir"]), default="fhir", show_default=True,
-              help="fhir: a FHIR R4B (4.3.0) Bundle with CarePlans and their Tasks.")
+              help="fhir: a FHIR R4B (4.3.0) Bundle with CarePlans, their Tasks, Consents and "
+                   "the audit trail as Provenance; with --definition a PlanDefinition.")
 @pass_app
-def export(app: App, instance: str | None, subject_ref: str | None, fmt: str) -> None:
-    """Export INSTANCE (or --subject REF) for other systems (no names or personal numbers)."""
+def export(app: App, instance: str | None, subject_ref: str | None, pathway: str | None,
+           version: int | None, fmt: str) -> None:
+    """Export INSTANCE (or --subject REF, or --definition PATHWAY) for other systems (no names
+    or personal numbers)."""
     import json
 
     from pathways_engine.errors import InvalidArgument
 
     from .fhir import instance_bundle
+    from .fhir import plan_definition
     from .fhir import subject_bundle
 
-    if (instance is None) == (subject_ref is None):
-        raise InvalidArgument("give INSTANCE or --subject REF (one of them)")
+    if sum(x is not None for x in (instance, subject_ref, pathway)) != 1:
+        raise InvalidArgument("give INSTANCE, --subject REF or --definition PATHWAY (one of them)")
+    if version is not None and pathway is None:
+        raise InvalidArgument("--version goes with --definition PATHWAY")
+    if pathway is not None:
+        spec = app.registry.get(pathway, version).spec
+        click.echo(json.dumps(plan_definition(spec), indent=2, ensure_ascii=False))
+        return
     if subject_ref is not None:
         from pathways_engine.reading.subjects import subject as subject_view
 

@@ -18,6 +18,10 @@ Statuses follow the FHIR Task state machine:
   due time: `requested` while open, `completed` when met, `failed` when missed or unmet,
   `cancelled` when cancelled; each occurrence of a repeating one is its own Task.
 
+Each recorded consent or statutory basis is a Consent (the sector it permits sharing with; a
+statutory basis names its provision, a consent does not name who gave it), and each entry of
+the audit trail a Provenance on the CarePlan (who, in which role, what, when).
+
 The subject is referred to only by its pseudonymous reference: an export carries no name or
 personal identity number (domain.md §5).
 """
@@ -29,6 +33,8 @@ from typing import Any
 
 SUBJECT_SYSTEM = "urn:pathways:subject"
 INSTANCE_SYSTEM = "urn:pathways:instance"
+AUDIT_SYSTEM = "urn:pathways:audit-kind"
+ACTOR_SYSTEM = "urn:pathways:actor"
 
 
 def instance_bundle(app: Any, instance: str,
@@ -51,6 +57,8 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None],
     collection Bundle, as a dict."""
     from fhir.resources.R4B.bundle import Bundle
     from fhir.resources.R4B.careplan import CarePlan
+    from fhir.resources.R4B.consent import Consent
+    from fhir.resources.R4B.provenance import Provenance
     from fhir.resources.R4B.task import Task
 
     steps = _steps(data)
@@ -83,10 +91,14 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None],
         tasks.append(Task.model_validate(_obligation_task(data, plan_id, index, obligation,
                                                           subject)))
     title = data["title"].get("en") or next(iter(data["title"].values()))
+    trail = [Provenance.model_validate(_provenance(plan_id, entry)) for entry in data["history"]]
+    consents = [Consent.model_validate(_consent(data, plan_id, n, basis, subject))
+                for n, basis in enumerate(data["consents"], 1)]
     careplan = CarePlan.model_validate({
         "resourceType": "CarePlan", "id": plan_id,
         "identifier": [{"system": INSTANCE_SYSTEM, "value": plan_id}],
         "instantiatesUri": [f"urn:pathways:definition:{data['pathway']}:{data['version']}"],
+        "instantiatesCanonical": [f"urn:pathways:definition:{data['pathway']}|{data['version']}"],
         "status": "completed" if data["status"] == "completed" else "active",
         "intent": "plan", "title": title, "subject": subject,
         "period": {"start": data["started_at"],
@@ -97,9 +109,47 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None],
         "resourceType": "Bundle", "type": "collection",
         "timestamp": now.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "entry": [{"fullUrl": f"urn:uuid:{_uuid(r.id)}", "resource": r}
-                  for r in (careplan, *tasks)],
+                  for r in (careplan, *tasks, *consents, *trail)],
     })
     return dict(result.model_dump(mode="json", exclude_none=True))
+
+
+def _provenance(plan_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """One audit entry: who did what to the CarePlan, when (the trail itself stays the
+    record; `audit verify` checks it, not this copy)."""
+    activity = entry["event"] or entry["kind"]
+    return {
+        "resourceType": "Provenance", "id": f"{plan_id}-audit-{entry['seq']}",
+        "target": [{"reference": f"urn:uuid:{_uuid(plan_id)}"}],
+        "occurredDateTime": entry["at"], "recorded": entry["recorded_at"],
+        "activity": {"coding": [{"system": AUDIT_SYSTEM, "code": entry["kind"]}],
+                     "text": activity},
+        "agent": [{"who": {"identifier": {"system": ACTOR_SYSTEM, "value": entry["actor"]}},
+                   "role": [{"text": entry["role"]}]}],
+    }
+
+
+def _consent(data: dict[str, Any], plan_id: str, number: int, basis: dict[str, str],
+             subject: dict[str, Any]) -> dict[str, Any]:
+    """A consent or statutory basis to share with a sector. Who consented is not exported
+    (it may name a parent); a statutory basis names its provision."""
+    given = next((h["at"] for h in reversed(data["history"]) if h["kind"] == "consent"
+                  and (h["changes"] or {}).get("sector") == basis["sector"]), None)
+    statutory = basis["basis"] == "statutory"
+    return {
+        "resourceType": "Consent", "id": f"{plan_id}-consent-{number}", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                              "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0",
+                                  "display": "Patient Consent"}]} if not statutory
+                     else {"text": "statutory basis for disclosure"}],
+        "patient": subject, **({"dateTime": given} if given else {}),
+        "policyRule": {"text": basis["reference"] if statutory else "consent of the family "
+                               "or the young person, recorded in the pathway"},
+        "provision": {"type": "permit",
+                      "actor": [{"role": {"text": "recipient sector"},
+                                 "reference": {"display": basis["sector"]}}]},
+    }
 
 
 def _steps(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -233,3 +283,74 @@ def subject_bundle(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
                                                                     exclude_none=True)}
                   for url, resource in entries]})
     return dict(result.model_dump(mode="json", exclude_none=True))
+
+
+def _fhir_id(name: str) -> str:
+    """A FHIR id allows letters, digits, '-' and '.': the code keeps the name itself."""
+    return name.replace("_", "-")
+
+
+_UCUM = {"hours": "h", "hour": "h", "days": "d", "day": "d", "weeks": "wk", "week": "wk",
+         "months": "mo", "month": "mo"}
+
+
+def plan_definition(spec: Any) -> dict[str, Any]:
+    """A definition as a validated PlanDefinition: an action per state (its responsible role,
+    its deadlines as sub-actions with their duration, legal status and source, the states it
+    leads to as related actions), whole-pathway deadlines as actions of their own."""
+    from fhir.resources.R4B.plandefinition import PlanDefinition
+
+    language = "en" if "en" in spec.languages else spec.fallback_language
+
+    def text(value: dict[str, str] | None) -> str | None:
+        return (value or {}).get(language) or next(iter((value or {}).values()), None)
+
+    def deadline(d: Any) -> dict[str, Any]:
+        action = {"id": _fhir_id(d.name), "title": text(d.title) or d.name,
+                  "description": f"{d.duration} ({d.status}). {d.source}",
+                  "code": [{"coding": [{"system": f"urn:pathways:{spec.id}:deadline",
+                                        "code": d.name}]}]}
+        count, _, unit = d.duration.partition(" ")
+        if count.isdigit():
+            ucum = _UCUM.get(unit)
+            action["timingDuration"] = {"value": int(count), "unit": unit,
+                                        **({"system": "http://unitsofmeasure.org",
+                                            "code": ucum} if ucum else {})}
+        if d.responsible:
+            action["participant"] = [participant(d.responsible)]
+        return action
+
+    def participant(role: str) -> dict[str, Any]:
+        return {"type": "practitioner", "role": {
+            "coding": [{"system": f"urn:pathways:{spec.id}:role", "code": role}],
+            "text": text(spec.roles[role].label) or role}}
+
+    actions = []
+    for name, state in spec.states.items():
+        action: dict[str, Any] = {
+            "id": _fhir_id(name), "title": text(state.title) or name,
+            "code": [{"coding": [{"system": f"urn:pathways:{spec.id}:state", "code": name}]}]}
+        if state.responsible:
+            action["participant"] = [participant(state.responsible)]
+        if state.deadlines:
+            action["action"] = [deadline(d) for d in state.deadlines]
+        targets = sorted({t.target for t in spec.transitions if t.target and name in
+                          ([t.source] if isinstance(t.source, str) else t.source)})
+        if targets:
+            action["relatedAction"] = [{"actionId": _fhir_id(target),
+                                        "relationship": "before-start"}
+                                       for target in targets]
+        actions.append(action)
+    actions += [deadline(d) for d in spec.deadlines]
+    plan = PlanDefinition.model_validate({
+        "resourceType": "PlanDefinition", "id": _fhir_id(f"{spec.id}-{spec.version}"),
+        "url": f"urn:pathways:definition:{spec.id}", "version": str(spec.version),
+        "title": text(spec.title), "status": "active",
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                       "plan-definition-type", "code": "clinical-protocol"}]},
+        "description": text(spec.description),
+        "jurisdiction": [{"coding": [{"system": "urn:iso:std:iso:3166", "code": spec.country}]}],
+        "relatedArtifact": [{"type": "citation", "display": source} for source in spec.sources],
+        "action": actions,
+    })
+    return dict(plan.model_dump(mode="json", exclude_none=True))

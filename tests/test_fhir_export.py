@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 from support import Cli
@@ -12,6 +14,10 @@ START = ["start", "mistrivsel_referral", "--subject", "F-1", "--birth-date", "20
          "--role", "gp", "--at", "2026-11-02T09:00"]
 
 
+def of_type(resources: list[Any], kind: str) -> list[Any]:
+    return [r for r in resources if r.get_resource_type() == kind]
+
+
 def test_export_is_a_valid_bundle_with_careplan_and_tasks(run: Cli) -> None:
     instance = run(*START).output.strip()
     run("advance", instance, "refer_bup", "--set", "referral_received=2026-11-03", "--as", "p",
@@ -19,7 +25,7 @@ def test_export_is_a_valid_bundle_with_careplan_and_tasks(run: Cli) -> None:
     exported = run("export", instance, "--format", "fhir").output
     bundle = Bundle.model_validate_json(exported)  # validates every resource again
     resources = [e.resource for e in bundle.entry]
-    careplan, tasks = resources[0], resources[1:]
+    careplan, tasks = resources[0], of_type(resources, "Task")
     assert careplan.get_resource_type() == "CarePlan"
     assert careplan.status == "active"
     assert careplan.subject.identifier.value == "F-1"
@@ -37,7 +43,7 @@ def test_export_is_a_valid_bundle_with_careplan_and_tasks(run: Cli) -> None:
     run("advance", instance, "information_letter_sent", "--as", "b", "--role", "bup", "--at",
         "2026-11-05T10:00")
     after = Bundle.model_validate_json(run("export", instance, "--format", "fhir").output)
-    tasks = [e.resource for e in after.entry][1:]
+    tasks = of_type([e.resource for e in after.entry], "Task")
     assert [t.code.text for t in tasks] == ["referred", "bup_referred", "information_letter",
                                             "assessment_right"]  # an internal event: same step
     assert [t.status for t in tasks[2:]] == ["completed", "requested"]
@@ -55,5 +61,55 @@ def test_export_of_a_closed_pathway_and_unknown_instance(run: Cli) -> None:
     careplan = data["entry"][0]["resource"]
     assert careplan["status"] == "completed"
     assert "end" in careplan["period"]
-    assert {e["resource"]["status"] for e in data["entry"][1:]} == {"completed"}
+    assert {e["resource"]["status"] for e in data["entry"][1:]
+            if e["resource"]["resourceType"] == "Task"} == {"completed"}
     assert "no pathway instance 'nope'" in run("export", "nope", code=1).stderr
+
+
+def test_export_carries_consents_and_the_audit_trail_as_provenance(run: Cli) -> None:
+    instance = run(*START).output.strip()
+    run("consent", instance, "--sector", "municipal_health", "--basis", "consent",
+        "--reference", "Ida Holm (mor), 2.11.2026", "--as", "dr.a")
+    exported = run("export", instance).output
+    bundle = Bundle.model_validate_json(exported)
+    resources = [e.resource for e in bundle.entry]
+    [consent] = of_type(resources, "Consent")
+    assert consent.provision.actor[0].reference.display == "municipal_health"
+    assert consent.patient.identifier.value == "F-1"
+    assert "Ida" not in exported  # who consented stays in the pathway
+    history = json.loads(run("history", instance, "--json").output)
+    given = next(h["at"] for h in history if h["kind"] == "consent")
+    assert consent.dateTime == dt.datetime.fromisoformat(given)
+    trail = of_type(resources, "Provenance")
+    assert [(p.activity.coding[0].code, p.agent[0].who.identifier.value) for p in trail] == [
+        (h["kind"], h["actor"]) for h in history]
+    assert {p.target[0].reference for p in trail} == {bundle.entry[0].fullUrl}
+    careplan = resources[0]
+    assert careplan.instantiatesCanonical == ["urn:pathways:definition:mistrivsel_referral|3"]
+
+
+def test_export_of_a_definition_is_a_plan_definition(run: Cli) -> None:
+    from fhir.resources.R4B.plandefinition import PlanDefinition
+
+    plan = PlanDefinition.model_validate_json(
+        run("export", "--definition", "mistrivsel_referral").output)
+    assert (plan.url, plan.version, plan.status) == (
+        "urn:pathways:definition:mistrivsel_referral", "3", "active")
+    actions = {a.code[0].coding[0].code: a for a in plan.action}
+    assert set(actions) >= {"referred", "bup_referred", "closed"}
+    referred = actions["referred"]
+    assert referred.participant[0].role.coding[0].code == "ppr"
+    assert {r.actionId for r in referred.relatedAction} >= {"bup-referred", "ppr-assessment"}
+    [triage] = referred.action
+    assert (triage.timingDuration.value, triage.timingDuration.unit) == (10, "working days")
+    assert "local_agreement" in triage.description
+    letter = next(a for a in actions["bup_referred"].action
+                  if a.code[0].coding[0].code == "information_letter")
+    assert "law" in letter.description
+    older = PlanDefinition.model_validate_json(
+        run("export", "--definition", "discharge_to_municipality", "--version", "2").output)
+    assert older.version == "2"
+    assert "give INSTANCE, --subject REF or --definition" in run(
+        "export", "x", "--definition", "mistrivsel_referral", code=1).stderr
+    assert "did you mean 'mistrivsel_referral'" in run(
+        "export", "--definition", "mistrivsel_referal", code=1).stderr

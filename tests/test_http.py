@@ -256,6 +256,13 @@ def test_fhir_over_http_is_the_clis_export_of_the_pinned_version(server: Server)
                                         str(ACTORS), "export", instance])
     assert exported.exit_code == 0, exported.output
     assert over_http.json()["entry"] == json.loads(exported.stdout)["entry"]
+    with server.client() as http:
+        plan = http.get("/api/definitions/mistrivsel_referral/fhir?version=3", headers=gp)
+        assert plan.status_code == 200, plan.text
+        assert http.get("/api/definitions/nope/fhir", headers=gp).status_code == 404
+        assert http.get("/api/definitions/mistrivsel_referral/fhir").status_code == 401
+    defined = CliRunner().invoke(cli, ["export", "--definition", "mistrivsel_referral"])
+    assert plan.json() == json.loads(defined.stdout)
 
 
 def test_serve_refuses_to_start_without_a_database(tmp_path: Any) -> None:

@@ -282,6 +282,17 @@ def _writes(api: FastAPI, app: App) -> None:
                  "states": list(d.spec.states), "start_roles": d.spec.start.roles}
                 for d in app.registry.all()]
 
+    @api.get("/api/definitions/{pathway}/fhir", tags=["definitions"])
+    @one_hop()
+    def plan(pathway: Annotated[str, Path(pattern=IDENT)], actor: Caller,
+             version: Annotated[int | None, Query(ge=1, le=2147483647)] = None
+             ) -> dict[str, Any]:
+        """The definition as a FHIR R4B PlanDefinition (`export --definition`)."""
+        actor_for(app, actor)
+        from pathways.fhir import plan_definition
+
+        return plan_definition(app.registry.get(pathway, version).spec)
+
     # ------------------------------------------------------------------ writes
 
     @api.post("/api/instances", status_code=201, tags=["instances"])
