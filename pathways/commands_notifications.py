@@ -136,7 +136,7 @@ def deliver(app: App, now: dt.datetime | None, as_json: bool) -> None:
 
     if now is not None:
         app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
-    report = deliver_pending(app)
+    report = deliver_pending(app, progress=not as_json)
     data = {"sent": report.sent, "retried": report.retried, "failed": report.failed}
     emit(data, as_json, f"delivered {report.sent}, will retry {report.retried}, "
                         f"failed {report.failed}")

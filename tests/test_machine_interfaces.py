@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from click.testing import CliRunner
@@ -145,3 +146,41 @@ def test_long_commands_report_progress_as_they_go(database: object, tmp_path: Pa
     batches: list[int] = []
     assert migration.migrate(engine, checked, {}, "leader", on_batch=batches.append) == 7
     assert sum(batches) == 7
+
+
+def test_deliver_reports_each_message_it_tries_for_its_progress_bar(run: Any,
+                                                                     db_url: str) -> None:
+    import datetime as dt
+
+    from pathways_engine import Database
+    from pathways_engine.store.outbox import due_count
+    from pathways_notifications.channels import ChannelError
+    from pathways_notifications.delivery import deliver
+
+    for n in range(3):
+        run("start", "mistrivsel_referral", "--subject", f"D-{n}", "--birth-date", "2014-05-02",
+            "--set", "severity=moderate", "--set", "consent_exchange=true", "--as", "dr.a",
+            "--role", "gp")
+
+    class Flaky:
+        calls = 0
+
+        def send(self, message: object) -> None:
+            Flaky.calls += 1
+            if Flaky.calls % 2:
+                raise ChannelError("mailbox full")
+
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    database = Database(db_url)
+    try:
+        with database.reading() as connection:
+            due = due_count(connection, now)
+        assert due >= 3
+        told: list[int] = []
+        report = deliver(database, {"console": Flaky(), "email": Flaky()},  # type: ignore[dict-item]
+                         now, on_message=lambda: told.append(1))
+    finally:
+        database.dispose()
+    assert len(told) == due == report.sent + report.retried + report.failed
+    assert report.sent > 0  # both kinds counted
+    assert report.retried > 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,9 @@ class DeliveryReport:
 
 
 def deliver(db: Database, channels: Mapping[str, Channel], now: dt.datetime, *,
-            policy: Policy | None = None, limit: int = 1000) -> DeliveryReport:
+            policy: Policy | None = None, limit: int = 1000,
+            on_message: Callable[[], object] | None = None) -> DeliveryReport:
+    """Send due messages one at a time; `on_message` is told after each (a progress bar)."""
     policy = policy or Policy()
     report = DeliveryReport()
     for _ in range(limit):
@@ -80,10 +83,12 @@ def deliver(db: Database, channels: Mapping[str, Channel], now: dt.datetime, *,
             channel.send(message)
         except ChannelError as exc:
             _record_failure(db, message, str(exc), now, policy, report)
-            continue
-        failpoints.hit("deliver.after_send")
-        _mark_sent(db, message, now)
-        report.sent += 1
+        else:
+            failpoints.hit("deliver.after_send")
+            _mark_sent(db, message, now)
+            report.sent += 1
+        if on_message is not None:
+            on_message()
     return report
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -56,6 +57,12 @@ def claim(connection: Connection, now: dt.datetime, lease: dt.timedelta) -> Mess
     connection.execute(update(outbox).where(outbox.c.id == row.id)
                        .values(next_attempt_at=now + lease, claimed_at=now))
     return Message(**row._mapping)
+
+
+def due_count(connection: Connection, now: dt.datetime) -> int:
+    """How many messages a delivery run at `now` would try (for its progress bar)."""
+    return int(connection.execute(select(func.count()).select_from(outbox).where(
+        outbox.c.status == "pending", outbox.c.next_attempt_at <= now)).scalar_one())
 
 
 def locked_pending(connection: Connection, message_id: int) -> Any:
