@@ -36,7 +36,7 @@ def emit(data: Any, as_json: bool, text: str | None = None) -> None:
 _PAIRED = ("start", "transition", "internal", "correction", "undo")
 
 
-def _when(at: str | None, zone: str | None) -> str:
+def when_local(at: str | None, zone: str | None) -> str:
     """An audit time to the minute, in the pathway's zone when it is known."""
     if at is None:
         return "-"
@@ -67,7 +67,7 @@ def format_history(rows: list[dict[str, Any]], zone: str | None = None) -> str:
             else ""
         what = row["event"] or row["kind"]
         note = f"  note: {row['note']}" if row["note"] else ""
-        parts = [f"{row['seq']:>3}", _when(row["at"], zone), f"{row['actor']} ({row['role']})",
+        parts = [f"{row['seq']:>3}", when_local(row["at"], zone), f"{row['actor']} ({row['role']})",
                  what, move, _changes(row)]
         lines.append("  ".join(p for p in parts if p) + note)
     return "\n".join(lines) if lines else "(no history)"

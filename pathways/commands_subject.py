@@ -81,6 +81,8 @@ def _name_parties(app: App, data: dict[str, Any]) -> None:
 
 
 def _format(data: dict[str, Any]) -> str:
+    from .cli_output import when_local
+
     lines = [f"{data['subject']}" + (f", {data['age_years']} år/years" if data["age_years"]
                                       is not None else ""),
              f"contact person: {data.get('contact_person_name') or data['contact_person'] or '-'}"]
@@ -90,11 +92,13 @@ def _format(data: dict[str, Any]) -> str:
         lines.append(f"  {p['state_title']}; responsible: {p['responsible'] or '-'}"
                      f"{' (' + p['responsible_party'] + ')' if p['responsible_party'] else ''}")
         for d in p["open_deadlines"]:
-            lines.append(f"  - {d['title']}: {d['status']}, due {d['due_local'][:16]}")
+            lines.append(f"  - {d['title']}: {d['status']}, due "
+                         f"{when_local(d['due_local'], p['timezone'])}")
         for c in p["consents"]:
             lines.append(f"  consent: {c['sector']} ({c['basis']}: {c['reference']})")
         for e in p["latest"][-1:]:
-            lines.append(f"  latest: {e['at'][:16]} {e['event'] or e['kind']} by {e['actor']}")
+            lines.append(f"  latest: {when_local(e['at'], p['timezone'])} "
+                         f"{e['event'] or e['kind']} by {e['actor']}")
     return "\n".join(lines)
 
 

@@ -371,6 +371,10 @@ def test_subject_shows_every_pathway_with_deadlines_and_one_contact_person(
     text = run("subject", "H-1").output
     assert "contact person: Hanne Holm" in text
     assert "(from " + parent + ")" in text
+    # times in the pathway's zone, as `show` prints them (the offer was sent at 09:00 local,
+    # 08:00 UTC)
+    assert "latest: 2026-11-03 09:00 handover by dr.a" in text
+    assert "due 2026-11-16 23:59" in text
     # a later pathway of the child is routed to the same contact person
     later = json.loads(run("start", "child", "--subject", "H-1", "--birth-date", "2014-05-02",
                            "--set", "received_at=2026-11-04", "--as", "l", "--role", "ltt",
