@@ -77,7 +77,8 @@ def test_pregnancy_communication_end_to_end(engine: PathwayEngine) -> None:
     assert (postnatal["pathway"], postnatal["state"], postnatal["handover"]) == (
         "postnatal_follow_up", "after_birth", "postnatal_care")
     baby = postnatal["id"]
-    with pytest.raises(EventNotAllowed, match=r"allowed now: \(none\)$"):  # not the return event
+    with pytest.raises(EventNotAllowed, match=r"allowed now: \(none\) \(the step waits for "
+                       r"postnatal_finished, which only the engine sends\)$"):
         step(engine, mother, "discharge", "birthplace", 197.2)
     carried = show(engine, baby, viewer=Viewer("fode-1", "birthplace"))["data"]
     assert carried == {"birth_date": "2027-05-18", "vulnerability_level": 4,  # still personal:

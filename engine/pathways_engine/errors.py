@@ -89,7 +89,8 @@ class InstanceNotFound(PathwaysError, LookupError):
 
 
 class EventNotAllowed(PathwaysError):
-    def __init__(self, event: str, state: str, allowed: Iterable[str], known: Iterable[str]) -> None:
+    def __init__(self, event: str, state: str, allowed: Iterable[str], known: Iterable[str],
+                 engine_only: Iterable[str] = ()) -> None:
         allowed = sorted(set(allowed))
         hint = did_you_mean(event, allowed or known)
         if event in set(known):
@@ -97,7 +98,10 @@ class EventNotAllowed(PathwaysError):
         else:
             lead = f"unknown event {event!r}{hint}"
             hint = ""
-        super().__init__(f"{lead}{hint}; allowed now: {names(allowed)}")
+        waits = sorted(set(engine_only))
+        tail = (f" (the step waits for {names(waits)}, which only the engine sends)"
+                if waits else "")
+        super().__init__(f"{lead}{hint}; allowed now: {names(allowed)}{tail}")
 
 
 class RoleNotAllowed(PathwaysError, PermissionError):

@@ -267,9 +267,11 @@ class StepContext:
         candidates = [t for _, t in compiled.transitions_from(instance.state) if t.event == event]
         if not candidates:
             # a person is not offered the events only the engine sends (a handover's return)
-            allowed = {t.event for _, t in compiled.transitions_from(instance.state)
-                       if role == SYSTEM_ROLE or t.roles}
-            raise EventNotAllowed(event, instance.state, allowed, compiled.events)
+            here = [t for _, t in compiled.transitions_from(instance.state)]
+            allowed = {t.event for t in here if role == SYSTEM_ROLE or t.roles}
+            raise EventNotAllowed(event, instance.state, allowed, compiled.events,
+                                  () if role == SYSTEM_ROLE else
+                                  {t.event for t in here if not t.roles} - allowed)
         if role != SYSTEM_ROLE:
             if role not in spec.roles:
                 raise UnknownRole(role, spec.roles)
