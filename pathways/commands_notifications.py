@@ -136,7 +136,15 @@ def deliver(app: App, now: dt.datetime | None, as_json: bool) -> None:
 
     if now is not None:
         app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
-    report = deliver_pending(app, progress=not as_json)
+    from pathways_engine.store.outbox import due_count
+
+    from .cli_output import progress
+
+    db, moment = app.may("write").db, app.clock.now()
+    with db.reading() as connection:
+        due = 0 if as_json else min(due_count(connection, moment), 1000)  # at most 1000 a run
+    with progress(due, "delivering messages") as advance:
+        report = deliver_pending(app, on_message=lambda: advance(1))
     data = {"sent": report.sent, "retried": report.retried, "failed": report.failed}
     emit(data, as_json, f"delivered {report.sent}, will retry {report.retried}, "
                         f"failed {report.failed}")

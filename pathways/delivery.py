@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from pathways_engine.errors import ConfigError
@@ -58,18 +59,8 @@ def policy_from_env() -> Policy:
     return Policy(give_up_after=dt.timedelta(seconds=duration.amount * per_unit))
 
 
-def deliver_pending(app: App, *, progress: bool = False) -> DeliveryReport:
-    """Deliver what is due now; with `progress`, a bar on stderr at a terminal."""
-    if not progress:
-        return deliver(app.may("write").db, channels_from_env(), app.clock.now(),
-                       policy=policy_from_env())
-    from pathways_engine.store.outbox import due_count
-
-    from .cli_output import progress as bar
-
-    db, now = app.may("write").db, app.clock.now()
-    with db.reading() as connection:
-        total = min(due_count(connection, now), 1000)  # deliver() sends at most 1000 a run
-    with bar(total, "delivering messages") as advance:
-        return deliver(db, channels_from_env(), now, policy=policy_from_env(),
-                       on_message=lambda: advance(1))
+def deliver_pending(app: App, on_message: Callable[[], object] | None = None
+                    ) -> DeliveryReport:
+    """Deliver what is due now; `on_message` is told after each message tried."""
+    return deliver(app.may("write").db, channels_from_env(), app.clock.now(),
+                   policy=policy_from_env(), on_message=on_message)
