@@ -226,7 +226,7 @@ def history(app: App, instance: str, actor: str | None, role: str | None, as_jso
 @click.option("--version", "version", type=int, default=None,
               help="With --definition: this version (default: the newest).")
 @click.option("--format", "fmt", type=click.Choice(["fhir"]), default="fhir", show_default=True,
-              help="fhir: a FHIR R4B (4.3.0) Bundle with CarePlans, their Tasks, Consents and "
+              help="fhir: a FHIR R4 (4.0.1) Bundle with CarePlans, their Tasks, Consents and "
                    "the audit trail as Provenance; with --definition a PlanDefinition.")
 @pass_app
 def export(app: App, instance: str | None, subject_ref: str | None, pathway: str | None,

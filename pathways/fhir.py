@@ -1,10 +1,11 @@
-"""One instance as FHIR R4B (4.3.0) resources: a CarePlan with a Task for every step it was in.
+"""One instance as FHIR R4 (4.0.1) resources: a CarePlan with a Task for every step it was in.
 
-Built with `fhir.resources` (its R4B models), so every resource is validated as it is made; a
-mapping mistake fails here, not in the receiving system. R4B, not R4 (4.0.1): the only R4 models
-for Python (fhir.resources 6) need pydantic 1, which cannot sit beside this project's pydantic
-2. The resources used here (Bundle, CarePlan, Task, EpisodeOfCare, Patient) changed little
-between R4 and R4B, but that is not checked: an R4-only receiver should validate what it gets.
+Every resource is checked against the R4 models of `fhirclient` (SMART on FHIR's models,
+generated from the 4.0.1 StructureDefinitions) before it leaves: an unknown element, a wrong
+type, a malformed date or a missing required element fails here, not in the receiving system.
+They are the `fhir` extra (`pip install 'nordic-pathways[fhir]'`); without it an export says so
+in one line. (fhir.resources, used before, has no R4 models that run on pydantic 2; it built
+R4B 4.3.0, which an R4 receiver may reject.)
 Statuses follow the FHIR Task state machine:
 
 - a step the pathway has left: `completed`; a step it is in now: `in-progress`;
@@ -29,7 +30,10 @@ personal identity number (domain.md §5).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
+
+from pathways_engine.errors import MissingExtra
 
 SUBJECT_SYSTEM = "urn:pathways:subject"
 INSTANCE_SYSTEM = "urn:pathways:instance"
@@ -53,14 +57,8 @@ def instance_bundle(app: Any, instance: str,
 
 def bundle(data: dict[str, Any], responsible: dict[str, str | None],
            now: dt.datetime) -> dict[str, Any]:
-    """`show --json` of an instance (and each state's responsible role) -> a validated FHIR R4B
+    """`show --json` of an instance (and each state's responsible role) -> a validated FHIR R4
     collection Bundle, as a dict."""
-    from fhir.resources.R4B.bundle import Bundle
-    from fhir.resources.R4B.careplan import CarePlan
-    from fhir.resources.R4B.consent import Consent
-    from fhir.resources.R4B.provenance import Provenance
-    from fhir.resources.R4B.task import Task
-
     steps = _steps(data)
     obligations = [d for d in data["deadlines"] if d["obligation"] or d["state"] is None]
     subject = {"identifier": {"system": SUBJECT_SYSTEM, "value": data["subject"]},
@@ -86,15 +84,14 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None],
         if deadline is not None:
             task["restriction"] = {"period": {"end": deadline["due_utc"]}}
             task["businessStatus"] = {"text": f"{deadline['name']}: {deadline['status']}"}
-        tasks.append(Task.model_validate(task))
+        tasks.append(task)
     for index, obligation in enumerate(obligations, len(steps) + 1):
-        tasks.append(Task.model_validate(_obligation_task(data, plan_id, index, obligation,
-                                                          subject)))
+        tasks.append(_obligation_task(data, plan_id, index, obligation, subject))
     title = data["title"].get("en") or next(iter(data["title"].values()))
-    trail = [Provenance.model_validate(_provenance(plan_id, entry)) for entry in data["history"]]
-    consents = [Consent.model_validate(_consent(data, plan_id, n, basis, subject))
+    trail = [_provenance(plan_id, entry) for entry in data["history"]]
+    consents = [_consent(data, plan_id, n, basis, subject)
                 for n, basis in enumerate(data["consents"], 1)]
-    careplan = CarePlan.model_validate({
+    careplan = {
         "resourceType": "CarePlan", "id": plan_id,
         "identifier": [{"system": INSTANCE_SYSTEM, "value": plan_id}],
         "instantiatesUri": [f"urn:pathways:definition:{data['pathway']}:{data['version']}"],
@@ -103,15 +100,39 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None],
         "intent": "plan", "title": title, "subject": subject,
         "period": {"start": data["started_at"],
                    **({"end": data["completed_at"]} if data["completed_at"] else {})},
-        "activity": [{"reference": {"reference": f"urn:uuid:{_uuid(t.id)}"}} for t in tasks],
-    })
-    result = Bundle.model_validate({
+        "activity": [{"reference": {"reference": f"urn:uuid:{_uuid(t['id'])}"}}
+                     for t in tasks],
+    }
+    return validated({
         "resourceType": "Bundle", "type": "collection",
         "timestamp": now.astimezone(dt.UTC).isoformat(timespec="seconds"),
-        "entry": [{"fullUrl": f"urn:uuid:{_uuid(r.id)}", "resource": r}
+        "entry": [{"fullUrl": f"urn:uuid:{_uuid(r['id'])}", "resource": r}
                   for r in (careplan, *tasks, *consents, *trail)],
     })
-    return dict(result.model_dump(mode="json", exclude_none=True))
+
+
+# FHIR's `id` datatype (R4 datatypes.html#id); the models do not check it
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def validated(resource: dict[str, Any]) -> dict[str, Any]:
+    """`resource` as the R4 models read and write it back; a mapping mistake is a bug here,
+    raised with the models' own account of what is wrong."""
+    try:
+        from fhirclient.models.fhirabstractbase import FHIRValidationError
+        from fhirclient.models.fhirelementfactory import FHIRElementFactory
+    except ImportError:
+        raise MissingExtra("a FHIR export", "fhir") from None
+    entries = [e["resource"] for e in resource.get("entry", [])] + [resource]
+    bad = [r["id"] for r in entries if "id" in r and not _ID.fullmatch(r["id"])]
+    if bad:
+        raise ValueError(f"not a FHIR R4 id: {bad[0]!r}")
+    try:
+        model = FHIRElementFactory.instantiate(resource["resourceType"], resource)
+        result: dict[str, Any] = model.as_json()
+    except FHIRValidationError as exc:
+        raise ValueError(f"not valid FHIR R4 {resource['resourceType']}: {exc}") from None
+    return result
 
 
 def _provenance(plan_id: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -221,27 +242,21 @@ def subject_bundle(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     """`pathways subject --json` of one child -> a collection Bundle: the pseudonymous Patient,
     an EpisodeOfCare over all pathways, a CarePlan per pathway (`partOf` the one that handed
     it over) and a Task for every open deadline."""
-    from fhir.resources.R4B.bundle import Bundle
-    from fhir.resources.R4B.careplan import CarePlan
-    from fhir.resources.R4B.episodeofcare import EpisodeOfCare
-    from fhir.resources.R4B.patient import Patient
-    from fhir.resources.R4B.task import Task
-
     ref = data["subject"]
     patient_url = f"urn:uuid:{_uuid(f'subject/{ref}')}"
-    patient = Patient.model_validate({
-        "resourceType": "Patient", "id": _uuid(f"subject/{ref}"),
-        "identifier": [{"system": SUBJECT_SYSTEM, "value": ref}]})
+    patient = {"resourceType": "Patient", "id": _uuid(f"subject/{ref}"),
+               "identifier": [{"system": SUBJECT_SYSTEM, "value": ref}]}
     pathways = data["pathways"]
     running = any(p["status"] == "active" for p in pathways)
     starts = [p["started_at"] for p in pathways]
     ends = [p["completed_at"] for p in pathways if p["completed_at"]]
-    episode = EpisodeOfCare.model_validate({
+    episode: dict[str, Any] = {
         "resourceType": "EpisodeOfCare", "id": _uuid(f"episode/{ref}"),
         "status": "active" if running else "finished",
-        "patient": {"reference": patient_url},
-        "period": {"start": min(starts), **({} if running or not ends else {"end": max(ends)})}
-        if starts else None})
+        "patient": {"reference": patient_url}}
+    if starts:
+        episode["period"] = {"start": min(starts),
+                             **({} if running or not ends else {"end": max(ends)})}
     entries: list[tuple[str, Any]] = [(patient_url, patient),
                                       (f"urn:uuid:{_uuid(f'episode/{ref}')}", episode)]
     ids = {p["id"] for p in pathways}
@@ -249,7 +264,7 @@ def subject_bundle(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
         plan_url = f"urn:uuid:{_uuid(pathway['id'])}"
         tasks = []
         for index, deadline in enumerate(pathway["open_deadlines"], 1):
-            task = Task.model_validate({
+            task = {
                 "resourceType": "Task", "id": f"{pathway['id']}-d{index}",
                 "status": "requested", "intent": "plan",
                 "basedOn": [{"reference": plan_url}],
@@ -260,9 +275,9 @@ def subject_bundle(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
                 "restriction": {"period": {
                     "start": deadline["window_start"] or deadline["started_utc"],
                     "end": deadline["due_utc"]}},
-                "businessStatus": {"text": deadline["status"]}})
+                "businessStatus": {"text": deadline["status"]}}
             tasks.append((f"urn:uuid:{_uuid(pathway['id'] + '/' + str(index))}", task))
-        careplan = CarePlan.model_validate({
+        careplan = {
             "resourceType": "CarePlan", "id": pathway["id"],
             "identifier": [{"system": INSTANCE_SYSTEM, "value": pathway["id"]}],
             "status": {"active": "active", "completed": "completed",
@@ -273,16 +288,13 @@ def subject_bundle(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
                                                           if pathway["completed_at"] else {})},
             **({"partOf": [{"reference": f"urn:uuid:{_uuid(pathway['parent'])}"}]}
                if pathway["parent"] in ids else {}),
-            "activity": [{"reference": {"reference": url}} for url, _ in tasks]})
+            "activity": [{"reference": {"reference": url}} for url, _ in tasks]}
         entries.append((plan_url, careplan))
         entries.extend(tasks)
-    result = Bundle.model_validate({
+    return validated({
         "resourceType": "Bundle", "type": "collection",
-        "timestamp": now.isoformat(),
-        "entry": [{"fullUrl": url, "resource": resource.model_dump(mode="json",
-                                                                    exclude_none=True)}
-                  for url, resource in entries]})
-    return dict(result.model_dump(mode="json", exclude_none=True))
+        "timestamp": now.astimezone(dt.UTC).isoformat(timespec="seconds"),
+        "entry": [{"fullUrl": url, "resource": resource} for url, resource in entries]})
 
 
 def _fhir_id(name: str) -> str:
@@ -298,8 +310,6 @@ def plan_definition(spec: Any) -> dict[str, Any]:
     """A definition as a validated PlanDefinition: an action per state (its responsible role,
     its deadlines as sub-actions with their duration, legal status and source, the states it
     leads to as related actions), whole-pathway deadlines as actions of their own."""
-    from fhir.resources.R4B.plandefinition import PlanDefinition
-
     language = "en" if "en" in spec.languages else spec.fallback_language
 
     def text(value: dict[str, str] | None) -> str | None:
@@ -342,7 +352,7 @@ def plan_definition(spec: Any) -> dict[str, Any]:
                                        for target in targets]
         actions.append(action)
     actions += [deadline(d) for d in spec.deadlines]
-    plan = PlanDefinition.model_validate({
+    return validated({
         "resourceType": "PlanDefinition", "id": _fhir_id(f"{spec.id}-{spec.version}"),
         "url": f"urn:pathways:definition:{spec.id}", "version": str(spec.version),
         "title": text(spec.title), "status": "active",
@@ -353,4 +363,3 @@ def plan_definition(spec: Any) -> dict[str, Any]:
         "relatedArtifact": [{"type": "citation", "display": source} for source in spec.sources],
         "action": actions,
     })
-    return dict(plan.model_dump(mode="json", exclude_none=True))

@@ -187,6 +187,15 @@ class ConfigError(PathwaysError):
     """The database URL, a parties/actors file or an environment setting is wrong."""
 
 
+class MissingExtra(ConfigError):
+    """An optional part (PostgreSQL, FHIR, DOT diagrams) whose package is not installed: say
+    which extra brings it instead of an ImportError's traceback."""
+
+    def __init__(self, purpose: str, extra: str) -> None:
+        super().__init__(f"{purpose} needs the {extra!r} extra: pip install "
+                         f"'nordic-pathways[{extra}]'")
+
+
 class DatabaseError(PathwaysError):
     """The database cannot be reached or is not a pathways database."""
 

@@ -21,6 +21,7 @@ STATUS: list[tuple[type[errors.PathwaysError], int]] = [
     (errors.RoleNotAllowed, 403),
     (errors.NotEligible, 422),
     (errors.DatabaseError, 503),
+    (errors.MissingExtra, 501),
     (errors.ConfigError, 500),
 ]
 

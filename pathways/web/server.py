@@ -287,7 +287,7 @@ def _writes(api: FastAPI, app: App) -> None:
     def plan(pathway: Annotated[str, Path(pattern=IDENT)], actor: Caller,
              version: Annotated[int | None, Query(ge=1, le=2147483647)] = None
              ) -> dict[str, Any]:
-        """The definition as a FHIR R4B PlanDefinition (`export --definition`)."""
+        """The definition as a FHIR R4 PlanDefinition (`export --definition`)."""
         actor_for(app, actor)
         from pathways.fhir import plan_definition
 

@@ -12,6 +12,7 @@ import re
 import shutil
 
 from pathways_engine.errors import InvalidArgument
+from pathways_engine.errors import MissingExtra
 from pathways_engine.rules.durations import parse_duration
 
 from .compiler import CompiledPathway
@@ -127,7 +128,10 @@ def mermaid(compiled: CompiledPathway) -> str:
 
 
 def dot(compiled: CompiledPathway) -> str:
-    import pydot
+    try:
+        import pydot
+    except ImportError:
+        raise MissingExtra("a DOT or SVG diagram", "diagrams") from None
     from statemachine.contrib.diagram import DotGraphMachine
 
     graph = DotGraphMachine(compiled.machine_class).get_graph()  # type: ignore[no-untyped-call]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from typing import Literal
@@ -30,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 
 from pathways_engine.errors import ConfigError
 from pathways_engine.errors import DatabaseError
+from pathways_engine.errors import MissingExtra
 
 DEFAULT_URL = "sqlite:///pathways.db"
 # The newest migration. Opening a database compares it with `alembic_version` in plain SQL and
@@ -88,6 +90,8 @@ def create_db_engine(url: str, *, create: bool = True) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.drivername == "postgresql+psycopg" and find_spec("psycopg") is None:
+            raise MissingExtra("a PostgreSQL database", "postgresql")
         return create_engine(parsed, pool_pre_ping=True)
     raise ConfigError(f"unsupported database {backend!r}; pathways runs on SQLite and PostgreSQL")
 
