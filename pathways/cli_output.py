@@ -6,7 +6,9 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable
+from collections.abc import Collection
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +25,37 @@ def progress(total: int, label: str, *, at_least: int = 500) -> Iterator[Callabl
         return
     with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
         yield bar.update
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, empty: str,
+          style: Callable[[Sequence[str]], str | None] | None = None,
+          right: Collection[int] = ()) -> str:
+    """Rows as aligned columns (rich). Colour and wrapping only at a terminal, and no colour
+    under NO_COLOR (rich reads it); anywhere else plain text at its natural width, never
+    wrapped or cut, so `grep` and `cut` on the output keep working. Cell text is never read as
+    rich markup (a subject may hold brackets)."""
+    if not rows:
+        return empty
+    import io
+    import shutil
+
+    from rich.console import Console
+    from rich.table import Table
+
+    terminal = sys.stdout.isatty()
+    console = Console(file=io.StringIO(), force_terminal=terminal, markup=False, emoji=False,
+                      highlight=False, color_system="auto" if terminal else None,
+                      width=shutil.get_terminal_size().columns if terminal else 100_000)
+    grid = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0),
+                 header_style="bold" if terminal else None)
+    for index, header in enumerate(headers):
+        grid.add_column(header, justify="right" if index in right else "left",
+                        no_wrap=not terminal)
+    for row in rows:
+        grid.add_row(*row, style=style(row) if style and terminal else None)
+    console.print(grid)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return "\n".join(line.rstrip() for line in text.rstrip("\n").split("\n"))
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:

@@ -13,6 +13,7 @@ from .app import App
 from .cli_output import emit
 from .cli_output import format_history
 from .cli_output import format_show
+from .cli_output import table
 from .timeparse import ISO_DATE
 from .timeparse import ISO_TIME
 
@@ -195,9 +196,14 @@ def list_(app: App, pathway: str | None, state: str | None, role: str | None,
                           areas=set(chosen.areas) if chosen.areas is not None else None,
                           limit=limit)
     rows = keep(app, rows, chosen, role_key="responsible", instance_key="id")
-    lines = [f"{r['id']}  {r['pathway']} v{r['version']}  {r['subject']}  {r['state']}  "
-             f"{r['status']}" for r in rows]
-    emit(rows, as_json, "\n".join(lines) if lines else "(no instances)")
+    if as_json:
+        emit(rows, True)
+        return
+    click.echo(table(
+        ["instance", "pathway", "child", "state", "status"],
+        [[r["id"], f"{r['pathway']} v{r['version']}", r["subject"], r["state"], r["status"]]
+         for r in rows], empty="(no instances)",
+        style=lambda row: None if row[4] == "active" else "dim"))
 
 
 @click.command()

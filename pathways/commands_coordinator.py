@@ -11,6 +11,7 @@ import click
 from . import completion
 from .app import App
 from .cli_output import emit
+from .cli_output import table
 
 pass_app = click.make_pass_decorator(App)
 
@@ -71,9 +72,13 @@ def definitions(app: App, as_json: bool) -> None:
             "country": spec.country, "languages": spec.languages, "path": definition.path,
             "hash": definition.content_hash,
         })
-    lines = [f"{r['id']:<32} v{r['version']:<3} {r['country']}  "
-             f"{r['title'].get('en') or next(iter(r['title'].values()))}" for r in rows]
-    emit(rows, as_json, "\n".join(lines) if lines else "(no definitions)")
+    if as_json:
+        emit(rows, True)
+        return
+    click.echo(table(["pathway", "version", "country", "title"],
+                     [[r["id"], f"v{r['version']}", r["country"],
+                       r["title"].get("en") or next(iter(r["title"].values()))] for r in rows],
+                     empty="(no definitions)"))
 
 
 @click.command()

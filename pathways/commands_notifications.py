@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pathways_engine.definition.loader import Definition
     from pathways_notifications.rendering import Rendered
 from .cli_output import emit
+from .cli_output import table
 from .timeparse import ISO_TIME
 from .timeparse import aware_or_utc
 
@@ -163,10 +164,15 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
 
     app: App = ctx.obj
     rows = outbox_rows(app, status)
-    lines = [f"{r['id']:>6}  {r['status']:<9} {r['channel']:<7} "
-             f"{(r['party'] or '(no party)') + ' (' + r['role'] + ')':<32} {r['subject']}"
-             for r in rows]
-    emit(rows, as_json, "\n".join(lines) if lines else "(outbox is empty)")
+    if as_json:
+        emit(rows, True)
+        return
+    colour = {"failed": "red", "pending": "yellow", "cancelled": "dim"}
+    click.echo(table(
+        ["id", "status", "channel", "recipient", "subject"],
+        [[str(r["id"]), r["status"], r["channel"],
+          f"{r['party'] or '(no party)'} ({r['role']})", r["subject"]] for r in rows],
+        empty="(outbox is empty)", right={0}, style=lambda row: colour.get(row[1])))
 
 
 @outbox.command()

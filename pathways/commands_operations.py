@@ -12,6 +12,7 @@ from pathways_engine.ports import FixedClock
 from . import completion
 from .app import App
 from .cli_output import emit
+from .cli_output import table
 from .timeparse import ISO_DATE
 from .timeparse import ISO_TIME
 from .timeparse import aware_or_utc
@@ -212,12 +213,19 @@ def overdue(app: App, role: str | None, pathway: str | None, area: str | None,
     rows = overdue_rows(app, pathway=pathway,
                         areas=set(chosen.areas) if chosen.areas is not None else None)
     rows = keep(app, rows, chosen, role_key="responsible", instance_key="instance")
-    lines = [f"{r['instance']}  {r['subject']}  {r['pathway']}  {r['state']}  "
-             f"{r['deadline_title']} ({r['deadline']})  {r['responsible'] or '-'}  "
-             f"due {r['due_local'][:16].replace('T', ' ')}  overdue {r['overdue_by']}"
-             + (f"  ! {r['rule']['warning']}" if r["rule"].get("warning") else "")
-             for r in rows]
-    emit(rows, as_json, "\n".join(lines) if lines else "nothing is overdue")
+    if as_json:
+        emit(rows, True)
+        return
+    warned = any(r["rule"].get("warning") for r in rows)
+    click.echo(table(
+        ["instance", "child", "pathway", "state", "deadline", "responsible", "due",
+         "overdue by", *(["note"] if warned else [])],
+        [[r["instance"], r["subject"], r["pathway"], r["state"],
+          f"{r['deadline_title']} ({r['deadline']})", r["responsible"] or "-",
+          r["due_local"][:16].replace("T", " "), r["overdue_by"],
+          *([f"! {r['rule']['warning']}" if r["rule"].get("warning") else ""]
+            if warned else [])] for r in rows],
+        empty="nothing is overdue", style=lambda row: "red"))
 
 
 COMMANDS = [db, tick, scheduler, overdue]
@@ -348,13 +356,8 @@ def _print_report(rows: list[dict[str, object]], by: str, fmt: str) -> None:
                 return "-"
             return f"{value:.0%}" if column == "deadlines_met_share" else str(value)
 
-        widths = [max([len(c)] + [len(cell(c, r[c])) for r in rows]) for c in columns]
-        click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-        for row in rows:
-            click.echo("  ".join(cell(c, row[c]).ljust(w)
-                                 for c, w in zip(columns, widths, strict=True)))
-        if not rows:
-            click.echo("(nothing in this period)")
+        click.echo(table(columns, [[cell(c, row[c]) for c in columns] for row in rows],
+                         empty="(nothing in this period)", right=range(2, len(columns))))
 
 
 COMMANDS.append(report)

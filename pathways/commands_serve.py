@@ -6,6 +6,7 @@ import click
 
 from .app import App
 from .cli_output import emit
+from .cli_output import table
 from .commands_caseworker import pass_app
 
 
@@ -110,10 +111,14 @@ def list_tokens(app: App, as_json: bool) -> None:
                  "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
                  "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}
                 for r in tokens.listed(connection)]
-    emit(rows, as_json, "\n".join(
-        f"{r['id']:>4}  {r['actor']:<20} {'revoked' if r['revoked_at'] else 'live':<8} "
-        f"last used {r['last_used_at'] or 'never'}  {r['note'] or ''}" for r in rows)
-        or "(no tokens)")
+    if as_json:
+        emit(rows, True)
+        return
+    click.echo(table(["id", "actor", "status", "last used", "note"],
+                     [[str(r["id"]), r["actor"], "revoked" if r["revoked_at"] else "live",
+                       r["last_used_at"] or "never", r["note"] or ""] for r in rows],
+                     empty="(no tokens)", right={0},
+                     style=lambda row: "dim" if row[2] == "revoked" else None))
 
 
 @token.command(name="revoke")
