@@ -13,6 +13,10 @@ from typing import Any
 
 import click
 
+from .config import ACTORS_ENV
+from .config import DATABASE_ENV
+from .config import DEFINITIONS_ENV
+from .config import PARTIES_ENV
 from .config import Settings
 
 # command -> the module that defines it: a command imports only its own module (fast start)
@@ -76,19 +80,31 @@ def _fail(message: str, code: int, as_json: bool = False, kind: str = "PathwaysE
     sys.exit(code)
 
 
+class _Folders(click.Path):
+    """$PATHWAYS_DEFINITIONS is split like PATH: an empty entry is no entry (click's own split
+    would make it '.', the current folder)."""
+
+    def split_envvar_value(self, rv: str) -> Sequence[str]:
+        return [part for part in super().split_envvar_value(rv) if part]
+
+
+# The environment reaches these through click (`--help` shows each variable; a bad value is
+# named by it); Settings.resolve reads the same variables for the library and the API server.
 @click.group(cls=PathwaysGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", "db", metavar="URL", help="Database URL (default: $PATHWAYS_DATABASE_URL "
-              "or sqlite:///pathways.db).")
+@click.option("--db", "db", metavar="URL", envvar=DATABASE_ENV, show_envvar=True,
+              help="Database URL (default: sqlite:///pathways.db).")
 @click.option("--definitions", "definitions", multiple=True, metavar="PATH",
-              type=click.Path(path_type=Path),
-              help="Definition file or folder (default: $PATHWAYS_DEFINITIONS or the shipped "
-                   "definitions/). Repeatable.")
+              type=_Folders(path_type=Path), envvar=DEFINITIONS_ENV, show_envvar=True,
+              help="Definition file or folder (default: the shipped definitions/). Repeatable; "
+                   "the variable takes several, separated by ':'.")
 @click.option("--parties", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="Parties file mapping roles to recipients (default: $PATHWAYS_PARTIES or "
-                   "parties.yaml in the definitions folder).")
+              envvar=PARTIES_ENV, show_envvar=True,
+              help="Parties file mapping roles to recipients (default: the deployment file's, "
+                   "else parties.yaml in the definitions folder).")
 @click.option("--actors", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="Actors file: who may act in which role (default: $PATHWAYS_ACTORS or "
-                   "actors.yaml in the definitions folder).")
+              envvar=ACTORS_ENV, show_envvar=True,
+              help="Actors file: who may act in which role (default: the deployment file's, "
+                   "else actors.yaml in the definitions folder).")
 @click.version_option(package_name="nordic-pathways", prog_name="pathways")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, definitions: tuple[Path, ...],

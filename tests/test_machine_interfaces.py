@@ -184,3 +184,24 @@ def test_deliver_reports_each_message_it_tries_for_its_progress_bar(run: Any,
     assert len(told) == due == report.sent + report.retried + report.failed
     assert report.sent > 0  # both kinds counted
     assert report.retried > 0
+
+
+def test_the_environment_is_named_in_help_and_an_empty_entry_is_no_folder(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from support import DEFINITIONS
+
+    shown = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
+    for variable in ("PATHWAYS_DATABASE_URL", "PATHWAYS_DEFINITIONS", "PATHWAYS_PARTIES",
+                     "PATHWAYS_ACTORS"):
+        assert f"[env var: {variable}]" in shown
+    # a stray ':' must not load the current folder (a broken file there would fail)
+    (tmp_path / "broken.yaml").write_text("id: [\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    listed = CliRunner().invoke(cli, ["definitions", "--json"],
+                                env={"PATHWAYS_DEFINITIONS": f"{DEFINITIONS}::"})
+    assert listed.exit_code == 0, listed.output
+    assert "mistrivsel_referral" in {d["id"] for d in json.loads(listed.output)}
+    refused = CliRunner().invoke(cli, ["definitions"],
+                                 env={"PATHWAYS_DEFINITIONS": f"{DEFINITIONS}:."})
+    assert refused.exit_code == 1
+    assert "broken.yaml" in refused.output
