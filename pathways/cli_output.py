@@ -27,6 +27,19 @@ def progress(total: int, label: str, *, at_least: int = 500) -> Iterator[Callabl
         yield bar.update
 
 
+@contextmanager
+def working(label: str) -> Iterator[None]:
+    """A spinner on stderr at a terminal, for a long step that cannot count its progress (one
+    SQL statement); elsewhere nothing."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(label):
+        yield
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, empty: str,
           style: Callable[[Sequence[str]], str | None] | None = None,
           right: Collection[int] = ()) -> str:

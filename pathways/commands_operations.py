@@ -333,9 +333,11 @@ COMMANDS.append(audit)
 def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None, by: str,
            fmt: str) -> None:
     """Deadline compliance and time in each step, computed in the database."""
+    from .cli_output import working
     from .readouts import report_rows
 
-    rows = report_rows(app, start, end, pathway, by)
+    with working("computing the report (one query in the database)"):
+        rows = report_rows(app, start, end, pathway, by)
     _print_report(rows, by, fmt)
 
 def _print_report(rows: list[dict[str, object]], by: str, fmt: str) -> None:

@@ -69,3 +69,10 @@ def test_at_a_terminal_rows_are_coloured_unless_no_color(db_url: str) -> None:
     plain = at_terminal(db_url, "outbox", NO_COLOR="1")
     assert "pending" in plain
     assert YELLOW not in plain
+
+
+def test_report_shows_a_spinner_on_stderr_at_a_terminal_only(run: Cli) -> None:
+    run(*START, "--subject", "C-1")
+    shown = at_terminal(run.url, "report", "--from", "2026-11-01", "--to", "2026-12-31")
+    assert "computing the report" in shown
+    assert "computing" not in run("report", "--from", "2026-11-01", "--to", "2026-12-31").output
