@@ -10,8 +10,9 @@ Statuses follow the FHIR Task state machine:
 
 - a step the pathway has left: `completed`; a step it is in now: `in-progress`;
 - a finished pathway's last step: `completed`;
-- the step's deadline (its earliest) goes in `restriction.period.end`, and how it went
-  (met, met_late, overdue, timed_out, cancelled) in `businessStatus`;
+- the earliest deadline that visit of the step opened goes in `restriction.period.end`, and
+  how it went (met, met_late, overdue, timed_out, cancelled) in `businessStatus`; any other
+  deadline of the step is a Task of its own, as below;
 - a deadline that timed out makes its Task `failed`; a cancelled one `cancelled`;
 - every obligation (a deadline an act meets, not leaving a step: the §90 letter, an
   evaluation point) and every whole-pathway deadline is a Task of its own, coded by the
@@ -64,9 +65,13 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None],
     subject = {"identifier": {"system": SUBJECT_SYSTEM, "value": data["subject"]},
                "display": f"pseudonym {data['subject']}"}
     plan_id = data["id"]
+    chosen = _step_deadlines(data, steps, obligations)
+    chosen_ids = {id(d) for d in chosen if d is not None}
+    # every other deadline - an obligation, a whole-pathway one, a step's second - has its own
+    own = obligations + [d for d in data["deadlines"]
+                         if d not in obligations and id(d) not in chosen_ids]
     tasks = []
-    for index, step in enumerate(steps):
-        deadline = _deadline_of(data, step["state"], obligations)
+    for index, (step, deadline) in enumerate(zip(steps, chosen, strict=True)):
         task: dict[str, Any] = {
             "resourceType": "Task", "id": f"{plan_id}-{index + 1}",
             "identifier": [{"system": INSTANCE_SYSTEM, "value": f"{plan_id}/{index + 1}"}],
@@ -85,7 +90,7 @@ def bundle(data: dict[str, Any], responsible: dict[str, str | None],
             task["restriction"] = {"period": {"end": deadline["due_utc"]}}
             task["businessStatus"] = {"text": f"{deadline['name']}: {deadline['status']}"}
         tasks.append(task)
-    for index, obligation in enumerate(obligations, len(steps) + 1):
+    for index, obligation in enumerate(own, len(steps) + 1):
         tasks.append(_obligation_task(data, plan_id, index, obligation, subject))
     title = data["title"].get("en") or next(iter(data["title"].values()))
     trail = [_provenance(plan_id, entry) for entry in data["history"]]
@@ -215,10 +220,25 @@ def _obligation_task(data: dict[str, Any], plan_id: str, index: int,
     return task
 
 
-def _deadline_of(data: dict[str, Any], state: str,
-                 obligations: list[dict[str, Any]]) -> dict[str, Any] | None:
-    rows = [d for d in data["deadlines"] if d["state"] == state and d not in obligations]
-    return min(rows, key=lambda d: d["due_utc"]) if rows else None
+def _step_deadlines(data: dict[str, Any], steps: list[dict[str, Any]],
+                    obligations: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """For each visit of a state, the earliest of the deadlines that visit opened (a state
+    entered twice has two sets); the step's Task carries it in `restriction.period`."""
+    def at(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text)
+
+    result: list[dict[str, Any] | None] = []
+    since = ""
+    for number, step in enumerate(steps):
+        if number == 0 or steps[number - 1]["state"] != step["state"]:
+            since = step["entered"]  # a migration that keeps the state keeps its deadlines
+        rows = [d for d in data["deadlines"] if d["state"] == step["state"]
+                and d not in obligations and at(d["started_utc"]) >= at(since)
+                and (step["left"] is None or at(d["started_utc"]) < at(step["left"]))
+                # one a migration replaced belongs to the visit before it
+                and (d["closed_at"] is None or at(d["closed_at"]) > at(step["entered"]))]
+        result.append(min(rows, key=lambda d: at(d["due_utc"])) if rows else None)
+    return result
 
 
 def _task_status(step: dict[str, Any], deadline: dict[str, Any] | None, status: str) -> str:

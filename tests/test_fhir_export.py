@@ -172,3 +172,70 @@ def test_export_of_a_subject_is_patient_episode_and_a_careplan_per_pathway(run: 
     same = r4(run("subject", "F-1", "--fhir").output)
     assert [e.as_json() for e in same.entry] == [e.as_json() for e in bundle.entry]
     assert bundle.timestamp.isostring.endswith("+00:00")
+
+
+TWO_DEADLINES = """\
+id: twice
+version: 1
+title: {en: Twice}
+country: DK
+timezone: Europe/Copenhagen
+languages: [en]
+fallback_language: en
+roles:
+  gp: {label: {en: GP}, sector: primary_care}
+start: {roles: [gp]}
+states:
+  open:
+    initial: true
+    responsible: gp
+    deadlines:
+      - {name: answer, duration: 5 days, status: local_agreement, source: "test"}
+      - {name: plan, duration: 10 days, status: local_agreement, source: "test"}
+  waiting: {responsible: gp}
+  done: {final: true}
+transitions:
+  - {event: ask, from: open, to: waiting, roles: [gp]}
+  - {event: reply, from: waiting, to: open, roles: [gp]}
+  - {event: finish, from: open, to: done, roles: [gp]}
+"""
+
+
+def test_every_deadline_of_every_visit_of_a_step_is_a_task(tmp_path: Any, db_url: str) -> None:
+    (tmp_path / "twice.yaml").write_text(TWO_DEADLINES, encoding="utf-8")
+    run = Cli(db_url, tmp_path)
+    instance = run("start", "twice", "--subject", "T-1", "--as", "dr.a", "--role", "gp",
+                   "--at", "2026-11-02T09:00").output.strip()
+    run("advance", instance, "ask", "--as", "dr.a", "--role", "gp", "--at", "2026-11-03T09:00")
+    run("advance", instance, "reply", "--as", "dr.a", "--role", "gp", "--at",
+        "2026-11-20T09:00")
+    tasks = of_type([e.resource for e in r4(run("export", instance).output).entry], "Task")
+    steps = [(t.code.text, t.restriction.period.end.isostring[:10] if t.restriction else None,
+              t.status) for t in tasks if t.code.coding[0].system.endswith(":state")]
+    assert steps == [("open", "2026-11-07", "completed"), ("waiting", None, "completed"),
+                     ("open", "2026-11-25", "in-progress")]  # each visit its own deadline
+    own = sorted((t.code.text, t.restriction.period.end.isostring[:10], t.status)
+                 for t in tasks if t.code.coding[0].system.endswith(":deadline"))
+    assert own == [("plan", "2026-11-12", "completed"), ("plan", "2026-11-30", "requested")]
+
+
+def test_after_a_migration_the_step_keeps_its_deadline(tmp_path: Any, db_url: str) -> None:
+    from support import copy_pathway
+    from support import version_of
+    from support import with_version
+
+    folder = copy_pathway(tmp_path / "defs" / "mistrivsel_referral")
+    run = Cli(db_url, folder.parent)
+    instance = run(*START).output.strip()
+    source = (folder / "pathway.yaml").read_text(encoding="utf-8")
+    newer = version_of(source) + 1
+    (folder / "pathway.yaml").write_text(with_version(source, newer), encoding="utf-8")
+    run("migrate", "--pathway", "mistrivsel_referral", "--to", str(newer), "--as", "leader")
+    tasks = of_type([e.resource for e in r4(run("export", instance).output).entry], "Task")
+    steps = [t for t in tasks if t.code.coding[0].system.endswith(":state")]
+    assert [t.code.text for t in steps] == ["referred", "referred"]  # before and after
+    assert steps[-1].status == "in-progress"
+    assert steps[-1].businessStatus.text == "municipal_triage: overdue"  # the real clock
+    assert steps[-1].restriction.period.end.isostring.startswith("2026-11-16")
+    assert steps[0].status == "completed"  # the replaced deadline stays with the first visit
+    assert steps[0].businessStatus.text == "municipal_triage: cancelled"
