@@ -5,7 +5,10 @@
   connection (http.client: the figure is the server's, not a client library's), against
   `App.engine.advance` in this process (goal: at least 0.5x the library);
 - `show` latency under 20 concurrent clients: the 99th percentile of `GET /api/instances/{id}`,
-  against the same read through the library, one at a time, in this process.
+  against the same read through the library, one at a time, in this process;
+- what leaving the event loop costs: the same library advance called from a uvloop event
+  loop through `anyio.to_thread.run_sync` (the one hop `one_hop` makes a request), against the
+  library called directly - the part of the gap that is neither HTTP nor the step.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from .common import DEFINITIONS
 from .common import ROOT
@@ -61,7 +65,7 @@ def run(scale: str) -> list[Figure]:
     reads = 400 if scale == "quick" else 4000
     with sqlite_url() as url:
         seeding = make_engine(url)
-        ids = start_children(seeding, 2 * steps + 2 * WARM)
+        ids = start_children(seeding, 3 * steps + 2 * WARM)
         with seeding.db.writing() as connection:
             _, secret = tokens.create(connection, "ppr.anne", "bench", seeding.clock.now())
         seeding.db.dispose()
@@ -79,12 +83,13 @@ def run(scale: str) -> list[Figure]:
         for instance in ids[:steps]:
             engine.advance(instance, "triage_to_ppr", actor="ppr.anne", role="ppr")
         library_rate = steps / (time.perf_counter() - began)
+        hop_rate = steps / _through_a_thread(engine, ids[2 * steps:])
         base, process = _serve(url)
         auth = {"Authorization": f"Bearer {secret}"}
         for instance in warm[WARM:]:
             httpx.post(f"{base}/api/instances/{instance}/events", headers=auth,
                        json={"event": "triage_to_ppr", "role": "ppr"}).raise_for_status()
-        api_rate = steps / _advance_seconds(base, secret, ids[steps:])
+        api_rate = steps / _advance_seconds(base, secret, ids[steps:2 * steps])
 
         def timed_library(instance: str) -> float:
             began = time.perf_counter()
@@ -112,7 +117,28 @@ def run(scale: str) -> list[Figure]:
                two[int(len(two) * 0.99) - 1] * 1000, "ms", "library show, one at a time (p99)",
                alone[int(len(alone) * 0.99) - 1] * 1000, "", None,
                f"median {statistics.median(two) * 1000:.1f} ms"),
+        Figure("http", "library advance through one worker-thread hop (anyio, uvloop)",
+               hop_rate, "steps/s", "App.engine.advance in process, same database",
+               library_rate, "", None, "what the API's thread hop alone leaves of the library"),
     ]
+
+
+def _through_a_thread(engine: Any, ids: list[str]) -> float:
+    """Seconds for the library's advance of each of `ids`, each sent from a uvloop event loop
+    to anyio's worker thread and awaited, as the server does."""
+    import anyio
+    import uvloop
+
+    def one(instance: str) -> None:
+        engine.advance(instance, "triage_to_ppr", actor="ppr.anne", role="ppr")
+
+    async def all_of() -> float:
+        began = time.perf_counter()
+        for instance in ids:
+            await anyio.to_thread.run_sync(one, instance)
+        return time.perf_counter() - began
+
+    return uvloop.run(all_of())
 
 
 def _advance_seconds(base: str, secret: str, ids: list[str]) -> float:

@@ -45,6 +45,29 @@ def test_tokens_authenticate_and_the_actors_file_authorizes(server: Server) -> N
         assert http.get("/api/instances", headers=gp).status_code == 401  # revoked at once
 
 
+def test_a_token_revoked_between_two_steps_acts_on_nothing(server: Server) -> None:
+    gp, ppr = server.token("dr.a"), server.token("p1")
+    with server.client() as http:
+        first, second = started(http, gp), started(http, gp, subject="H-2")
+        key = {**ppr, "Idempotency-Key": "inbox-1"}
+        done = http.post(f"/api/instances/{first}/events", headers=key,
+                         json={"event": "triage_to_ppr", "role": "ppr"})
+        assert done.status_code == 200  # the token is known now: later steps check it inside
+        before = http.get(f"/api/instances/{second}", headers=gp).json()
+        with server.app.db.writing() as connection:
+            [row] = [r for r in tokens.listed(connection) if r.actor == "p1"]
+            assert tokens.revoke(connection, row.id, server.app.clock.now())
+        refused = http.post(f"/api/instances/{second}/events", headers=ppr,
+                            json={"event": "triage_to_ppr", "role": "ppr"})
+        assert refused.status_code == 401
+        replay = http.post(f"/api/instances/{first}/events", headers=key,
+                           json={"event": "triage_to_ppr", "role": "ppr"})
+        assert replay.status_code == 401  # not even a replayed answer
+        after = http.get(f"/api/instances/{second}", headers=gp).json()
+        assert (after["state"], after["revision"]) == (before["state"], before["revision"])
+        assert len(after["history"]) == len(before["history"])
+
+
 def test_writes_answer_as_the_cli_does_with_revisions_and_idempotency(server: Server) -> None:
     gp, ppr = server.token("dr.a"), server.token("p1")
     with server.client() as http:

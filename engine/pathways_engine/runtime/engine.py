@@ -333,8 +333,13 @@ class PathwayEngine:
     def advance(self, instance_id: str, event: str, *, actor: str, role: str,
                 values: Mapping[str, Any] | None = None, note: str | None = None,
                 at: dt.datetime | None = None, expected_version: int | None = None,
-                idempotency_key: str | None = None, authorize: Authorize | None = None) -> Step:
-        """Send `event` to an instance as `actor` in `role`, in one transaction."""
+                idempotency_key: str | None = None, authorize: Authorize | None = None,
+                within: Callable[[Connection], None] | None = None) -> Step:
+        """Send `event` to an instance as `actor` in `role`, in one transaction.
+
+        `within` runs first in that transaction (the API checks its token there): what it
+        raises refuses the step, a replayed one included, and what it writes commits with it.
+        """
         request = fingerprint(kind="advance", instance=instance_id, event=event, actor=actor,
                               role=role, values=values, note=note, at=at)
         failpoints.hit("step.before_begin")
@@ -342,6 +347,8 @@ class PathwayEngine:
             batch.load([instance_id])
             failpoints.hit("advance.after_read")
             with batch.step(instance_id) as step:
+                if within is not None:
+                    within(batch.connection)
                 if idempotency_key is not None:
                     stored = self._replayed(batch.connection, idempotency_key, request,
                                             missing_ok=True)
