@@ -506,6 +506,27 @@ def test_a_waiting_handover_to_a_pathway_that_answers_another_is_refused_in_one_
     assert json.loads(run("show", child, "--json").output)["parent"]["id"] == first
 
 
+def test_a_handover_that_does_not_wait_leaves_a_pathway_of_another_parent_with_it(
+        tmp_path: Path, db_url: str) -> None:
+    """docs/definitions.md: only a pathway without a parent becomes the joining handover's."""
+    defs = write_pathways(
+        tmp_path / "defs",
+        parent=PARENT.replace("    returns: {event: finished, fields: {outcome: result}}\n", ""),
+        child=CHILD.replace(", allow_parallel: true", ""))
+    run = Cli(db_url, defs)
+    first, child = handed_over(run)
+    before = json.loads(run("history", child, "--json").output)
+    second = json.loads(run(*START[:-1], "--allow-duplicate", "--json").output)["id"]
+    run("advance", second, *OFFER)
+    assert json.loads(run("show", child, "--json").output)["parent"]["id"] == first
+    assert json.loads(run("history", child, "--json").output) == before  # no `joined`
+    [link] = [h for h in json.loads(run("history", second, "--json").output)
+              if h["kind"] == "handover"]
+    assert (link["changes"]["instance"], link["changes"]["joined"]) == (child, True)
+    assert sorted(str(r["pathway"]) for r in json.loads(
+        run("list", "--subject", "H-1", "--json").output)) == ["child", "parent", "parent"]
+
+
 YOUNG = """\
 id: young
 version: 1
