@@ -36,7 +36,7 @@ from pathways_engine.errors import MissingExtra
 DEFAULT_URL = "sqlite:///pathways.db"
 # The newest migration. Opening a database compares it with `alembic_version` in plain SQL and
 # imports Alembic only to upgrade; tests check it equals Alembic's head (test_migrations.py).
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 SQLITE_BUSY_TIMEOUT_S = 30
 URL_ENV = "PATHWAYS_DATABASE_URL"
 # Serialises first use of an empty PostgreSQL database by several processes (upgrade below).

@@ -165,7 +165,7 @@ deadlines = Table(
     Column("occurrence", Integer, nullable=False),  # 1, 2, ... for a repeating deadline
     Index("ix_deadlines_status_due", "status", "due_at"),
     Index("ix_deadlines_instance_status", "instance_id", "status"),
-    Index("ix_deadlines_next_fire_at", "next_fire_at"),
+    Index("ix_deadlines_status_next_fire_at", "status", "next_fire_at"),  # due wake-ups (0009)
 )
 
 outbox = Table(
