@@ -74,7 +74,8 @@ def filters(app: App, *, pathway: str | None = None, state: str | None = None,
         _checked("--pathway", pathway, pathways, "pathway")
         _checked("--state", state, states, "state")
         _checked("--role", role, roles, "role")
-    parties = app.parties
+    # the parties file only when a filter needs it: reading it costs pydantic's start-up
+    parties = app.parties if area is not None or party is not None else None
     if area is not None:
         from pathways_engine.areas import check_area
 

@@ -153,7 +153,7 @@ def load_deployment() -> Deployment | None:
         return None
     from typing import Annotated
 
-    from pathways_engine.definition.loader import load_model
+    from pathways_engine.definition.files import load_model
     from pydantic import BaseModel
     from pydantic import ConfigDict
     from pydantic import Field

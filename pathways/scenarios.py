@@ -19,7 +19,7 @@ from typing import Any
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pathways_engine.definition.loader import load_model
+from pathways_engine.definition.files import load_model
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import InvalidArgument
 from pathways_engine.errors import PathwaysError

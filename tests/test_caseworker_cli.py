@@ -159,3 +159,37 @@ def test_unreachable_database_is_one_line(tmp_path: object) -> None:
     assert result.stderr.startswith("error: database folder")
     cli = Cli("mysql://x@localhost/db")
     assert "unsupported database 'mysql'" in cli("list", code=1).stderr
+
+
+READ_PROBE = """\
+import sys
+from pathways.cli import cli
+try:
+    cli.main(sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+print(sorted(m for m in ("pydantic", "pathways_engine.definition.spec") if m in sys.modules))
+"""
+
+
+def test_read_commands_start_without_pydantic(sqlite_url: str) -> None:
+    """Issue 14: the read commands read through Core and the stored snapshot, so they pay
+    neither pydantic's start-up nor the definition format's models (about 170 ms of `list`
+    and `overdue` before the parties file was left unread when no filter needs it)."""
+    import subprocess
+    import sys
+
+    from support import ACTORS
+    from support import ROOT
+
+    run = Cli(sqlite_url)
+    instance = started(run)
+    # (`subject` names the responsible parties, so it reads the parties file and pydantic)
+    for command in (["list"], ["overdue"], ["outbox"], ["show", instance],
+                    ["history", instance]):
+        probe = subprocess.run(
+            [sys.executable, "-c", READ_PROBE, "--db", sqlite_url, "--definitions",
+             str(DEFINITIONS), "--actors", str(ACTORS), *command],
+            capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert probe.returncode == 0, probe.stderr
+        assert probe.stdout.strip().splitlines()[-1] == "[]", (command, probe.stdout)

@@ -107,7 +107,7 @@ def test_yaml_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wher
         assert result.exit_code == 0, (where, result.output)
         assert "warning" not in result.output, (where, result.output)
     elif kind in ("transition", "deadline", "handover"):
-        from pathways_engine.definition.loader import load_model
+        from pathways_engine.definition.files import load_model
         from pathways_engine.definition.spec import DeadlineSpec
         from pathways_engine.definition.spec import HandoverSpec
         from pathways_engine.definition.spec import TransitionSpec

@@ -25,8 +25,8 @@ from typing import Annotated
 from typing import Literal
 
 from pathways_engine.areas import AREA_PATTERN
-from pathways_engine.definition.loader import load_model
-from pathways_engine.definition.loader import roles_by_line
+from pathways_engine.definition.files import load_model
+from pathways_engine.definition.files import roles_by_line
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 from pathways_engine.errors import did_you_mean

@@ -16,20 +16,18 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
-from typing import TypeVar
 
-from pydantic import BaseModel
 from pydantic import ValidationError
 
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 
+from .files import load_model  # noqa: F401 - its former home; callers may import it here
+from .files import pydantic_problems
+from .files import roles_by_line  # noqa: F401 - likewise
 from .spec import PathwaySpec
 from .yamlsafe import Document
-from .yamlsafe import Loc
 from .yamlsafe import parse_file
-
-M = TypeVar("M", bound=BaseModel)
 
 DEFINITION_FILE = "pathway.yaml"
 TEMPLATE_SUFFIXES = (".j2",)
@@ -72,40 +70,6 @@ def same_content(one: str, other: str) -> bool:
 
 def _hash(snapshot: str) -> str:
     return hashlib.sha256(snapshot.encode("utf-8")).hexdigest()
-
-
-def pydantic_problems(error: ValidationError, document: Document) -> list[Problem]:
-    problems = []
-    for item in error.errors():
-        loc: Loc = tuple(item["loc"])
-        ctx = item.get("ctx") or {}
-        if item["type"] == "unknown_key" and "key" in ctx:
-            loc = (*loc, str(ctx["key"]).strip("'\""))
-        where = ".".join(str(p) for p in item["loc"]) or "top level"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = f"missing required key {str(item['loc'][-1])!r}"
-            where = ".".join(str(p) for p in item["loc"][:-1]) or "top level"
-        problems.append(Problem(document.path, document.line_of(loc), f"{where}: {message}"))
-    return problems
-
-
-def load_model(path: Path, model: type[M]) -> tuple[M, Document]:
-    """Parse a deployment YAML file (parties, actors) into `model`; problems carry lines."""
-    document = parse_file(path)
-    try:
-        return model.model_validate(document.data), document
-    except ValidationError as exc:
-        raise DefinitionError(pydantic_problems(exc, document)) from None
-
-
-def roles_by_line(document: Document, items: str, entries: list[Any]) -> dict[str, int]:
-    """The first line each role appears at in `items[*].roles` (for unknown-role problems)."""
-    lines: dict[str, int] = {}
-    for i, entry in enumerate(entries):
-        for j, role in enumerate(entry.roles):
-            lines.setdefault(role, document.line_of((items, i, "roles", j)))
-    return lines
 
 
 def from_document(document: Document, templates: dict[str, str] | None = None) -> Definition:
