@@ -66,6 +66,15 @@ def test_a_token_revoked_between_two_steps_acts_on_nothing(server: Server) -> No
         after = http.get(f"/api/instances/{second}", headers=gp).json()
         assert (after["state"], after["revision"]) == (before["state"], before["revision"])
         assert len(after["history"]) == len(before["history"])
+        # a start checks its token inside its transaction too (the gp's is known by now)
+        with server.app.db.writing() as connection:
+            [row] = [r for r in tokens.listed(connection) if r.actor == "dr.a"]
+            assert tokens.revoke(connection, row.id, server.app.clock.now())
+        assert http.post("/api/instances", json={**START, "subject": "H-3"},
+                         headers=gp).status_code == 401
+        with server.app.db.reading() as connection:
+            assert connection.exec_driver_sql(
+                "SELECT count(*) FROM instances").scalar() == 2  # nothing half-written
 
 
 def test_writes_answer_as_the_cli_does_with_revisions_and_idempotency(server: Server) -> None:

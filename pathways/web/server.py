@@ -335,14 +335,14 @@ def _writes(api: FastAPI, app: App) -> None:
     @one_hop(201)
     def start(body: StartBody, actor: Caller,
               idempotency_key: IdempotencyKey = None) -> dict[str, str]:
-        actor = actor_for(app, actor)
+        actor, live = step_actor(app, actor)
         app.actors.authorize(actor, body.role)
         area = app.actors.area_for_start(actor, body.area)
         app.check_area(area)
         instance_id = app.engine.start(
             body.pathway, subject_ref=body.subject, birth_date=body.birth_date, actor=actor,
             role=body.role, values=body.values, at=body.at, version=body.version, area=area,
-            idempotency_key=idempotency_key, allow_duplicate=body.allow_duplicate)
+            idempotency_key=idempotency_key, allow_duplicate=body.allow_duplicate, within=live)
         return {"id": instance_id}
 
     @api.post("/api/instances/{instance}/events", tags=["instances"])

@@ -190,12 +190,14 @@ class PathwayEngine:
               birth_date: dt.date | None = None, values: Mapping[str, Any] | None = None,
               at: dt.datetime | None = None, version: int | None = None,
               area: str | None = None, idempotency_key: str | None = None,
-              allow_duplicate: bool = False) -> str:
+              allow_duplicate: bool = False,
+              within: Callable[[Connection], None] | None = None) -> str:
         """Start a pathway for a subject; return the new instance id.
 
         With `idempotency_key`, a repeat of the same request returns the first one's id and
         does nothing; a second running instance of the pathway for the subject is refused
-        unless the definition allows parallel ones or `allow_duplicate` says so.
+        unless the definition allows parallel ones or `allow_duplicate` says so. `within` runs
+        first in the start's transaction, as in `advance`.
         """
         definition = self.registry.get(pathway, version)
         compiled = compile_definition(definition)
@@ -213,7 +215,8 @@ class PathwayEngine:
                               at=at, area=area)
         try:
             return self._start(definition, compiled, ref, ref_key, actor, role, birth_date,
-                               given, at, area, idempotency_key, request, allow_duplicate)
+                               given, at, area, idempotency_key, request, allow_duplicate,
+                               within)
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -227,11 +230,13 @@ class PathwayEngine:
     def _start(self, definition: Definition, compiled: CompiledPathway, ref: str, ref_key: str,
                actor: str, role: str, birth_date: dt.date | None, given: dict[str, Any],
                at: dt.datetime | None, area: str | None, key: str | None, request: str,
-               allow_duplicate: bool) -> str:
+               allow_duplicate: bool, within: Callable[[Connection], None] | None) -> str:
         spec = definition.spec
         with self.batch(commit_point="start.before_commit") as batch:
             connection, now = batch.connection, batch.now
             moment = event_time(at, now, spec.timezone)
+            if within is not None:
+                within(connection)
             if key is not None:
                 stored = self._replayed(connection, key, request, missing_ok=True)
                 if stored is not None:
