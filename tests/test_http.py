@@ -297,6 +297,20 @@ def test_fhir_over_http_is_the_clis_export_of_the_pinned_version(server: Server)
     assert plan.json() == json.loads(defined.stdout)
 
 
+def test_fhir_without_its_extra_is_501_naming_the_extra(server: Server,
+                                                         monkeypatch: Any) -> None:
+    import sys
+
+    gp = server.token("dr.a")
+    monkeypatch.setitem(sys.modules, "fhirclient.models.fhirelementfactory", None)
+    with server.client() as http:
+        answer = http.get("/api/definitions/mistrivsel_referral/fhir", headers=gp)
+    assert answer.status_code == 501
+    assert answer.json() == {
+        "error": "a FHIR export needs the 'fhir' extra: pip install 'nordic-pathways[fhir]'",
+        "kind": "MissingExtra", "status": 501}
+
+
 def test_serve_refuses_to_start_without_a_database(tmp_path: Any) -> None:
     """A mistyped --db must not serve 503s forever: one line, exit 1, no file created."""
     from click.testing import CliRunner
