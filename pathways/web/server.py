@@ -116,7 +116,7 @@ def actor_for(app: App, authorization: str | None) -> str:
     if found is None:
         raise _Unauthorized("the token is unknown or revoked")
     now = app.clock.now()
-    if found.last_used_at is None or now - found.last_used_at > TOUCH_EVERY:
+    if _stale(found.last_used_at, now):
         with app.db.writing() as connection:
             tokens.touch(connection, found.id, now)
     app.actors.known(found.actor)
@@ -147,11 +147,16 @@ def step_actor(app: App, authorization: str | None) -> tuple[str, Callable[[Any]
             _TOKEN_ACTORS.pop(key, None)
             raise _Unauthorized("the token is unknown or revoked")
         now = app.clock.now()
-        if found.last_used_at is None or now - found.last_used_at > TOUCH_EVERY:
-            tokens.touch(connection, found.id, now)
+        if _stale(found.last_used_at, now):
+            tokens.touch(connection, found.id, now)  # commits with the step, or not at all
 
     app.actors.known(actor)
     return actor, check
+
+
+def _stale(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether `last_used_at` is due a write (at most every TOUCH_EVERY per token)."""
+    return last_used_at is None or now - last_used_at > TOUCH_EVERY
 
 
 def _token(authorization: str | None) -> str:

@@ -22,9 +22,7 @@ from pydantic import ValidationError
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 
-from .files import load_model  # noqa: F401 - its former home; callers may import it here
 from .files import pydantic_problems
-from .files import roles_by_line  # noqa: F401 - likewise
 from .spec import PathwaySpec
 from .yamlsafe import Document
 from .yamlsafe import parse_file
