@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,10 @@ from sqlalchemy import create_engine
 from sqlalchemy import text
 from support import DEFINITIONS
 from support import Cli
+
+# Kept holiday dates go to a folder of this run's own, never the user's ~/.cache: every CLI
+# subprocess inherits it, and the first test to need a year's dates fills it.
+os.environ["PATHWAYS_CACHE_DIR"] = tempfile.mkdtemp(prefix="pathways-test-cache-")
 
 PG_URL = os.environ.get("PATHWAYS_TEST_POSTGRES",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")

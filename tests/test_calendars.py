@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import stat
+import sys
+from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from pathways_engine.definition.spec import CalendarSpec
+from pathways_engine.rules import calendars
+from pathways_engine.rules import holiday_cache
 from pathways_engine.rules.calendars import WorkCalendar
 from pathways_engine.rules.calendars import compute_before
 from pathways_engine.rules.calendars import compute_due
@@ -133,3 +141,114 @@ def test_duration_forms(text: str, expected: Duration) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match=r"."):
         parse_duration(text)
+
+
+# ------------------------------------------------------------------ kept holiday dates
+
+@pytest.fixture
+def kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A cache folder of the test's own, with every in-process memo of it cleared."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("PATHWAYS_CACHE_DIR", str(folder))
+    calendars._holidays.cache_clear()
+    holiday_cache.holiday_file.cache_clear()
+    yield folder
+    calendars._holidays.cache_clear()
+    holiday_cache.holiday_file.cache_clear()
+
+
+def _forget() -> None:
+    """As a new process starts: nothing in memory, only what the file holds."""
+    calendars._holidays.cache_clear()
+    holiday_cache.holiday_file.cache_clear()
+
+
+def _without_holidays_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "holidays", None)  # `import holidays` now fails
+
+
+DK_2026 = ("DK", 2026, ("public",))
+
+
+def test_a_second_run_reads_the_kept_dates_without_the_holidays_package(
+        kept: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    computed = calendars._holidays(*DK_2026)
+    assert dt.date(2026, 12, 25) in computed
+    assert len(computed) == 10
+    [written] = kept.glob("holidays-*.json")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    _forget()
+    _without_holidays_package(monkeypatch)
+    assert calendars._holidays(*DK_2026) == computed
+    assert due("DK", "2026-12-22T10:00", "3 working days") == "2026-12-28T23:59:59+01:00"
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda dates: dates + ["2027-01-01"],          # a date of another year
+    lambda dates: dates[:-1] + ["26 December"],   # not an ISO date
+    lambda dates: {"dates": dates},                # not a list
+])
+def test_a_tampered_entry_is_ignored_and_rewritten(
+        kept: Path, tamper: Callable[[list[str]], object]) -> None:
+    computed = calendars._holidays(*DK_2026)
+    [written] = kept.glob("holidays-*.json")
+    data = json.loads(written.read_text())
+    data["dates"]["DK|2026|public"] = tamper(data["dates"]["DK|2026|public"])
+    written.write_text(json.dumps(data))
+    _forget()
+    assert calendars._holidays(*DK_2026) == computed
+    repaired = json.loads(written.read_text())["dates"]["DK|2026|public"]
+    assert repaired == sorted(day.isoformat() for day in computed)
+
+
+def test_a_folder_others_may_write_is_not_trusted(
+        kept: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calendars._holidays(*DK_2026)
+    [written] = kept.glob("holidays-*.json")
+    data = json.loads(written.read_text())
+    data["dates"]["DK|2026|public"] = ["2026-06-01"]  # well-formed, but not Denmark's
+    written.write_text(json.dumps(data))
+    kept.chmod(0o777)
+    _forget()
+    assert dt.date(2026, 6, 1) not in calendars._holidays(*DK_2026)
+    assert json.loads(written.read_text())["dates"]["DK|2026|public"] == ["2026-06-01"]
+    kept.chmod(0o700)
+    _forget()
+    _without_holidays_package(monkeypatch)
+    assert calendars._holidays(*DK_2026) == frozenset({dt.date(2026, 6, 1)})  # control
+
+
+def test_an_empty_cache_setting_turns_the_cache_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATHWAYS_CACHE_DIR", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    holiday_cache.holiday_file.cache_clear()
+    try:
+        assert holiday_cache.holiday_file() is None
+    finally:
+        holiday_cache.holiday_file.cache_clear()
+    monkeypatch.delenv("PATHWAYS_CACHE_DIR")
+    assert holiday_cache.folder() == tmp_path / "pathways"
+
+
+def test_the_file_is_named_for_the_installed_package_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    (site / "fakecal").mkdir(parents=True)
+    (site / "fakecal" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    holiday_cache.fingerprint.cache_clear()
+    try:
+        assert holiday_cache.fingerprint("fakecal") is None  # no RECORD: never cached
+        record = site / "fakecal-1.0.dist-info" / "RECORD"
+        record.parent.mkdir()
+        record.write_text("fakecal/__init__.py,sha256=abc,0\n")
+        holiday_cache.fingerprint.cache_clear()
+        first = holiday_cache.fingerprint("fakecal")
+        record.write_text("fakecal/__init__.py,sha256=def,0\n")  # a patched file
+        holiday_cache.fingerprint.cache_clear()
+        assert first is not None
+        assert holiday_cache.fingerprint("fakecal") not in {None, first}
+    finally:
+        holiday_cache.fingerprint.cache_clear()

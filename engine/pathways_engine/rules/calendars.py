@@ -25,16 +25,23 @@ from zoneinfo import ZoneInfo
 from dateutil.relativedelta import relativedelta
 
 from .durations import Duration
+from .holiday_cache import holiday_file
 
 END_OF_DAY = dt.time(23, 59, 59)
 
 
 @lru_cache(maxsize=256)
 def _holidays(country: str, year: int, categories: tuple[str, ...]) -> frozenset[dt.date]:
+    kept = holiday_file()  # the dates a previous run computed, if they can be trusted
+    if kept is not None and (dates := kept.lookup((country, year, categories))) is not None:
+        return dates
     import holidays  # imported on first use: commands that compute no deadline skip it
 
     table = holidays.country_holidays(country, years=[year], categories=categories)
-    return frozenset(table.keys())
+    dates = frozenset(table.keys())
+    if kept is not None:
+        kept.remember((country, year, categories), dates)
+    return dates
 
 
 @lru_cache(maxsize=8)
