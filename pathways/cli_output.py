@@ -71,6 +71,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, empty: str,
     return "\n".join(line.rstrip() for line in text.rstrip("\n").split("\n"))
 
 
+def cut_short(limit: int, what: str, which: str = "first") -> None:
+    """Say on stderr that a listing stopped at its --limit with more left, so a full page
+    never passes for everything (stdout stays the rows alone, for grep and cut)."""
+    click.echo(f"(the {which} {limit} {what} shown; --limit N shows more)", err=True)
+
+
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

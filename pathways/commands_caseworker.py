@@ -10,6 +10,7 @@ import click
 
 from . import completion
 from .app import App
+from .cli_output import cut_short
 from .cli_output import emit
 from .cli_output import format_history
 from .cli_output import format_show
@@ -194,7 +195,8 @@ def list_(app: App, pathway: str | None, state: str | None, role: str | None,
                      mine=mine)
     rows = list_instances(app, pathway=pathway, state=state, subject=subject_ref,
                           areas=set(chosen.areas) if chosen.areas is not None else None,
-                          limit=limit)
+                          limit=limit + 1)  # one more: are there others?
+    more, rows = len(rows) > limit, rows[:limit]
     rows = keep(app, rows, chosen, role_key="responsible", instance_key="id")
     if as_json:
         emit(rows, True)
@@ -204,6 +206,8 @@ def list_(app: App, pathway: str | None, state: str | None, role: str | None,
         [[r["id"], f"{r['pathway']} v{r['version']}", r["subject"], r["state"], r["status"]]
          for r in rows], empty="(no instances)",
         style=lambda row: None if row[4] == "active" else "dim"))
+    if more:
+        cut_short(limit, "instances")
 
 
 @click.command()

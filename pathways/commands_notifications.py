@@ -14,6 +14,7 @@ from .app import App
 if TYPE_CHECKING:
     from pathways_engine.definition.loader import Definition
     from pathways_notifications.rendering import Rendered
+from .cli_output import cut_short
 from .cli_output import emit
 from .cli_output import table
 from .timeparse import ISO_TIME
@@ -154,16 +155,19 @@ def deliver(app: App, now: dt.datetime | None, as_json: bool) -> None:
 @click.group(invoke_without_command=True)
 @click.option("--status", type=click.Choice(["pending", "sent", "failed", "cancelled"]),
               default=None, help="Only messages with this status (failed: the dead letters).")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000),
+              help="Only the newest this many (listed oldest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (keys in the README).")
 @click.pass_context
-def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
+def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
     """List outgoing messages; `outbox retry` puts dead letters back in the queue."""
     if ctx.invoked_subcommand is not None:
         return
     from .readouts import outbox_rows
 
     app: App = ctx.obj
-    rows = outbox_rows(app, status)
+    rows = outbox_rows(app, status, limit + 1)  # one more: are there older ones?
+    more, rows = len(rows) > limit, rows[-limit:]
     if as_json:
         emit(rows, True)
         return
@@ -173,6 +177,8 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
         [[str(r["id"]), r["status"], r["channel"],
           f"{r['party'] or '(no party)'} ({r['role']})", r["subject"]] for r in rows],
         empty="(outbox is empty)", right={0}, style=lambda row: colour.get(row[1])))
+    if more:
+        cut_short(limit, "messages", "newest")
 
 
 @outbox.command()

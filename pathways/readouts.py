@@ -35,8 +35,9 @@ def report_rows(app: App, start: dt.date | None, end: dt.date | None, pathway: s
                    by=by, roles=roles, routing=routing)
 
 
-def outbox_rows(app: App, status: str | None) -> list[dict[str, Any]]:
-    """The outbox as `outbox --json` and the HTTP API give it."""
+def outbox_rows(app: App, status: str | None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The outbox as `outbox --json` and the HTTP API give it: oldest first, the newest
+    `limit` messages only when given one."""
     from pathways_engine.store import views
 
     with app.db.reading() as connection:
@@ -46,4 +47,4 @@ def outbox_rows(app: App, status: str | None) -> list[dict[str, Any]]:
             "subject": m.subject, "personal_data": m.personal_data, "legal_basis": m.legal_basis,
             "created_at": m.created_at.isoformat(), "last_error": m.last_error,
             "sent_at": m.sent_at.isoformat() if m.sent_at else None,
-        } for m in views.outbox_rows(connection, status)]
+        } for m in views.outbox_rows(connection, status, limit)]

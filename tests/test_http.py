@@ -214,6 +214,12 @@ def test_health_metrics_and_openapi(server: Server) -> None:
                    if line.startswith("pathways_timer_lag_seconds"))
         assert lag > 86400  # the sweep has not run: the oldest due wake-up is days late
         assert 'pathways_outbox_messages{channel="console",status="pending"}' in metrics
+        started(http, gp, subject="H-2")
+        every = http.get("/api/outbox", headers=gp).json()
+        newest = http.get("/api/outbox", params={"limit": 1}, headers=gp).json()
+        assert len(every) > 1
+        assert newest == every[-1:]
+        assert http.get("/api/outbox", params={"limit": 0}, headers=gp).status_code == 422
         spec = http.get("/openapi.json").json()
         assert "/api/instances/{instance}/events" in spec["paths"]
         assert json.dumps(spec).count("Idempotency-Key") >= 2

@@ -3,6 +3,7 @@ terminal (a pseudo-terminal here) unless NO_COLOR is set."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
@@ -76,3 +77,22 @@ def test_report_shows_a_spinner_on_stderr_at_a_terminal_only(run: Cli) -> None:
     shown = at_terminal(run.url, "report", "--from", "2026-11-01", "--to", "2026-12-31")
     assert "computing the report" in shown
     assert "computing" not in run("report", "--from", "2026-11-01", "--to", "2026-12-31").output
+
+
+def test_a_listing_cut_at_its_limit_says_so_on_stderr(run: Cli) -> None:
+    ids = [run(*START, "--subject", f"C-{n}").output.strip() for n in range(3)]
+    every = [m["id"] for m in json.loads(run("outbox", "--json").stdout)]
+    assert len(every) >= 3
+    newest = json.loads(run("outbox", "--limit", "2", "--json").stdout)
+    assert [m["id"] for m in newest] == every[-2:]  # the newest two, oldest first
+    shown = run("outbox", "--limit", "2")
+    assert [line.split()[0] for line in shown.stdout.splitlines()[1:]] == \
+        [str(i) for i in every[-2:]]
+    assert shown.stderr.strip() == "(the newest 2 messages shown; --limit N shows more)"
+    assert run("outbox", "--limit", str(len(every))).stderr == ""
+    listed = run("list", "--limit", "2")
+    assert len(listed.stdout.splitlines()) == 3  # the header and two
+    assert listed.stderr.strip() == "(the first 2 instances shown; --limit N shows more)"
+    whole = run("list", "--limit", "3")
+    assert whole.stderr == ""
+    assert sorted(line.split()[0] for line in whole.stdout.splitlines()[1:]) == sorted(ids)

@@ -493,14 +493,15 @@ def _reads(api: FastAPI, app: App) -> None:
     @one_hop()
     def outbox(actor: Caller,
                status: Annotated[str | None, Query(
-                   pattern="^(pending|sent|failed|cancelled)$")] = None) -> list[dict[str, Any]]:
+                   pattern="^(pending|sent|failed|cancelled)$")] = None,
+               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:
         actor = actor_for(app, actor)
         from pathways.readouts import outbox_rows
 
         if app.actors.scope(actor) is not None:
             raise NotAuthorized(f"actor {actor!r} works for some areas only; the outbox holds "
                                 "every area's messages")
-        return outbox_rows(app, status)
+        return outbox_rows(app, status, limit)
 
 
 

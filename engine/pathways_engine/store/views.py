@@ -140,11 +140,15 @@ def overdue(connection: Connection, now: dt.datetime, *, role: str | None,
     return list(connection.execute(query))
 
 
-def outbox_rows(connection: Connection, status: str | None) -> list[Any]:
-    query = select(outbox).order_by(outbox.c.id)
+def outbox_rows(connection: Connection, status: str | None,
+                limit: int | None = None) -> list[Any]:
+    """Messages oldest first; with `limit`, only the newest that many (as `tail` shows)."""
+    query = select(outbox)
     if status:
         query = query.where(outbox.c.status == status)
-    return list(connection.execute(query))
+    if limit is None:
+        return list(connection.execute(query.order_by(outbox.c.id)))
+    return list(connection.execute(query.order_by(outbox.c.id.desc()).limit(limit)))[::-1]
 
 
 def running_elsewhere(connection: Connection, pathway: str,
