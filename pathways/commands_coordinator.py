@@ -60,9 +60,12 @@ def schema() -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--lang", type=click.Choice(["da", "nb", "sv", "en"]), default=None,
+              help="Titles in this language, if the pathway has it (default: the pathway's "
+                   "own).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (every title).")
 @pass_app
-def definitions(app: App, as_json: bool) -> None:
+def definitions(app: App, lang: str | None, as_json: bool) -> None:
     """List the pathways and versions available."""
     rows: list[dict[str, Any]] = []
     for definition in app.registry.all():
@@ -75,9 +78,15 @@ def definitions(app: App, as_json: bool) -> None:
     if as_json:
         emit(rows, True)
         return
+    own = {(d.spec.id, d.spec.version): d.spec.fallback_language for d in app.registry.all()}
+
+    def title(row: dict[str, Any]) -> str:
+        texts: dict[str, str] = row["title"]
+        return (texts.get(lang or "") or texts.get(own[row["id"], row["version"]])
+                or next(iter(texts.values())))
+
     click.echo(table(["pathway", "version", "country", "title"],
-                     [[r["id"], f"v{r['version']}", r["country"],
-                       r["title"].get("en") or next(iter(r["title"].values()))] for r in rows],
+                     [[r["id"], f"v{r['version']}", r["country"], title(r)] for r in rows],
                      empty="(no definitions)"))
 
 

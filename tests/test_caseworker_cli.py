@@ -153,6 +153,19 @@ def test_definitions_lists_shipped_pathways(run: Cli) -> None:
     assert all(len(r["hash"]) == 64 for r in rows)
 
 
+def test_definitions_titles_are_in_each_pathways_own_language_or_the_one_asked_for(
+        run: Cli) -> None:
+    def titles(*lang: str) -> dict[str, str]:
+        lines = run("definitions", *lang).stdout.splitlines()[1:]
+        return {line.split()[0]: line.split(None, 3)[3] for line in lines}
+
+    own, english, swedish = titles(), titles("--lang", "en"), titles("--lang", "sv")
+    assert own["mistrivsel_referral"].startswith("Henvisning")  # Danish, the pathway's own
+    assert english["mistrivsel_referral"].startswith("Referral")
+    assert swedish["mistrivsel_referral"] == own["mistrivsel_referral"]  # it has no Swedish
+    assert own["barnekoordinator"] == "Barnekoordinator i kommunen"
+
+
 def test_unreachable_database_is_one_line(tmp_path: object) -> None:
     cli = Cli("sqlite:////nonexistent-folder/x.db")
     result = cli("list", code=1)
