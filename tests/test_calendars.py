@@ -230,6 +230,22 @@ def test_an_empty_cache_setting_turns_the_cache_off(
         holiday_cache.holiday_file.cache_clear()
     monkeypatch.delenv("PATHWAYS_CACHE_DIR")
     assert holiday_cache.folder() == tmp_path / "pathways"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert holiday_cache.folder() == tmp_path / "home" / ".cache" / "pathways"
+
+
+def test_a_cache_folder_that_cannot_be_made_costs_nothing_but_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("PATHWAYS_CACHE_DIR", str(blocker / "cache"))  # under a file: no folder
+    _forget()
+    try:
+        assert len(calendars._holidays("NO", 2026, ("public",))) > 5
+        assert blocker.read_text() == ""
+    finally:
+        _forget()
 
 
 def test_the_file_is_named_for_the_installed_package_record(
