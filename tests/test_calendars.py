@@ -266,5 +266,10 @@ def test_the_file_is_named_for_the_installed_package_record(
         holiday_cache.fingerprint.cache_clear()
         assert first is not None
         assert holiday_cache.fingerprint("fakecal") not in {None, first}
+        stale = site / "fakecal-0.9.dist-info" / "RECORD"  # an old version left behind
+        stale.parent.mkdir()
+        stale.write_text("fakecal/__init__.py,sha256=old,0\n")
+        holiday_cache.fingerprint.cache_clear()
+        assert holiday_cache.fingerprint("fakecal") is None
     finally:
         holiday_cache.fingerprint.cache_clear()

@@ -9,7 +9,7 @@ Why the file can be trusted with legal deadlines:
 - it holds dates, not code (JSON, never pickle);
 - its name carries a digest of the installed `holidays` package's RECORD (pip's sha256 of each
   of its files), so an upgraded, downgraded or patched `holidays` reads a new file; a `holidays`
-  without a RECORD (a source checkout) is not cached at all;
+  without exactly one RECORD (a source checkout, a half-removed old version) is not cached;
 - an entry is used only if every value is an ISO date in the year asked for;
 - the folder must belong to this user and be writable by nobody else, as must the file.
 Anything else and the dates are computed as if there were no cache, and the file rewritten.
@@ -50,17 +50,18 @@ def folder() -> Path | None:
 
 @cache
 def fingerprint(package: str = "holidays") -> str | None:
-    """Digest of the installed package's RECORD, or None if it has none."""
+    """Digest of the installed package's RECORD; None without exactly one (a source checkout,
+    or a half-removed old version beside the new one: which is in use is then unclear)."""
     spec = find_spec(package)  # finds it without importing it
     if spec is None or spec.origin is None:
         return None
-    site = Path(spec.origin).parent.parent
-    for record in sorted(site.glob(f"{package}-*.dist-info/RECORD")):
-        try:
-            return hashlib.sha256(record.read_bytes()).hexdigest()[:20]
-        except OSError:
-            return None
-    return None
+    records = list(Path(spec.origin).parent.parent.glob(f"{package}-*.dist-info/RECORD"))
+    if len(records) != 1:
+        return None
+    try:
+        return hashlib.sha256(records[0].read_bytes()).hexdigest()[:20]
+    except OSError:
+        return None
 
 
 def _private(path: Path, want_dir: bool) -> bool:
