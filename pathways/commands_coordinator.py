@@ -78,16 +78,13 @@ def definitions(app: App, lang: str | None, as_json: bool) -> None:
     if as_json:
         emit(rows, True)
         return
+    from pathways_engine.definition.view import in_language
+
     own = {(d.spec.id, d.spec.version): d.spec.fallback_language for d in app.registry.all()}
-
-    def title(row: dict[str, Any]) -> str:
-        texts: dict[str, str] = row["title"]
-        return (texts.get(lang or "") or texts.get(own[row["id"], row["version"]])
-                or next(iter(texts.values())))
-
     click.echo(table(["pathway", "version", "country", "title"],
-                     [[r["id"], f"v{r['version']}", r["country"], title(r)] for r in rows],
-                     empty="(no definitions)"))
+                     [[r["id"], f"v{r['version']}", r["country"],
+                       in_language(r["title"], lang, own[r["id"], r["version"]], r["id"])]
+                      for r in rows], empty="(no definitions)"))
 
 
 @click.command()

@@ -19,6 +19,15 @@ from pathways_engine.rules.expressions import Condition
 from pathways_engine.rules.expressions import compile_condition
 
 
+def in_language(texts: Mapping[str, str] | None, language: str | None, fallback: str,
+                default: str) -> str:
+    """A definition's text in `language`, else in its fallback language, else any, else
+    `default`: what every reader of a title gets, whichever command shows it."""
+    if not texts:
+        return default
+    return (texts.get(language or fallback) or texts.get(fallback)
+            or next(iter(texts.values()), default))
+
 @dataclass(frozen=True)
 class TransitionView:
     event: str
@@ -46,10 +55,7 @@ class ReadView:
 
     def text(self, texts: Mapping[str, str] | None, language: str | None, default: str) -> str:
         """`texts` in `language`, else the pathway's fallback language, else `default`."""
-        if not texts:
-            return default
-        return (texts.get(language or self.fallback_language) or
-                texts.get(self.fallback_language) or next(iter(texts.values()), default))
+        return in_language(texts, language, self.fallback_language, default)
 
     def may_send(self, state: str, values: Mapping[str, Any]) -> dict[str, list[str]]:
         """Role -> the events it may send now (guards evaluated over `values`)."""
