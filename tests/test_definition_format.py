@@ -60,6 +60,21 @@ def test_yaml_11_surprises_stay_text() -> None:
                         "f": "yes"}
 
 
+def test_null_tilde_and_empty_mean_no_value_and_quoted_null_is_text() -> None:
+    doc = parse_text('a: null\nb: ~\nc:\nd: "null"\ne: [null, 17]\nf: NULL\n', "x.yaml")
+    assert doc.data == {"a": None, "b": None, "c": None, "d": "null", "e": [None, "17"],
+                        "f": None}
+
+
+def test_a_state_with_responsible_null_has_no_responsible_role(tmp_path: Path) -> None:
+    # libyaml once left a plain `null` as the text "null": "unknown role 'null'"
+    text = MINIMAL.replace("open: {initial: true, responsible: gp}",
+                           "open: {initial: true, responsible: null}")
+    code, out = check(write(tmp_path, text))
+    assert code == 0, out
+    assert load_path(tmp_path / "p.yaml").spec.states["open"].responsible is None
+
+
 @pytest.mark.parametrize(("text", "line", "needle"), [
     ("a: &x [1, 2]\nb: *x\n", 1, "anchors and aliases"),
     ("a: 1\nb: !!python/object/apply:os.system [ls]\n", 2, "not allowed"),

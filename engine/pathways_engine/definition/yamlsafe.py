@@ -1,10 +1,11 @@
 """Strict, bounded YAML: no YAML 1.1 surprises, no aliases, and a line for every value.
 
 YAML 1.1 (PyYAML's default) reads `on`/`no` as booleans, `12:00` as 720, `012` as 10 and
-`2024-03-31` as a date. Definitions hold step names, times of day and dates as text, so the
-loader below resolves only `true`/`false`, `null`, decimal integers and plain floats; all
-else stays a string. Aliases are refused outright (the billion-laughs bomb needs them), and
-size and nesting depth are capped so a hostile file costs bounded time and memory.
+`2024-03-31` as a date. Here a plain `null`, `~` or empty value is None and every other scalar
+is the text written: the definition format's declared types convert it where a number or
+yes/no belongs, and nothing else can change type by accident. Aliases are refused outright
+(the billion-laughs bomb needs them), and size and nesting depth are capped so a hostile file
+costs bounded time and memory.
 """
 
 from __future__ import annotations
@@ -83,17 +84,8 @@ else:  # pragma: no cover - PyYAML wheels ship libyaml
 
 
 _StrictLoader.yaml_implicit_resolvers = {}
-for _tag, _regexp, _first in [
-    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
-    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    ("tag:yaml.org,2002:int", r"^[-+]?(?:0|[1-9][0-9]*)$", list("-+0123456789")),
-    (
-        "tag:yaml.org,2002:float",
-        r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$",
-        list("-+0123456789."),
-    ),
-]:
-    _StrictLoader.add_implicit_resolver(_tag, re.compile(_regexp), _first)
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"),
+                                    ["~", "n", "N", ""])
 
 
 @dataclass
@@ -208,16 +200,16 @@ def _build(node: Node, loc: Loc, doc: Document, depth: int, counter: list[int]) 
 
 
 def _construct_scalar_value(node: ScalarNode) -> Any:
-    value = node.value
-    if node.style is not None and node.style in "'\"|>":
-        return value
-    if node.tag == "tag:yaml.org,2002:bool":
-        return value.lower() == "true"
+    """A plain `null`, `~` or empty value is None; every other scalar stays the text written.
+
+    The format's declared type converts text where a number or yes/no belongs (`version: 3`,
+    `personal: true`), so `12:00` or `no` can never change type by accident. Definitions have
+    always been read this way (it decides their content hash); `null` once stayed the text
+    "null" too, because libyaml marks a plain scalar's style as "" where PyYAML says None.
+    """
+    if node.style in ("'", '"', "|", ">"):
+        return node.value
     if node.tag == "tag:yaml.org,2002:null":
         return None
-    if node.tag == "tag:yaml.org,2002:int":
-        return int(value)
-    if node.tag == "tag:yaml.org,2002:float":
-        return float(value)
-    return value
+    return node.value
 
