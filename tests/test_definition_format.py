@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pathways_engine.definition.loader import from_snapshot
 from pathways_engine.definition.loader import load_path
+from pathways_engine.definition.loader import snapshot_json
+from pathways_engine.definition.rebuild import NotExact
+from pathways_engine.definition.rebuild import rebuild
 from pathways_engine.definition.registry import Registry
 from pathways_engine.definition.registry import load_all
+from pathways_engine.definition.spec import EligibilitySpec
+from pathways_engine.definition.spec import PathwaySpec
 from pathways_engine.definition.yamlsafe import parse_text
 from pathways_engine.errors import DefinitionError
+from pydantic import BaseModel
 from support import DEFINITIONS
 
 from pathways.cli import cli
@@ -239,3 +249,70 @@ def test_an_escalation_without_a_notification_is_refused(tmp_path: Path) -> None
     assert code == 1
     assert ("deadline 'answer' escalates to gp, but no notification is declared for it: "
             "add when: {deadline: answer, kind: escalation}") in out
+
+
+def _same(built: Any, validated: Any, where: str = "") -> None:
+    """Equal, and of the same types all the way down (1 == 1.0, but a float is not an int)."""
+    assert type(built) is type(validated), where
+    if isinstance(validated, BaseModel):
+        assert built.model_fields_set == validated.model_fields_set, where
+        for name in type(validated).model_fields:
+            _same(getattr(built, name), getattr(validated, name), f"{where}.{name}")
+    elif isinstance(validated, dict):
+        assert list(built) == list(validated), where
+        for key in validated:
+            _same(built[key], validated[key], f"{where}[{key!r}]")
+    elif isinstance(validated, list):
+        assert len(built) == len(validated), where
+        for i, (one, other) in enumerate(zip(built, validated, strict=True)):
+            _same(one, other, f"{where}[{i}]")
+    else:
+        assert built == validated, where
+
+
+@pytest.mark.parametrize("definition", load_all([DEFINITIONS])[0], ids=lambda d: d.spec.id)
+def test_a_stored_snapshot_rebuilds_exactly_what_validation_builds(definition: Any) -> None:
+    _same(rebuild(PathwaySpec, definition.document.data), definition.spec)
+    stored = json.loads(definition.snapshot())["definition"]  # keys sorted, as stored
+    again = from_snapshot(definition.snapshot())
+    _same(again.spec, PathwaySpec.model_validate(stored))
+    assert again.content_hash == definition.content_hash
+
+
+def test_yes_no_and_numbers_written_as_text_rebuild_as_validation_converts_them(
+        tmp_path: Path) -> None:
+    text = MINIMAL.replace("level: {type: int, min: 1, max: 4}",
+                           "level: {type: int, min: 1, max: 4.5, personal: false}\n"
+                           "  note: {type: text, personal: true}").replace(
+        "start: {roles: [gp]}", "start: {roles: [gp], allow_parallel: false}\n"
+        "eligibility: {min_age_years: 0, birth_date_required: true}")
+    definition = load_path(write(tmp_path, text))
+    assert definition.spec.fields["level"].personal is False  # the text "false" is False
+    _same(rebuild(PathwaySpec, definition.document.data), definition.spec)
+
+
+@pytest.mark.parametrize("value", ["+3", " 3", "3.0"])
+def test_a_value_only_validation_converts_is_validated_not_rebuilt(value: str) -> None:
+    with pytest.raises(NotExact):
+        rebuild(EligibilitySpec, {"max_age_years": value})
+    definition = load_path(DEFINITIONS / "mistrivsel_referral")
+    data = json.loads(json.dumps(definition.document.data))
+    data["eligibility"]["max_age_years"] = value
+    snapshot = snapshot_json(data, definition.templates, definition.path)
+    assert from_snapshot(snapshot).spec.eligibility.max_age_years == 3
+
+
+def test_rebuilding_a_snapshot_builds_no_validators() -> None:
+    """What keeps `pathways advance` from paying for the format's validators (rebuild.py)."""
+    code = (
+        "from pathways_engine.definition.loader import from_snapshot, load_path\n"
+        "from pathways_engine.definition.spec import PathwaySpec, CalendarSpec\n"
+        "import pathlib, json, sys\n"
+        "snapshot = sys.stdin.read()\n"
+        "spec = from_snapshot(snapshot).spec\n"
+        "print(json.dumps([PathwaySpec.__pydantic_complete__, CalendarSpec.__pydantic_complete__,"
+        " spec.id]))\n")
+    snapshot = load_path(DEFINITIONS / "mistrivsel_referral").snapshot()
+    out = subprocess.run([sys.executable, "-c", code], input=snapshot, capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out) == [False, False, "mistrivsel_referral"]

@@ -23,6 +23,8 @@ from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 
 from .files import pydantic_problems
+from .rebuild import NotExact
+from .rebuild import rebuild
 from .spec import PathwaySpec
 from .yamlsafe import Document
 from .yamlsafe import parse_file
@@ -89,8 +91,13 @@ def from_snapshot(snapshot: str) -> Definition:
     # The snapshot was validated when it was stored: rebuild the document from JSON (fast)
     # instead of re-reading it as YAML; only error lines are lost, and it has no errors.
     document = Document(path=data["path"], data=data["definition"])
-    definition = from_document(document, dict(data.get("templates", {})))
-    return definition
+    templates = dict(data.get("templates", {}))
+    try:
+        spec = rebuild(PathwaySpec, document.data)
+    except NotExact:  # a value validation converts (YAML `version: "3"`): validate it
+        return from_document(document, templates)
+    snap = snapshot_json(document.data, templates, document.path)  # as from_document hashes
+    return Definition(spec, document.path, document, templates, _hash(snap))
 
 
 def load_path(path: Path) -> Definition:
