@@ -316,3 +316,17 @@ def test_rebuilding_a_snapshot_builds_no_validators() -> None:
     out = subprocess.run([sys.executable, "-c", code], input=snapshot, capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out) == [False, False, "mistrivsel_referral"]
+
+
+def test_the_read_view_takes_personal_yes_and_no_as_the_format_does(tmp_path: Path) -> None:
+    """`show` reads personal fields from the snapshot's text ("false" is no, not a word)."""
+    from pathways_engine.definition.view import view_of
+
+    text = MINIMAL.replace("level: {type: int, min: 1, max: 4}", "level: {type: int}\n" + "".join(
+        f"  f_{i}: {{type: text, personal: {flag}}}\n"
+        for i, flag in enumerate(["false", "no", "off", "true", "yes", "on", "True"])) +
+        "  plain: {type: text}")
+    definition = load_path(write(tmp_path, text))
+    view = view_of(json.loads(definition.snapshot())["definition"])
+    assert view.personal == {n for n, f in definition.spec.fields.items() if f.personal}
+    assert view.personal == {"f_3", "f_4", "f_5", "f_6"}

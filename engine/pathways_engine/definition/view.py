@@ -70,6 +70,15 @@ class ReadView:
         return {role: sorted(events) for role, events in sorted(may.items())}
 
 
+# what the format's yes/no (pydantic's bool) reads as yes; a file holds it as the text written
+_YES = frozenset({"1", "on", "t", "true", "y", "yes"})
+
+
+def _yes(value: Any) -> bool:
+    """`personal: false` is the text "false" in a snapshot (yamlsafe.py), which is not yes."""
+    return value is True or (isinstance(value, str) and value.lower() in _YES)
+
+
 def view_of(definition: Mapping[str, Any]) -> ReadView:
     """The read view of a definition document (as stored in its snapshot)."""
     fields: dict[str, Any] = definition.get("fields") or {}
@@ -91,7 +100,7 @@ def view_of(definition: Mapping[str, Any]) -> ReadView:
         sectors={name: str(r["sector"]) for name, r in definition["roles"].items()},
         responsible={name: s.get("responsible") for name, s in states.items()},
         state_titles={name: dict(s.get("title") or {}) for name, s in states.items()},
-        personal=frozenset(n for n, f in fields.items() if f.get("personal", False)),
+        personal=frozenset(n for n, f in fields.items() if _yes(f.get("personal", False))),
         transitions=tuple(transitions),
         fallback_language=str(definition["fallback_language"]),
         role_labels={name: dict(r.get("label") or {}) for name, r in definition["roles"].items()},
