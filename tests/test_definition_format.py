@@ -310,12 +310,16 @@ def test_rebuilding_a_snapshot_builds_no_validators() -> None:
         "import pathlib, json, sys\n"
         "snapshot = sys.stdin.read()\n"
         "spec = from_snapshot(snapshot).spec\n"
-        "print(json.dumps([PathwaySpec.__pydantic_complete__, CalendarSpec.__pydantic_complete__,"
-        " spec.id]))\n")
+        "before = [PathwaySpec.__pydantic_complete__, CalendarSpec.__pydantic_complete__]\n"
+        "from pathways_engine.definition.spec import validating, _Strict\n"
+        "validating()\n"
+        "after = all(m.__pydantic_complete__ for m in _Strict.__subclasses__())\n"
+        "print(json.dumps([*before, after, spec.id]))\n")
     snapshot = load_path(DEFINITIONS / "mistrivsel_referral").snapshot()
     out = subprocess.run([sys.executable, "-c", code], input=snapshot, capture_output=True,
                          text=True, check=True).stdout
-    assert json.loads(out) == [False, False, "mistrivsel_referral"]
+    # and validating builds every model's validators at once (under one lock: spec.py)
+    assert json.loads(out) == [False, False, True, "mistrivsel_referral"]
 
 
 def test_the_read_view_takes_personal_yes_and_no_as_the_format_does(tmp_path: Path) -> None:

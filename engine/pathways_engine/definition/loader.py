@@ -26,6 +26,7 @@ from .files import pydantic_problems
 from .rebuild import NotExact
 from .rebuild import rebuild
 from .spec import PathwaySpec
+from .spec import validating
 from .yamlsafe import Document
 from .yamlsafe import parse_file
 
@@ -77,7 +78,7 @@ def from_document(document: Document, templates: dict[str, str] | None = None) -
     if not isinstance(document.data, dict):
         raise DefinitionError([Problem(document.path, 1, "a definition must be a YAML mapping")])
     try:
-        spec = PathwaySpec.model_validate(document.data)
+        spec = validating().model_validate(document.data)
     except ValidationError as exc:
         raise DefinitionError(pydantic_problems(exc, document)) from None
     templates = templates or {}

@@ -7,6 +7,7 @@ are checked in `validate.py`, which can report them all at once with lines.
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 from typing import Any
 from typing import Literal
@@ -493,11 +494,27 @@ class PathwaySpec(_Strict):
         return pairs
 
 
+_building = threading.Lock()
+
+
+def validating() -> type[PathwaySpec]:
+    """PathwaySpec with every model's validators built, once, under a lock of our own.
+
+    The models defer building them (see `_Strict`); the build pydantic starts lazily on first
+    use was not thread-safe in every release this project allows (pydantic#13438), and a
+    server validates definitions in several threads at once."""
+    if not PathwaySpec.__pydantic_complete__:
+        with _building:
+            for model in _Strict.__subclasses__():
+                model.model_rebuild()
+    return PathwaySpec
+
+
 def json_schema() -> dict[str, Any]:
     """The schema editors read; every property described (schema_docs.py fills the gaps)."""
     from .schema_docs import DESCRIPTIONS
 
-    schema = PathwaySpec.model_json_schema(by_alias=True)
+    schema = validating().model_json_schema(by_alias=True)
     models = {"PathwaySpec": schema, **schema.get("$defs", {})}
     for model, texts in DESCRIPTIONS.items():
         for key, text in texts.items():
