@@ -95,7 +95,7 @@ def from_snapshot(snapshot: str) -> Definition:
     templates = dict(data.get("templates", {}))
     try:
         spec = rebuild(PathwaySpec, document.data)
-    except NotExact:  # a value validation converts (YAML `version: "3"`): validate it
+    except NotExact:  # a value only validation converts (`version: "+3"`): validate it
         return from_document(document, templates)
     snap = snapshot_json(document.data, templates, document.path)  # as from_document hashes
     return Definition(spec, document.path, document, templates, _hash(snap))
