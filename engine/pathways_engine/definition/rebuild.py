@@ -13,9 +13,11 @@ tests/test_definition_format.py compares the two for every shipped definition.
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 from typing import Literal
 from typing import TypeVar
@@ -51,17 +53,31 @@ def _model(model: type[BaseModel], data: Any) -> BaseModel:
 
 def _with_defaults(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     """Defaults filled here, so a required field missing is NotExact, not a hole."""
-    for name, info in model.model_fields.items():
+    for name, required, make in _defaults(model):
         if name not in values:
-            if info.is_required():
+            if required:
                 raise NotExact(f"{model.__name__}.{name}")
-            factory = info.default_factory
-            if isinstance(factory, type) and issubclass(factory, BaseModel):
-                values[name] = _model(factory, {})  # calling it would validate
-            else:
-                values[name] = info.get_default(call_default_factory=True,
-                                                validated_data=values)
+            values[name] = make()
     return values
+
+
+@functools.cache
+def _defaults(model: type[BaseModel]) -> tuple[tuple[str, bool, Callable[[], Any]], ...]:
+    """(field, required, make its default) once per model. The format's factories take no
+    argument, so they are called directly: pydantic's `get_default` inspects each factory's
+    signature on every call, which was a sixth of a CLI step's own time."""
+    found = []
+    for name, info in model.model_fields.items():
+        factory = info.default_factory
+        make: Callable[[], Any]
+        if isinstance(factory, type) and issubclass(factory, BaseModel):
+            make = functools.partial(_model, factory, {})  # calling it would validate
+        elif factory is not None:
+            make = typing.cast(Callable[[], Any], factory)
+        else:
+            make = functools.partial(info.get_default, call_default_factory=False)
+        found.append((name, info.is_required(), make))
+    return tuple(found)
 
 
 def _value(annotation: Any, value: Any, exact: bool = False) -> Any:
