@@ -55,6 +55,19 @@ INSTANCE = ("UPDATE instances SET state = 'bup_referred', data = :d, version = v
             "WHERE id = :i AND version = :v")
 
 
+def _rows(n: int, instance: str, who: str) -> dict[str, Any]:
+    """The parameters of step `n` (of instance `instance`), as the floor and Core send them."""
+    base = {"i": instance, "t": NOW.replace(tzinfo=None), "h": "0" * 64}
+    fires = json.dumps([["reminder", NOW.isoformat()], ["due", NOW.isoformat()]])
+    return {"read": {"i": instance}, "close": base,
+            "deadline": [{**base, "n": name, "f": fires} for name in ("letter", "assessment")],
+            "audit": [{**base, "seq": 1000 + 2 * n + k, "k": kind}
+                      for k, kind in enumerate(("transition", "notification_queued"))],
+            "outbox": [{**base, "k": f"{who}:{instance}:{role}", "r": role}
+                       for role in ("bup", "contact")],
+            "instance": {**base, "d": json.dumps({"x": 1})}}
+
+
 def _floor(url: str, instances: list[str]) -> float:
     """The same statements and rows with the driver alone, one transaction per step."""
     engine = create_db_engine(url)
@@ -69,24 +82,17 @@ def _floor(url: str, instances: list[str]) -> float:
     statements = {name: sql(text) for name, text in
                   (("close", CLOSE), ("deadline", DEADLINE), ("audit", AUDIT),
                    ("outbox", OUTBOX), ("instance", INSTANCE))}
-    when = NOW.replace(tzinfo=None)
-    fires = json.dumps([["reminder", NOW.isoformat()], ["due", NOW.isoformat()]])
 
     def step(n: int, instance: str) -> None:
+        rows = _rows(n, instance, "floor")
         if sqlite:
             cursor.execute("BEGIN IMMEDIATE")
-        cursor.execute(read, {"i": instance})
-        version = cursor.fetchone()[8]
-        base = {"i": instance, "t": when, "h": "0" * 64}
-        cursor.execute(statements["close"], base)
-        cursor.executemany(statements["deadline"], [{**base, "n": name, "f": fires}
-                                                    for name in ("letter", "assessment")])
-        cursor.executemany(statements["audit"], [{**base, "seq": 1000 + 2 * n + k, "k": kind}
-                                                 for k, kind in enumerate(("transition",
-                                                                           "notification_queued"))])
-        cursor.executemany(statements["outbox"], [{**base, "k": f"floor:{instance}:{role}",
-                                                   "r": role} for role in ("bup", "contact")])
-        cursor.execute(statements["instance"], {**base, "d": json.dumps({"x": 1}), "v": version})
+        cursor.execute(read, rows["read"])
+        version = cursor.fetchone()[8]  # type: ignore[index]
+        cursor.execute(statements["close"], rows["close"])
+        for table in ("deadline", "audit", "outbox"):
+            cursor.executemany(statements[table], rows[table])
+        cursor.execute(statements["instance"], {**rows["instance"], "v": version})
         raw.commit()
 
     def run() -> None:
@@ -99,10 +105,40 @@ def _floor(url: str, instances: list[str]) -> float:
     return len(instances) / elapsed
 
 
-def _pathways(url: str, count: int, batch: int | None) -> tuple[float, float]:
+def _core(url: str, instances: list[str]) -> float:
+    """The floor's statements and rows through SQLAlchemy Core (`text`, executemany), on the
+    engine settings pathways opens a database with: what SQLAlchemy alone leaves of the floor,
+    before pathways' own step (machine, calendar, audit chain, messages) costs anything."""
+    from sqlalchemy import text
+
+    engine = create_db_engine(url)
+    lock = "" if engine.dialect.name == "sqlite" else " FOR UPDATE OF i"
+    read = text(READ.format(lock=lock))
+    statements = {name: text(sql) for name, sql in
+                  (("close", CLOSE), ("deadline", DEADLINE), ("audit", AUDIT),
+                   ("outbox", OUTBOX), ("instance", INSTANCE))}
+
+    def run() -> None:
+        for n, instance in enumerate(instances):
+            rows = _rows(n, instance, "core")
+            with engine.begin() as connection:
+                version = connection.execute(read, rows["read"]).one()[8]
+                connection.execute(statements["close"], rows["close"])
+                for table in ("deadline", "audit", "outbox"):
+                    connection.execute(statements[table], rows[table])
+                connection.execute(statements["instance"], {**rows["instance"], "v": version})
+
+    elapsed = seconds(run)
+    engine.dispose()
+    return len(instances) / elapsed
+
+
+def _pathways(url: str, count: int, batch: int | None) -> tuple[float, float, float | None]:
+    """(pathways, floor, Core) steps/s in one database; Core only for one commit per step."""
     engine = make_engine(url)
     steps = start_children(engine, count, "S")
     floor_ids = start_children(engine, count, "F")
+    core_ids = start_children(engine, count, "C") if batch is None else []
     kind, actor, role, values = EVENT
     engine.advance(start_children(engine, 1, "W")[0], kind, actor=actor, role=role,
                    values=values)  # warm
@@ -121,8 +157,9 @@ def _pathways(url: str, count: int, batch: int | None) -> tuple[float, float]:
     work: Callable[[], Any] = grouped if batch else one_by_one
     rate = count / seconds(work)
     floor = _floor(url, floor_ids)
+    core = _core(url, core_ids) if core_ids else None
     engine.db.dispose()
-    return rate, floor
+    return rate, floor, core
 
 
 def run(scale: str) -> list[Figure]:
@@ -134,12 +171,14 @@ def run(scale: str) -> list[Figure]:
     for label, make_url in targets:
         for batch in (None, 200):
             floors: list[float] = []
+            cores: list[float] = []
 
             def measure(make: Callable[..., Any] = make_url, size: int | None = batch,
-                        floors: list[float] = floors) -> float:
+                        floors: list[float] = floors, cores: list[float] = cores) -> float:
                 with make() as url:
-                    rate, floor = _pathways(url, count, size)
+                    rate, floor, core = _pathways(url, count, size)
                 floors.append(floor)
+                cores.extend([core] if core is not None else [])
                 return rate
 
             rate = median_of(repeats, measure)
@@ -150,4 +189,10 @@ def run(scale: str) -> list[Figure]:
                                   "steps/s", "the same statements and rows, DB-API, commit "
                                   "per step", floor, goal,
                                   rate >= 0.6 * floor if goal else None))
+            if cores:
+                figures.append(Figure(
+                    "transitions", f"{label}: the same statements through SQLAlchemy Core",
+                    sorted(cores)[len(cores) // 2], "steps/s", "the same statements and rows, "
+                    "DB-API, commit per step", floor, "", None,
+                    "what SQLAlchemy alone leaves of the floor, before pathways' own step"))
     return figures
