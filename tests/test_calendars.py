@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from pathways_engine.definition.spec import CalendarSpec
+from pathways_engine.definition.parts import CalendarSpec
 from pathways_engine.rules import calendars
 from pathways_engine.rules import holiday_cache
 from pathways_engine.rules.calendars import WorkCalendar

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import textwrap
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,8 @@ from pathways_engine.definition.rebuild import NotExact
 from pathways_engine.definition.rebuild import rebuild
 from pathways_engine.definition.registry import Registry
 from pathways_engine.definition.registry import load_all
-from pathways_engine.definition.spec import EligibilitySpec
-from pathways_engine.definition.spec import PathwaySpec
+from pathways_engine.definition import parts
+from pathways_engine.definition import spec
 from pathways_engine.definition.yamlsafe import parse_text
 from pathways_engine.errors import DefinitionError
 from pydantic import BaseModel
@@ -252,13 +254,17 @@ def test_an_escalation_without_a_notification_is_refused(tmp_path: Path) -> None
 
 
 def _same(built: Any, validated: Any, where: str = "") -> None:
-    """Equal, and of the same types all the way down (1 == 1.0, but a float is not an int)."""
-    assert type(built) is type(validated), where
+    """A part equal to what pydantic validated, of the same types all the way down (1 == 1.0,
+    but a float is not an int)."""
     if isinstance(validated, BaseModel):
-        assert built.model_fields_set == validated.model_fields_set, where
+        assert isinstance(built, parts.Part), where
+        assert type(built).__name__ == type(validated).__name__, where
+        assert built._fields == tuple(type(validated).model_fields), where
         for name in type(validated).model_fields:
             _same(getattr(built, name), getattr(validated, name), f"{where}.{name}")
-    elif isinstance(validated, dict):
+        return
+    assert type(built) is type(validated), where
+    if isinstance(validated, dict):
         assert list(built) == list(validated), where
         for key in validated:
             _same(built[key], validated[key], f"{where}[{key!r}]")
@@ -271,12 +277,43 @@ def _same(built: Any, validated: Any, where: str = "") -> None:
 
 
 @pytest.mark.parametrize("definition", load_all([DEFINITIONS])[0], ids=lambda d: d.spec.id)
-def test_a_stored_snapshot_rebuilds_exactly_what_validation_builds(definition: Any) -> None:
-    _same(rebuild(PathwaySpec, definition.document.data), definition.spec)
+def test_a_definition_runs_as_parts_equal_to_what_validation_builds(definition: Any) -> None:
+    validated = spec.PathwaySpec.model_validate(definition.document.data)
+    _same(definition.spec, validated)  # a file: validated, then its parts
+    _same(rebuild(parts.PathwaySpec, definition.document.data), validated)  # text as written
     stored = json.loads(definition.snapshot())["definition"]  # keys sorted, as stored
     again = from_snapshot(definition.snapshot())
-    _same(again.spec, PathwaySpec.model_validate(stored))
+    _same(again.spec, spec.PathwaySpec.model_validate(stored))
     assert again.content_hash == definition.content_hash
+
+
+def _shape(annotation: Any) -> str:
+    """An annotation without its constraints, models and parts by name: what a value is."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _shape(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return "|".join(sorted(_shape(a) for a in args))
+    if origin is typing.Literal:
+        return repr(sorted(args))
+    if origin is not None:
+        return f"{origin.__name__}[{','.join(_shape(a) for a in args)}]"
+    return annotation.__name__ if isinstance(annotation, type) else repr(annotation)
+
+
+@pytest.mark.parametrize("model", spec._Strict.__subclasses__(), ids=lambda m: m.__name__)
+def test_every_part_declares_what_its_format_model_declares(model: Any) -> None:
+    """Same fields in the same order, same keys, required or not, same defaults and types."""
+    part = getattr(parts, model.__name__)
+    spec.validating()
+    assert part._fields == tuple(model.model_fields)
+    for name, info in model.model_fields.items():
+        assert part._keys.get(name, name) == (info.alias or name), name
+        assert (name not in part._defaults) == info.is_required(), name
+        assert _shape(part._types[name]) == _shape(info.annotation), name
+        if not info.is_required():
+            _same(parts._made(part._defaults[name]),
+                  info.get_default(call_default_factory=True, validated_data={}), name)
 
 
 def test_yes_no_and_numbers_written_as_text_rebuild_as_validation_converts_them(
@@ -288,13 +325,14 @@ def test_yes_no_and_numbers_written_as_text_rebuild_as_validation_converts_them(
         "eligibility: {min_age_years: 0, birth_date_required: true}")
     definition = load_path(write(tmp_path, text))
     assert definition.spec.fields["level"].personal is False  # the text "false" is False
-    _same(rebuild(PathwaySpec, definition.document.data), definition.spec)
+    _same(rebuild(parts.PathwaySpec, definition.document.data),
+          spec.PathwaySpec.model_validate(definition.document.data))
 
 
 @pytest.mark.parametrize("value", ["+3", " 3", "3.0"])
 def test_a_value_only_validation_converts_is_validated_not_rebuilt(value: str) -> None:
     with pytest.raises(NotExact):
-        rebuild(EligibilitySpec, {"max_age_years": value})
+        rebuild(parts.EligibilitySpec, {"max_age_years": value})
     definition = load_path(DEFINITIONS / "mistrivsel_referral")
     data = json.loads(json.dumps(definition.document.data))
     data["eligibility"]["max_age_years"] = value
@@ -302,24 +340,33 @@ def test_a_value_only_validation_converts_is_validated_not_rebuilt(value: str) -
     assert from_snapshot(snapshot).spec.eligibility.max_age_years == 3
 
 
-def test_rebuilding_a_snapshot_builds_no_validators() -> None:
-    """What keeps `pathways advance` from paying for the format's validators (rebuild.py)."""
+def test_a_step_from_a_snapshot_does_not_import_pydantic() -> None:
+    """What keeps `pathways advance` from paying for the format's models (parts.py)."""
     code = (
-        "from pathways_engine.definition.loader import from_snapshot, load_path\n"
-        "from pathways_engine.definition.spec import PathwaySpec, CalendarSpec\n"
-        "import pathlib, json, sys\n"
-        "snapshot = sys.stdin.read()\n"
-        "spec = from_snapshot(snapshot).spec\n"
-        "before = [PathwaySpec.__pydantic_complete__, CalendarSpec.__pydantic_complete__]\n"
-        "from pathways_engine.definition.spec import validating, _Strict\n"
-        "validating()\n"
-        "after = all(m.__pydantic_complete__ for m in _Strict.__subclasses__())\n"
-        "print(json.dumps([*before, after, spec.id]))\n")
+        "import sys, json\n"
+        "from pathways_engine.definition.loader import from_snapshot\n"
+        "from pathways_engine.definition.compiler import compile_definition\n"
+        "definition = from_snapshot(sys.stdin.read())\n"
+        "compile_definition(definition)\n"
+        "print(json.dumps([definition.spec.id, 'pydantic' in sys.modules]))\n")
     snapshot = load_path(DEFINITIONS / "mistrivsel_referral").snapshot()
     out = subprocess.run([sys.executable, "-c", code], input=snapshot, capture_output=True,
                          text=True, check=True).stdout
-    # and validating builds every model's validators at once (under one lock: spec.py)
-    assert json.loads(out) == [False, False, True, "mistrivsel_referral"]
+    assert json.loads(out) == ["mistrivsel_referral", False]
+
+
+def test_validating_builds_every_models_validators_at_once() -> None:
+    """Under one lock (spec.py): pydantic's own lazy build was not thread-safe everywhere."""
+    code = (
+        "import json\n"
+        "from pathways_engine.definition.spec import validating, _Strict\n"
+        "before = any(m.__pydantic_complete__ for m in _Strict.__subclasses__())\n"
+        "validating()\n"
+        "after = all(m.__pydantic_complete__ for m in _Strict.__subclasses__())\n"
+        "print(json.dumps([before, after]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out) == [False, True]
 
 
 def test_the_read_view_takes_personal_yes_and_no_as_the_format_does(tmp_path: Path) -> None:

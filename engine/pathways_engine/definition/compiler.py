@@ -26,7 +26,7 @@ from pathways_engine.rules.expressions import Condition
 from pathways_engine.rules.expressions import compile_condition
 
 from .loader import Definition
-from .spec import TransitionSpec
+from .parts import TransitionSpec
 from .validate import enum_values
 from .validate import field_types
 from .validate import problems

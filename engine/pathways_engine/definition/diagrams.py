@@ -16,10 +16,10 @@ from pathways_engine.errors import MissingExtra
 from pathways_engine.rules.durations import parse_duration
 
 from .compiler import CompiledPathway
-from .spec import DeadlineSpec
-from .spec import HandoverSpec
-from .spec import Happening
-from .spec import PathwaySpec
+from .parts import DeadlineSpec
+from .parts import HandoverSpec
+from .parts import Happening
+from .parts import PathwaySpec
 
 FORMATS = ("mermaid", "dot", "svg")
 

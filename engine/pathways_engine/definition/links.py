@@ -15,8 +15,8 @@ from pathways_engine.errors import Problem
 from pathways_engine.errors import did_you_mean
 
 from .loader import Definition
-from .spec import FieldSpec
-from .spec import HandoverSpec
+from .parts import FieldSpec
+from .parts import HandoverSpec
 
 
 def link_problems(definitions: Sequence[Definition],

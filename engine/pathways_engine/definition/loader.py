@@ -17,16 +17,12 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 
-from .files import pydantic_problems
+from .parts import PathwaySpec
 from .rebuild import NotExact
 from .rebuild import rebuild
-from .spec import PathwaySpec
-from .spec import validating
 from .yamlsafe import Document
 from .yamlsafe import parse_file
 
@@ -75,12 +71,18 @@ def _hash(snapshot: str) -> str:
 
 def from_document(document: Document, templates: dict[str, str] | None = None) -> Definition:
     """Validate a parsed document against the model; raise DefinitionError with every problem."""
+    from pydantic import ValidationError  # here: a step from a snapshot never validates
+
+    from .files import pydantic_problems
+    from .spec import validating
+
     if not isinstance(document.data, dict):
         raise DefinitionError([Problem(document.path, 1, "a definition must be a YAML mapping")])
     try:
-        spec = validating().model_validate(document.data)
+        validated = validating().model_validate(document.data)
     except ValidationError as exc:
         raise DefinitionError(pydantic_problems(exc, document)) from None
+    spec = rebuild(PathwaySpec, validated.model_dump(by_alias=True))
     templates = templates or {}
     snap = snapshot_json(document.data, templates, document.path)
     return Definition(spec, document.path, document, templates, _hash(snap))

@@ -1,8 +1,10 @@
 """The definition format: frozen, behaviour-free models of a pathway file.
 
 This is the single source of both validation and `pathways schema` (the JSON Schema editors
-use). Cross-references between parts (a transition naming a state, a guard naming a field)
-are checked in `validate.py`, which can report them all at once with lines.
+use). What it validates runs as parts.py's plain objects, which a step builds without
+importing pydantic; tests check that the two declare the same fields. Cross-references
+between parts (a transition naming a state, a guard naming a field) are checked in
+`validate.py`, which can report them all at once with lines.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from pydantic import field_validator
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from pathways_engine.rules.calendars import CalendarRules
 from pathways_engine.rules.durations import parse_duration
 
 Lang = Literal["da", "nb", "sv", "en"]
@@ -127,17 +128,6 @@ class CalendarSpec(_Strict):
         "and nyårsafton - no need to list them).",
     )
 
-    def policy(self) -> str:
-        return self.closed_day or ("roll_forward" if self.roll_forward else "none")
-
-    def rules(self) -> CalendarRules:
-        policy = self.policy()
-        categories = tuple(self.holiday_categories)
-        if policy == "se_1930_173":  # the rule names its closed days itself
-            categories = tuple(sorted({*categories, "public", "de_facto"}))
-        return CalendarRules(tuple(self.extra_closed_days), categories,
-                             self.saturday_is_working_day,
-                             policy in ("roll_forward", "se_1930_173"), policy)
 
 
 class EscalationSpec(_Strict):
@@ -166,9 +156,6 @@ class Happening(_Strict):
             raise ValueError("name at least one event (events:) or state (enter:)")
         return self
 
-    def markers(self) -> str:
-        """How the deadline row records it (store: LIKE '%,event,%' closes it set-based)."""
-        return "," + ",".join([*self.events, *(f"enter:{s}" for s in self.enter)]) + ","
 
 
 class RepeatSpec(_Strict):
@@ -273,11 +260,6 @@ class DeadlineSpec(_Strict):
     def _window(cls, value: str | None) -> str | None:
         return None if value is None else _check_duration(value)
 
-    @property
-    def obligation(self) -> bool:
-        """Met by a happening, not by leaving its state."""
-        return self.met_by is not None
-
     @field_validator("reminders")
     @classmethod
     def _reminders(cls, value: list[str]) -> list[str]:
@@ -331,13 +313,6 @@ class TransitionSpec(_Strict):
                              "event that happens without leaving the state")
         return self
 
-    @property
-    def sources(self) -> tuple[str, ...]:
-        return (self.source,) if isinstance(self.source, str) else tuple(self.source)
-
-    def target_from(self, source: str) -> str:
-        """Where it leads from `source` (an internal transition stays there)."""
-        return source if self.target is None else self.target
 
 
 class StatutoryBasisSpec(_Strict):
@@ -392,9 +367,6 @@ class HandoverWhen(_Strict):
             raise ValueError("give exactly one of event, enter")
         return self
 
-    @property
-    def happening(self) -> str:
-        return self.event if self.event is not None else f"enter:{self.enter}"
 
 
 class HandoverReturn(_Strict):
@@ -478,20 +450,6 @@ class PathwaySpec(_Strict):
             raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Copenhagen)") from None
         return value
 
-    @property
-    def initial_state(self) -> str:
-        return next(name for name, s in self.states.items() if s.initial)
-
-    @property
-    def final_states(self) -> set[str]:
-        return {name for name, s in self.states.items() if s.final}
-
-    def all_deadlines(self) -> list[tuple[str | None, DeadlineSpec]]:
-        """(state or None for pathway-wide, deadline) pairs."""
-        pairs: list[tuple[str | None, DeadlineSpec]] = [(None, d) for d in self.deadlines]
-        for name, state in self.states.items():
-            pairs.extend((name, d) for d in state.deadlines)
-        return pairs
 
 
 _building = threading.Lock()

@@ -18,9 +18,9 @@ from pathways_engine.rules.expressions import ExpressionError
 from pathways_engine.rules.expressions import compile_condition
 
 from .loader import Definition
-from .spec import DeadlineSpec
-from .spec import HandoverSpec
-from .spec import Happening
+from .parts import DeadlineSpec
+from .parts import HandoverSpec
+from .parts import Happening
 
 
 def field_types(definition: Definition) -> dict[str, str]:

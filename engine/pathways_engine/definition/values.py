@@ -17,8 +17,8 @@ from pathways_engine.errors import FieldError
 from pathways_engine.errors import did_you_mean
 from pathways_engine.errors import shown
 
-from .spec import FieldSpec
-from .spec import PathwaySpec
+from .parts import FieldSpec
+from .parts import PathwaySpec
 
 _TRUE = {"true", "yes", "ja", "1"}
 _FALSE = {"false", "no", "nej", "nei", "0"}

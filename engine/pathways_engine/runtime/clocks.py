@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from pathways_engine.definition.spec import DeadlineSpec
+from pathways_engine.definition.parts import DeadlineSpec
 from pathways_engine.errors import InvalidArgument
 from pathways_engine.errors import NotAuthorized
 from pathways_engine.errors import did_you_mean

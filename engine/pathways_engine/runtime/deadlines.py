@@ -19,9 +19,9 @@ from collections.abc import Collection
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pathways_engine.definition.spec import DeadlineSpec
-from pathways_engine.definition.spec import PathwaySpec
-from pathways_engine.definition.spec import VariantSpec
+from pathways_engine.definition.parts import DeadlineSpec
+from pathways_engine.definition.parts import PathwaySpec
+from pathways_engine.definition.parts import VariantSpec
 from pathways_engine.errors import FieldError
 from pathways_engine.rules.calendars import END_OF_DAY
 from pathways_engine.rules.calendars import WorkCalendar
@@ -85,7 +85,7 @@ def rule_of(spec: PathwaySpec, deadline: DeadlineSpec, variant: int | None = Non
                            "effective_from": chosen.effective_from,
                            "effective_until": chosen.effective_until}
     if deadline.met_by:
-        rule["met_by"] = deadline.met_by.model_dump(exclude_defaults=True)
+        rule["met_by"] = deadline.met_by.changed()
     if deadline.not_before:
         rule["not_before"] = deadline.not_before
     if deadline.repeat:

@@ -18,7 +18,7 @@ import datetime as dt
 from typing import Any
 
 from pathways_engine.definition.compiler import compile_definition
-from pathways_engine.definition.spec import HandoverSpec
+from pathways_engine.definition.parts import HandoverSpec
 from pathways_engine.definition.values import check_values
 from pathways_engine.errors import InvalidArgument
 from pathways_engine.errors import PathwaysError
