@@ -19,44 +19,44 @@ RELIABILITY.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from typing import Annotated
-from typing import Literal
+from typing import Any
 
-from pathways_engine.areas import AREA_PATTERN
-from pathways_engine.definition.files import load_model
+from pathways_engine import areas as area_rules
+from pathways_engine.definition import files
+from pathways_engine.definition.files import load_checked
 from pathways_engine.definition.files import roles_by_line
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import NotAuthorized
 from pathways_engine.errors import Problem
 from pathways_engine.errors import did_you_mean
-from pydantic import BaseModel
-from pydantic import ConfigDict
-from pydantic import Field
-from pydantic import StringConstraints
 
 if TYPE_CHECKING:
     from pathways_notifications.parties import Parties
 
-ACTOR_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$"
 
+@dataclass(frozen=True)
+class Actor:
+    """One entry of the file, as actors_file.Actor validated it (tests check they agree)."""
 
-class Actor(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    id: str = Field(pattern=ACTOR_ID)
-    name: str = Field(min_length=1)
+    id: str
+    name: str
+    roles: list[str]
     organisation: str | None = None
-    roles: list[str] = Field(min_length=1)
-    areas: list[Annotated[str, StringConstraints(pattern=AREA_PATTERN)]] | None = None
-    may: list[Literal["correct", "undo", "withdraw"]] = Field(
-        default_factory=list, description="Acts beyond the pathway's own steps this actor may "
-        "do: correct entered fields, undo a step, withdraw a pathway.")
+    areas: list[str] | None = None
+    may: list[str] = field(default_factory=list)
 
 
-class ActorsFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    actors: list[Actor]
+def _format() -> type[Any]:
+    from .actors_file import ActorsFile
+
+    return ActorsFile
+
+
+# the modules whose checks a kept pass stands for (files.load_checked)
+RULES = (str(Path(__file__).with_name("actors_file.py")), area_rules.__file__, files.__file__)
 
 
 @dataclass(frozen=True)
@@ -124,19 +124,20 @@ class Actors:
 
 
 def load_actors(path: Path, parties: Parties | None = None) -> Actors:
-    parsed, document = load_model(path, ActorsFile)
+    document = load_checked(path, _format, RULES)
+    actors = [Actor(**entry) for entry in document.data["actors"]]
     problems, seen = [], set()
-    for i, actor in enumerate(parsed.actors):
+    for i, actor in enumerate(actors):
         if actor.id in seen:
             problems.append(Problem(document.path, document.line_of(("actors", i, "id")),
                                     f"actor {actor.id!r} is listed twice"))
         seen.add(actor.id)
     if problems:
         raise DefinitionError(problems)
-    return Actors(document.path, {a.id: a for a in parsed.actors},
-                  roles_by_line(document, "actors", parsed.actors),
-                  {a.id: document.line_of(("actors", i)) for i, a in enumerate(parsed.actors)},
-                  {a.id: _scope(a, parties) for a in parsed.actors})
+    return Actors(document.path, {a.id: a for a in actors},
+                  roles_by_line(document, "actors", actors),
+                  {a.id: document.line_of(("actors", i)) for i, a in enumerate(actors)},
+                  {a.id: _scope(a, parties) for a in actors})
 
 
 def _scope(actor: Actor, parties: Parties | None) -> frozenset[str] | None:

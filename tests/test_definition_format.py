@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pathways_engine.definition import parts
+from pathways_engine.definition import spec
 from pathways_engine.definition.loader import from_snapshot
 from pathways_engine.definition.loader import load_path
 from pathways_engine.definition.loader import snapshot_json
@@ -20,8 +22,6 @@ from pathways_engine.definition.rebuild import NotExact
 from pathways_engine.definition.rebuild import rebuild
 from pathways_engine.definition.registry import Registry
 from pathways_engine.definition.registry import load_all
-from pathways_engine.definition import parts
-from pathways_engine.definition import spec
 from pathways_engine.definition.yamlsafe import parse_text
 from pathways_engine.errors import DefinitionError
 from pydantic import BaseModel

@@ -18,49 +18,41 @@ the first party for the role without `areas` (the deployment's default).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
-from typing import Annotated
-from typing import Literal
+from typing import Any
 
-from pathways_engine.areas import AREA_PATTERN
-from pathways_engine.definition.files import load_model
+from pathways_engine import areas as area_rules
+from pathways_engine.definition import files
+from pathways_engine.definition.files import load_checked
 from pathways_engine.definition.files import roles_by_line
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 from pathways_engine.errors import did_you_mean
-from pydantic import BaseModel
-from pydantic import ConfigDict
-from pydantic import Field
-from pydantic import StringConstraints
-from pydantic import field_validator
-
-_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
-class Party(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    id: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,127}$")
-    roles: list[str] = Field(min_length=1)
-    name: str = Field(min_length=1)
+@dataclass(frozen=True)
+class Party:
+    """One entry of the file, as parties_file.Party validated it (tests check they agree)."""
+
+    id: str
+    roles: list[str]
+    name: str
     email: str | None = None
-    channel: Literal["email", "file", "console"] = "email"
-    language: Literal["da", "nb", "sv", "en"] = "en"
-    areas: list[Annotated[str, StringConstraints(pattern=AREA_PATTERN)]] = []
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value):
-            raise ValueError(f"{value!r} is not a valid email address")
-        return value
+    channel: str = "email"
+    language: str = "en"
+    areas: list[str] = field(default_factory=list)
 
 
-class PartiesFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    areas: list[Annotated[str, StringConstraints(pattern=AREA_PATTERN)]] = []
-    parties: list[Party]
+def _format() -> type[Any]:
+    from .parties_file import PartiesFile
+
+    return PartiesFile
+
+
+# the modules whose checks a kept pass stands for (files.load_checked)
+RULES = (str(Path(__file__).with_name("parties_file.py")), area_rules.__file__, files.__file__)
 
 
 @dataclass(frozen=True)
@@ -86,22 +78,23 @@ class Parties:
 
 
 def load_parties(path: Path) -> Parties:
-    parsed, document = load_model(path, PartiesFile)
+    document = load_checked(path, _format, RULES)
+    declared: list[str] = document.data.get("areas", [])
+    parties = [Party(**entry) for entry in document.data["parties"]]
     problems = []
-    for i, party in enumerate(parsed.parties):
+    for i, party in enumerate(parties):
         if party.channel == "email" and not party.email:
             problems.append(Problem(document.path, document.line_of(("parties", i)),
                                     f"party {party.id!r} has channel email but no email address"))
         for j, area in enumerate(party.areas):
-            if parsed.areas and area not in parsed.areas:
+            if declared and area not in declared:
                 problems.append(Problem(document.path, document.line_of(("parties", i, "areas", j)),
                                         f"party {party.id!r}: area {area!r} is not in `areas:`"
-                                        f"{did_you_mean(area, parsed.areas)}"))
+                                        f"{did_you_mean(area, declared)}"))
     if problems:
         raise DefinitionError(problems)
-    return Parties(document.path, {p.id: p for p in parsed.parties},
-                   roles_by_line(document, "parties", parsed.parties),
-                   frozenset(parsed.areas))
+    return Parties(document.path, {p.id: p for p in parties},
+                   roles_by_line(document, "parties", parties), frozenset(declared))
 
 
 def unknown_role_problems(parties: Parties, known_roles: set[str]) -> list[Problem]:

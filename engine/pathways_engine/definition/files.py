@@ -1,20 +1,24 @@
-"""Deployment YAML files (parties, actors, the deployment file, scenarios) -> pydantic models,
-every problem with its file and line.
+"""Deployment YAML files (parties, actors, the deployment file, scenarios) checked against
+pydantic models, every problem with its file and line.
 
 Apart from loader.py so that reading such a file does not import the definition format's
-models (spec.py): building those costs a read command about 50 ms of start-up it does not
-need (`python -X importtime -m pathways list`).
+models (spec.py). pydantic itself is imported only to validate: `load_checked` skips that
+for content that passed before, so `pathways advance`, which reads the actors and parties
+files every time, starts without it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
-from pydantic import BaseModel
-from pydantic import ValidationError
-
+from pathways_engine import cachedir
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 
@@ -22,7 +26,12 @@ from .yamlsafe import Document
 from .yamlsafe import Loc
 from .yamlsafe import parse_file
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from pydantic import ValidationError
+
+M = TypeVar("M", bound="BaseModel")
+PASS_FORMAT = b"pathways deployment file pass 1\0"
 
 
 def pydantic_problems(error: ValidationError, document: Document) -> list[Problem]:
@@ -44,10 +53,55 @@ def pydantic_problems(error: ValidationError, document: Document) -> list[Proble
 def load_model(path: Path, model: type[M]) -> tuple[M, Document]:
     """Parse a deployment YAML file (parties, actors) into `model`; problems carry lines."""
     document = parse_file(path)
+    return validated(document, model), document
+
+
+def validated(document: Document, model: type[M]) -> M:
+    from pydantic import ValidationError
+
     try:
-        return model.model_validate(document.data), document
+        return model.model_validate(document.data)
     except ValidationError as exc:
         raise DefinitionError(pydantic_problems(exc, document)) from None
+
+
+def load_checked(path: Path, model: Callable[[], type[BaseModel]],
+                 rules: tuple[str, ...]) -> Document:
+    """A deployment file, parsed and validated against `model()` unless this very content
+    passed these very rules before.
+
+    Why: importing pydantic and declaring the models cost a command about 60 ms of its start.
+    A pass is an empty file in the cache folder (cachedir.py) named by a digest of the parsed
+    content and of the source files in `rules` (the modules that declare the checks), so
+    changed content or changed rules are validated again. A pass holds no content: callers
+    build their objects from the document as read whether it was validated now or before, so
+    a pass can only ever stand for the content it was made for."""
+    document = parse_file(path)
+    name = _pass_name(document, rules)
+    where = cachedir.folder()
+    if name is not None and where is not None and cachedir.private(where, want_dir=True) \
+            and cachedir.private(where / name, want_dir=False):
+        return document
+    validated(document, model())
+    kept = cachedir.writable() if name is not None else None
+    if kept is not None and name is not None:
+        try:
+            os.close(os.open(kept / name, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError:
+            pass  # no pass kept: the next command validates again
+    return document
+
+
+def _pass_name(document: Document, rules: tuple[str, ...]) -> str | None:
+    digest = hashlib.sha256(PASS_FORMAT)
+    try:
+        for rule in rules:
+            digest.update(Path(rule).read_bytes())
+            digest.update(b"\0")
+    except OSError:  # rules that cannot be read (a zipped install): validate every time
+        return None
+    digest.update(json.dumps(document.data, sort_keys=True, ensure_ascii=False).encode())
+    return f"pass-{digest.hexdigest()[:40]}"
 
 
 def roles_by_line(document: Document, items: str, entries: list[Any]) -> dict[str, int]:

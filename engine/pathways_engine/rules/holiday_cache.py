@@ -14,8 +14,7 @@ Why the file can be trusted with legal deadlines:
 - the folder must belong to this user and be writable by nobody else, as must the file.
 Anything else and the dates are computed as if there were no cache, and the file rewritten.
 
-`PATHWAYS_CACHE_DIR` sets the folder (empty turns the cache off); the default is
-`$XDG_CACHE_HOME/pathways`, else `~/.cache/pathways`.
+The folder and its checks are cachedir.py's.
 """
 
 from __future__ import annotations
@@ -24,28 +23,16 @@ import datetime as dt
 import hashlib
 import json
 import os
-import stat
 import tempfile
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 
+from pathways_engine.cachedir import folder
+from pathways_engine.cachedir import private
+
 FORMAT = 1
 Key = tuple[str, int, tuple[str, ...]]
-
-
-def folder() -> Path | None:
-    """The cache folder the environment asks for, or None when caching is off."""
-    configured = os.environ.get("PATHWAYS_CACHE_DIR")
-    if configured is not None:
-        return Path(configured) if configured.strip() else None
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        try:
-            base = str(Path.home() / ".cache")
-        except RuntimeError:  # no home directory (a service user without one): no cache
-            return None
-    return Path(base) / "pathways"
 
 
 @cache
@@ -62,19 +49,6 @@ def fingerprint(package: str = "holidays") -> str | None:
         return hashlib.sha256(records[0].read_bytes()).hexdigest()[:20]
     except OSError:
         return None
-
-
-def _private(path: Path, want_dir: bool) -> bool:
-    """Owned by this user and writable by nobody else (where the platform has owners)."""
-    try:
-        info = path.lstat()
-    except OSError:
-        return False
-    if want_dir != stat.S_ISDIR(info.st_mode) or stat.S_ISLNK(info.st_mode):
-        return False
-    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-        return False
-    return not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _entry_name(key: Key) -> str:
@@ -107,7 +81,7 @@ class HolidayFile:
 
     def _read(self) -> dict[str, object]:
         """The file's well-formed entries; nothing from a file that fails a check."""
-        if not _private(self.where, want_dir=True) or not _private(self.path, want_dir=False):
+        if not private(self.where, want_dir=True) or not private(self.path, want_dir=False):
             return {}
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -133,7 +107,7 @@ class HolidayFile:
         self._known = entries
         try:
             self.where.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not _private(self.where, want_dir=True):
+            if not private(self.where, want_dir=True):
                 return
             handle, temporary = tempfile.mkstemp(dir=self.where, prefix=".holidays-")
             try:
