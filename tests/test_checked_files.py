@@ -146,3 +146,21 @@ def test_pathways_advance_imports_no_pydantic_once_its_files_passed(tmp_path: Pa
         assert "-> ppr_assessment" in out, out
         imported.append(out.strip().splitlines()[-1])
     assert imported == ["True", "False"]
+
+
+def test_a_pass_stands_for_one_content_under_one_set_of_rules(tmp_path: Path) -> None:
+    from pathways_engine.definition.files import _pass_name
+    from pathways_engine.definition.yamlsafe import parse_text
+
+    rule = tmp_path / "rules.py"
+    rule.write_text("PATTERN = 'a'\n", encoding="utf-8")
+    document = parse_text(ACTORS_TEXT, "actors.yaml")
+    first = _pass_name(document, (str(rule),))
+    assert first is not None
+    assert first == _pass_name(document, (str(rule),))
+    assert _pass_name(parse_text(ACTORS_TEXT + "# a comment\n", "x.yaml"), (str(rule),)) == first
+    assert _pass_name(parse_text(ACTORS_TEXT.replace("Anne", "Ann"), "a.yaml"),
+                      (str(rule),)) != first
+    rule.write_text("PATTERN = 'b'\n", encoding="utf-8")
+    assert _pass_name(document, (str(rule),)) != first
+    assert _pass_name(document, (str(tmp_path / "missing.py"),)) is None  # no pass at all

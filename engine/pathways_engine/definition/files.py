@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -72,10 +73,10 @@ def load_checked(path: Path, model: Callable[[], type[BaseModel]],
 
     Why: importing pydantic and declaring the models cost a command about 60 ms of its start.
     A pass is an empty file in the cache folder (cachedir.py) named by a digest of the parsed
-    content and of the source files in `rules` (the modules that declare the checks), so
-    changed content or changed rules are validated again. A pass holds no content: callers
-    build their objects from the document as read whether it was validated now or before, so
-    a pass can only ever stand for the content it was made for."""
+    content, of the source files in `rules` (the modules that declare the checks) and of
+    pydantic's version, so changed content or changed rules are validated again. A pass holds
+    no content: callers build their objects from the document as read whether it was
+    validated now or before, so a pass can only ever stand for the content it was made for."""
     document = parse_file(path)
     name = _pass_name(document, rules)
     where = cachedir.folder()
@@ -93,9 +94,12 @@ def load_checked(path: Path, model: Callable[[], type[BaseModel]],
 
 
 def _pass_name(document: Document, rules: tuple[str, ...]) -> str | None:
+    found = find_spec("pydantic")  # found, not imported: its version is part of the rules
+    if found is None or found.origin is None:
+        return None
     digest = hashlib.sha256(PASS_FORMAT)
     try:
-        for rule in rules:
+        for rule in (*rules, str(Path(found.origin).with_name("version.py"))):
             digest.update(Path(rule).read_bytes())
             digest.update(b"\0")
     except OSError:  # rules that cannot be read (a zipped install): validate every time
