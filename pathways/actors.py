@@ -28,6 +28,7 @@ from pathways_engine import areas as area_rules
 from pathways_engine.definition import files
 from pathways_engine.definition.files import load_checked
 from pathways_engine.definition.files import roles_by_line
+from pathways_engine.definition.yamlsafe import Document
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import NotAuthorized
 from pathways_engine.errors import Problem
@@ -47,6 +48,10 @@ class Actor:
     organisation: str | None = None
     areas: list[str] | None = None
     may: list[str] = field(default_factory=list)
+
+
+def _entries(document: Document) -> list[Actor]:
+    return [Actor(**entry) for entry in document.data["actors"]]
 
 
 def _format() -> type[Any]:
@@ -124,8 +129,7 @@ class Actors:
 
 
 def load_actors(path: Path, parties: Parties | None = None) -> Actors:
-    document = load_checked(path, _format, RULES)
-    actors = [Actor(**entry) for entry in document.data["actors"]]
+    actors, document = load_checked(path, _format, RULES, _entries)
     problems, seen = [], set()
     for i, actor in enumerate(actors):
         if actor.id in seen:

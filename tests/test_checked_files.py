@@ -164,3 +164,23 @@ def test_a_pass_stands_for_one_content_under_one_set_of_rules(tmp_path: Path) ->
     rule.write_text("PATTERN = 'b'\n", encoding="utf-8")
     assert _pass_name(document, (str(rule),)) != first
     assert _pass_name(document, (str(tmp_path / "missing.py"),)) is None  # no pass at all
+
+
+def test_a_forged_pass_for_content_validation_refuses_still_gets_its_problem(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder is this user's to write: a pass made by hand for a bad file is no way past
+    the check (and no traceback)."""
+    from pathways_engine.definition.files import _pass_name
+    from pathways_engine.definition.yamlsafe import parse_file
+
+    path = tmp_path / "actors.yaml"
+    path.write_text(ACTORS_TEXT.replace("roles: [ppr]}", "roles: [ppr], colour: red}"),
+                    encoding="utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    monkeypatch.setenv("PATHWAYS_CACHE_DIR", str(cache))
+    forged = cache / str(_pass_name(parse_file(path), actors.RULES))
+    forged.touch(mode=0o600)
+    with pytest.raises(DefinitionError) as caught:
+        actors.load_actors(path)
+    assert str(caught.value).startswith(f"{path}:2: actors.0.colour"), str(caught.value)

@@ -27,6 +27,7 @@ from pathways_engine import areas as area_rules
 from pathways_engine.definition import files
 from pathways_engine.definition.files import load_checked
 from pathways_engine.definition.files import roles_by_line
+from pathways_engine.definition.yamlsafe import Document
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import Problem
 from pathways_engine.errors import did_you_mean
@@ -43,6 +44,13 @@ class Party:
     channel: str = "email"
     language: str = "en"
     areas: list[str] = field(default_factory=list)
+
+
+def _entries(document: Document) -> tuple[list[str], list[Party]]:
+    areas = document.data.get("areas", [])
+    if not isinstance(areas, list):
+        raise TypeError("areas")
+    return list(areas), [Party(**entry) for entry in document.data["parties"]]
 
 
 def _format() -> type[Any]:
@@ -78,9 +86,7 @@ class Parties:
 
 
 def load_parties(path: Path) -> Parties:
-    document = load_checked(path, _format, RULES)
-    declared: list[str] = document.data.get("areas", [])
-    parties = [Party(**entry) for entry in document.data["parties"]]
+    (declared, parties), document = load_checked(path, _format, RULES, _entries)
     problems = []
     for i, party in enumerate(parties):
         if party.channel == "email" and not party.email:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 M = TypeVar("M", bound="BaseModel")
+T = TypeVar("T")
 PASS_FORMAT = b"pathways deployment file pass 1\0"
 
 
@@ -66,23 +67,28 @@ def validated(document: Document, model: type[M]) -> M:
         raise DefinitionError(pydantic_problems(exc, document)) from None
 
 
-def load_checked(path: Path, model: Callable[[], type[BaseModel]],
-                 rules: tuple[str, ...]) -> Document:
-    """A deployment file, parsed and validated against `model()` unless this very content
-    passed these very rules before.
+def load_checked(path: Path, model: Callable[[], type[BaseModel]], rules: tuple[str, ...],
+                 build: Callable[[Document], T]) -> tuple[T, Document]:
+    """A deployment file, parsed, validated against `model()` unless this very content passed
+    these very rules before, and built into the caller's objects by `build`.
 
     Why: importing pydantic and declaring the models cost a command about 60 ms of its start.
     A pass is an empty file in the cache folder (cachedir.py) named by a digest of the parsed
     content, of the source files in `rules` (the modules that declare the checks) and of
     pydantic's version, so changed content or changed rules are validated again. A pass holds
-    no content: callers build their objects from the document as read whether it was
-    validated now or before, so a pass can only ever stand for the content it was made for."""
+    no content: `build` reads the document as parsed whether it was validated now or before,
+    so a pass can only ever stand for the content it was made for. Should a pass ever stand
+    for content `build` cannot read (the folder is this user's to write), the content is
+    validated, and its problems reported with their lines, as without a pass."""
     document = parse_file(path)
     name = _pass_name(document, rules)
     where = cachedir.folder()
     if name is not None and where is not None and cachedir.private(where, want_dir=True) \
             and cachedir.private(where / name, want_dir=False):
-        return document
+        try:
+            return build(document), document
+        except (KeyError, TypeError, AttributeError, ValueError):
+            pass  # not what validation lets through: validate, below
     validated(document, model())
     kept = cachedir.writable() if name is not None else None
     if kept is not None and name is not None:
@@ -90,7 +96,7 @@ def load_checked(path: Path, model: Callable[[], type[BaseModel]],
             os.close(os.open(kept / name, os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError:
             pass  # no pass kept: the next command validates again
-    return document
+    return build(document), document
 
 
 def _pass_name(document: Document, rules: tuple[str, ...]) -> str | None:
