@@ -253,3 +253,40 @@ def test_due_wake_ups_are_found_by_index_not_by_reading_every_pending_deadline(
                 f"EXPLAIN QUERY PLAN {statement}", params))
             assert "ix_deadlines_status_next_fire_at" in plan, (statement, plan)
             assert "TEMP B-TREE" not in plan, (statement, plan)
+
+
+def test_a_sweep_batch_runs_with_the_collector_paused_and_restores_it(
+        engine: PathwayEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runtime/gcpause.py: off while a batch fires, on again after it, a failed one too."""
+    import gc
+
+    from pathways_engine.runtime import sweep
+
+    populate(engine, 2)
+    seen: list[bool] = []
+    fire = sweep._fire
+
+    def watched(*args: Any) -> None:
+        seen.append(gc.isenabled())
+        fire(*args)
+
+    monkeypatch.setattr(sweep, "_fire", watched)
+    assert gc.isenabled()
+    assert tick(engine, START + dt.timedelta(days=9)).total == 2
+    assert seen == [False, False]
+    assert gc.isenabled()
+
+    def failing(*args: Any) -> None:
+        raise RuntimeError("the batch fails")
+
+    monkeypatch.setattr(sweep, "_fire", failing)
+    with pytest.raises(RuntimeError):
+        tick(engine, WEEK_LATER)
+    assert gc.isenabled()
+    gc.disable()  # a process that turned it off itself keeps it off
+    try:
+        monkeypatch.setattr(sweep, "_fire", fire)
+        assert tick(engine, WEEK_LATER).total > 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -24,6 +24,7 @@ from pathways_engine.errors import PathwaysError
 from pathways_engine.store import reads
 from pathways_engine.store.rows import DeadlineRow
 
+from . import gcpause
 from .engine import PathwayEngine
 from .step import SYSTEM_ACTOR
 from .step import SYSTEM_ROLE
@@ -93,7 +94,7 @@ def tick(engine: PathwayEngine, now: dt.datetime, *, batch_size: int = DEFAULT_B
     busy: set[str] = set()  # held by another sweep or step now: theirs to finish
     while max_batches is None or summary.batches < max_batches:
         before = summary.total
-        with engine.batch() as batch:
+        with gcpause.paused(), engine.batch() as batch:
             due = reads.due_instances(batch.connection, now, batch_size, exclude=busy)
             held = batch.load(due, skip_locked=True, with_deadlines=True)
             busy.update(set(due) - set(held))
