@@ -287,6 +287,21 @@ def test_a_definition_runs_as_parts_equal_to_what_validation_builds(definition: 
     assert again.content_hash == definition.content_hash
 
 
+@pytest.mark.parametrize("definition", load_all([DEFINITIONS])[0], ids=lambda d: d.spec.id)
+def test_a_part_dumps_what_differs_from_its_defaults_as_pydantic_does(definition: Any) -> None:
+    """What a deadline's stored rule records of it (runtime/deadlines.py)."""
+    validated = spec.PathwaySpec.model_validate(definition.document.data)
+    assert definition.spec.changed() == validated.model_dump(exclude_defaults=True)
+    for (_, part), (_, model) in zip(definition.spec.all_deadlines(),
+                                     _all_deadlines(validated), strict=True):
+        assert part.changed() == model.model_dump(exclude_defaults=True)
+
+
+def _all_deadlines(validated: Any) -> list[tuple[str | None, Any]]:
+    return [(None, d) for d in validated.deadlines] + [
+        (name, d) for name, state in validated.states.items() for d in state.deadlines]
+
+
 def _shape(annotation: Any) -> str:
     """An annotation without its constraints, models and parts by name: what a value is."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)

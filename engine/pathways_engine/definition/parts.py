@@ -91,8 +91,18 @@ class Part:
         for name in self._fields:
             value = getattr(self, name)
             if name not in self._defaults or value != _made(self._defaults[name]):
-                found[name] = value.changed() if isinstance(value, Part) else value
+                found[name] = _dumped(value)
         return found
+
+
+def _dumped(value: Any) -> Any:
+    if isinstance(value, Part):
+        return value.changed()
+    if isinstance(value, list):
+        return [_dumped(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _dumped(item) for key, item in value.items()}
+    return value
 
 
 def _made(default: Any) -> Any:
