@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import fields
-from dataclasses import replace
+from operator import attrgetter
 from typing import Any
 from typing import Protocol
 
@@ -35,13 +35,17 @@ class InstanceRow:
     handover: str | None = None
 
     def copy(self) -> InstanceRow:
-        return replace(self, data=dict(self.data))
+        # positional, through one attrgetter: dataclasses.replace costs a sweep ~5 % (bench/)
+        copied = InstanceRow(*_INSTANCE_VALUES(self))
+        copied.data = dict(self.data)
+        return copied
 
     def values(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return dict(zip(INSTANCE_COLUMNS, _INSTANCE_VALUES(self), strict=True))
 
 
 INSTANCE_COLUMNS = tuple(f.name for f in fields(InstanceRow))
+_INSTANCE_VALUES = attrgetter(*INSTANCE_COLUMNS)
 
 
 class Head(Protocol):
