@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy import bindparam
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
@@ -30,16 +31,21 @@ def create(connection: Connection, actor: str, note: str | None, now: dt.datetim
     return int(row.scalar_one()), token
 
 
+# built once: every API step checks its token, and a statement made anew per call is walked
+# for its cache key every time (as store/writes.py's)
+_LIVE = select(api_tokens.c.id, api_tokens.c.actor, api_tokens.c.last_used_at).where(
+    api_tokens.c.digest == bindparam("b_digest"), api_tokens.c.revoked_at.is_(None))
+_TOUCH = (update(api_tokens).where(api_tokens.c.id == bindparam("b_id"))
+          .values(last_used_at=bindparam("b_now")))
+
+
 def live(connection: Connection, token: str) -> Any:
     """The live (unrevoked) token row for `token`: id, actor, last_used_at; or None."""
-    return connection.execute(select(api_tokens.c.id, api_tokens.c.actor,
-                                     api_tokens.c.last_used_at).where(
-        api_tokens.c.digest == digest(token), api_tokens.c.revoked_at.is_(None))).first()
+    return connection.execute(_LIVE, {"b_digest": digest(token)}).first()
 
 
 def touch(connection: Connection, token_id: int, now: dt.datetime) -> None:
-    connection.execute(update(api_tokens).where(api_tokens.c.id == token_id)
-                       .values(last_used_at=now))
+    connection.execute(_TOUCH, {"b_id": token_id, "b_now": now})
 
 
 def revoke(connection: Connection, token_id: int, now: dt.datetime) -> bool:
