@@ -3,7 +3,8 @@
 - advance throughput: the same step (triage_to_ppr) through `POST /api/instances/{id}/events`
   on a real uvicorn server on 127.0.0.1, one request after another on one keep-alive
   connection (http.client: the figure is the server's, not a client library's), against
-  `App.engine.advance` in this process (goal: at least 0.5x the library);
+  `App.engine.advance` in this process (goal: at least 0.5x the library); once as served
+  by default and once with `--pin-cpu` (the server's threads on one core, the client not);
 - `show` latency under 20 concurrent clients: the 99th percentile of `GET /api/instances/{id}`,
   against the same read through the library, one at a time, in this process;
 - what leaving the event loop costs: the same library advance called from a uvloop event
@@ -32,7 +33,7 @@ from .common import start_children
 WARM = 20
 
 
-def _serve(url: str, workers: int = 1) -> tuple[str, subprocess.Popen[bytes]]:
+def _serve(url: str, workers: int = 1, *extra: str) -> tuple[str, subprocess.Popen[bytes]]:
     """`pathways serve` in its own process, as a deployment runs it (the client here must not
     share the server's interpreter lock)."""
     import httpx
@@ -42,7 +43,8 @@ def _serve(url: str, workers: int = 1) -> tuple[str, subprocess.Popen[bytes]]:
         port = probe.getsockname()[1]
     env = {**os.environ, "PATHWAYS_ACTORS": str(DEFINITIONS / "actors.yaml")}
     process = subprocess.Popen([sys.executable, "-m", "pathways", "--db", url, "serve",
-                                "--port", str(port), "--workers", str(workers)], env=env,
+                                "--port", str(port), "--workers", str(workers), *extra],
+                               env=env,
                                cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -65,7 +67,7 @@ def run(scale: str) -> list[Figure]:
     reads = 400 if scale == "quick" else 4000
     with sqlite_url() as url:
         seeding = make_engine(url)
-        ids = start_children(seeding, 3 * steps + 2 * WARM)
+        ids = start_children(seeding, 4 * steps + 3 * WARM)
         with seeding.db.writing() as connection:
             _, secret = tokens.create(connection, "ppr.anne", "bench", seeding.clock.now())
         seeding.db.dispose()
@@ -76,17 +78,19 @@ def run(scale: str) -> list[Figure]:
         app = App(Settings.resolve(url, (DEFINITIONS,), DEFINITIONS / "parties.yaml",
                                    DEFINITIONS / "actors.yaml"))
         engine = app.engine
-        warm, ids = ids[:2 * WARM], ids[2 * WARM:]
+        warm, ids = ids[:3 * WARM], ids[3 * WARM:]
         for instance in warm[:WARM]:  # caches, compiled definitions, prepared statements
             engine.advance(instance, "triage_to_ppr", actor="ppr.anne", role="ppr")
         began = time.perf_counter()
         for instance in ids[:steps]:
             engine.advance(instance, "triage_to_ppr", actor="ppr.anne", role="ppr")
         library_rate = steps / (time.perf_counter() - began)
-        hop_rate = steps / _through_a_thread(engine, ids[2 * steps:])
+        hop_rate = steps / _through_a_thread(engine, ids[2 * steps:3 * steps])
+        pinned_rate = _api_rate(url, secret, warm[2 * WARM:], ids[3 * steps:],
+                                "--pin-cpu", str(max(os.sched_getaffinity(0))))
         base, process = _serve(url)
         auth = {"Authorization": f"Bearer {secret}"}
-        for instance in warm[WARM:]:
+        for instance in warm[WARM:2 * WARM]:
             httpx.post(f"{base}/api/instances/{instance}/events", headers=auth,
                        json={"event": "triage_to_ppr", "role": "ppr"}).raise_for_status()
         api_rate = steps / _advance_seconds(base, secret, ids[steps:2 * steps])
@@ -117,10 +121,24 @@ def run(scale: str) -> list[Figure]:
                two[int(len(two) * 0.99) - 1] * 1000, "ms", "library show, one at a time (p99)",
                alone[int(len(alone) * 0.99) - 1] * 1000, "", None,
                f"median {statistics.median(two) * 1000:.1f} ms"),
+        Figure("http", "API advance, one client, serve --pin-cpu",
+               pinned_rate, "steps/s", "App.engine.advance in process, same database",
+               library_rate, ">= 0.5 x baseline", pinned_rate >= 0.5 * library_rate),
         Figure("http", "library advance through one worker-thread hop (anyio, uvloop)",
                hop_rate, "steps/s", "App.engine.advance in process, same database",
                library_rate, "", None, "what the API's thread hop alone leaves of the library"),
     ]
+
+
+def _api_rate(url: str, secret: str, warm: list[str], ids: list[str], *extra: str) -> float:
+    """Steps per second over HTTP from a server started with `extra` options, warmed first."""
+    base, process = _serve(url, 1, *extra)
+    try:
+        _advance_seconds(base, secret, warm)
+        return len(ids) / _advance_seconds(base, secret, ids)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def _through_a_thread(engine: Any, ids: list[str]) -> float:

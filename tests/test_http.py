@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 from pathways_engine.store import tokens
 from web_support import Server
 
@@ -225,9 +229,11 @@ def test_health_metrics_and_openapi(server: Server) -> None:
         assert json.dumps(spec).count("Idempotency-Key") >= 2
 
 
-def test_serve_with_several_workers_answers_from_every_process(tmp_path: Any) -> None:
-    """`pathways serve --workers 2` in its own process: the workers build their App from the
-    settings `serve` was given (database, definitions, parties, actors)."""
+@contextmanager
+def served(tmp_path: Any, *options: str) -> Iterator[tuple[str, dict[str, str], Any]]:
+    """`pathways serve OPTIONS` in its own process on a fresh database: (base URL, the
+    Authorization header of a token of dr.a, the process). On leaving, SIGTERM, and the
+    server must not have printed a traceback."""
     import os
     import signal
     import socket
@@ -240,7 +246,7 @@ def test_serve_with_several_workers_answers_from_every_process(tmp_path: Any) ->
     from support import DEFINITIONS
     from support import ROOT
 
-    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    url = f"sqlite:///{tmp_path / 'served.db'}"
     database = Database(url)
     with database.writing() as connection:
         _, secret = tokens.create(connection, "dr.a", "test", dt.datetime.now(dt.UTC))
@@ -252,7 +258,7 @@ def test_serve_with_several_workers_answers_from_every_process(tmp_path: Any) ->
     process = subprocess.Popen(
         [sys.executable, "-m", "pathways", "--db", url, "--definitions", str(DEFINITIONS),
          "--parties", str(DEFINITIONS / "parties.yaml"), "--actors", str(ACTORS), "serve",
-         "--port", str(port), "--workers", "2"], cwd=ROOT, env=env,
+         "--port", str(port), *options], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -262,15 +268,63 @@ def test_serve_with_several_workers_answers_from_every_process(tmp_path: Any) ->
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        auth = {"Authorization": f"Bearer {secret}"}
-        with httpx.Client(base_url=base, headers=auth, timeout=30) as http:
-            ids = [started(http, auth, subject=f"W-{n}") for n in range(6)]
-            assert len(set(ids)) == 6
-            assert {r["id"] for r in http.get("/api/instances").json()} == set(ids)
+        yield base, {"Authorization": f"Bearer {secret}"}, process
     finally:
         process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=60)
     assert b"Traceback" not in errors, errors.decode()
+
+
+def test_serve_with_several_workers_answers_from_every_process(tmp_path: Any) -> None:
+    """`pathways serve --workers 2` in its own process: the workers build their App from the
+    settings `serve` was given (database, definitions, parties, actors)."""
+    with served(tmp_path, "--workers", "2") as (base, auth, _), \
+            httpx.Client(base_url=base, headers=auth, timeout=30) as http:
+        ids = [started(http, auth, subject=f"W-{n}") for n in range(6)]
+        assert len(set(ids)) == 6
+        assert {r["id"] for r in http.get("/api/instances").json()} == set(ids)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins on Linux only")
+def test_serve_pin_cpu_runs_every_thread_of_the_server_on_that_cpu(tmp_path: Any) -> None:
+    """Its event loop, its worker threads (started per request, after the pin) and its
+    answers: all on the one CPU given."""
+    from pathlib import Path
+
+    cpu = max(os.sched_getaffinity(0))
+    with served(tmp_path, "--pin-cpu", str(cpu)) as (base, auth, process), \
+            httpx.Client(base_url=base, headers=auth, timeout=30) as http:
+        instance = started(http, auth)
+        assert http.get(f"/api/instances/{instance}").status_code == 200
+        threads = list(Path(f"/proc/{process.pid}/task").iterdir())
+        assert len(threads) >= 2  # the loop and at least the worker thread of the requests
+        for thread in threads:
+            assert os.sched_getaffinity(int(thread.name)) == {cpu}, thread
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins on Linux only")
+@pytest.mark.parametrize(("options", "says"), [
+    (["--pin-cpu", "{absent}"], "Invalid value for '--pin-cpu': CPU {absent} is not one this "
+                                "process may run on"),
+    (["--pin-cpu", "{cpu}", "--workers", "2"], "Invalid value for '--pin-cpu': pins one server "
+                                                "process; it needs --workers 1"),
+    (["--pin-cpu", "one"], "Invalid value for '--pin-cpu': 'one' is not a valid integer"),
+])
+def test_serve_pin_cpu_refuses_what_it_cannot_pin_before_serving(options: list[str],
+                                                                  says: str) -> None:
+    from click.testing import CliRunner
+    from support import ACTORS
+
+    from pathways.cli import cli
+
+    allowed = os.sched_getaffinity(0)
+    values = {"absent": max(allowed) + 1, "cpu": max(allowed)}
+    result = CliRunner().invoke(cli, ["--actors", str(ACTORS), "serve", "--port", "1",
+                                      *(o.format(**values) for o in options)])
+    assert result.exit_code == 2, result.output
+    assert says.format(**values) in result.stderr
+    assert "Traceback" not in result.output
+    assert os.sched_getaffinity(0) == allowed  # refused before pinning anything
 
 
 def test_fhir_over_http_is_the_clis_export_of_the_pinned_version(server: Server) -> None:
