@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from typing import Any
 
 from pathways_engine import FixedClock
 from pathways_engine import PathwayEngine
@@ -45,6 +46,36 @@ def test_a_step_sends_at_most_eight_statements(database: Database) -> None:
     assert counted.statements <= 8, counted  # BEGIN and COMMIT included
     # 1 deadline closed, 2 opened, 2 audit entries, 2 messages, the instance itself
     assert counted.rows == 8
+
+
+def test_a_steps_rows_of_one_table_go_to_the_driver_as_one_insert(database: Database) -> None:
+    """Not as the driver's executemany, which psycopg 3 pipelines row by row (waiting on the
+    server once more a row)."""
+    from sqlalchemy import event
+
+    engine = notifying(database)
+    first, second = children(engine, 2)
+    engine.advance(first, "refer_bup", actor="p", role="ppr", values=REFER)
+    inserts: list[tuple[str, str]] = []
+
+    def sent(how: str) -> Any:
+        def listener(_cursor: object, statement: str, *_: object) -> None:
+            if statement.lstrip().upper().startswith("INSERT"):
+                inserts.append((statement.split()[2], how))
+        return listener
+
+    listeners = {name: sent(name) for name in ("do_execute", "do_executemany")}
+    for name, listener in listeners.items():
+        event.listen(database.engine, name, listener)
+    try:
+        engine.advance(second, "refer_bup", actor="p", role="ppr", values=REFER)
+    finally:
+        for name, listener in listeners.items():
+            event.remove(database.engine, name, listener)
+    # two deadlines, two audit entries, two messages
+    assert sorted(table for table, _ in inserts) == ["audit", "deadlines", "outbox"]
+    if database.engine.dialect.name == "postgresql":
+        assert {how for _, how in inserts} == {"do_execute"}, inserts
 
 
 def test_a_batch_costs_the_statements_of_one_step(database: Database) -> None:

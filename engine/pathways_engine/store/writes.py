@@ -70,7 +70,7 @@ def insert_missing(connection: Connection, table: Table, values: dict[str, Any],
 
 def append_entry(connection: Connection, entry: dict[str, Any]) -> None:
     """One audit entry and the head it moves to, without touching the revision."""
-    connection.execute(_INSERT['audit'], entry)
+    _INSERT['audit'](connection, [entry])
     connection.execute(update(instances).where(instances.c.id == entry["instance_id"])
                        .values(audit_head=entry["hash"], audit_seq=entry["seq"]))
 
@@ -134,7 +134,7 @@ class WriteBatch:
 
     def flush(self, connection: Connection) -> None:
         if self.new_instances:
-            connection.execute(_INSERT['instances'], [r.values() for r in self.new_instances])
+            _INSERT['instances'](connection, [r.values() for r in self.new_instances])
         if self.changed_deadlines:
             connection.execute(_DEADLINE_BY_ID, [
                 {"b_id": r.id, "b_status": r.status, "b_closed_at": r.closed_at,
@@ -150,7 +150,7 @@ class WriteBatch:
                                                 "b_p": c.get("p"), "b_at": c["at"]}
                                                for c in run])
         if self.new_deadlines:
-            connection.execute(_INSERT['deadlines'], [r.values() for r in self.new_deadlines])
+            _INSERT['deadlines'](connection, [r.values() for r in self.new_deadlines])
         self._execute(connection, (("audit", _INSERT['audit']), ("outbox", _INSERT['outbox']),
                                    ("cancelled_messages", _CANCEL_MESSAGE),
                                    ("withdrawals", _WITHDRAW), ("consents", _INSERT['consents'])))
@@ -160,7 +160,7 @@ class WriteBatch:
                 a["active"] = last[(a["instance_id"], a["role"])] == i
             roles = [{"b_i": a["instance_id"], "b_role": a["role"]} for a in self.assignments]
             connection.execute(_UNASSIGN, roles)
-            connection.execute(_INSERT['assignments'], self.assignments)
+            _INSERT['assignments'](connection, self.assignments)
         if self.subject_assignments:
             rows = self.subject_assignments
             last = {(a["subject_id"], a["role"]): i for i, a in enumerate(rows)}
@@ -168,18 +168,21 @@ class WriteBatch:
                 a["active"] = last[(a["subject_id"], a["role"])] == i
             connection.execute(_UNASSIGN_SUBJECT, [{"b_s": a["subject_id"], "b_role": a["role"]}
                                                    for a in rows])
-            connection.execute(_INSERT['subject_assignments'], rows)
+            _INSERT['subject_assignments'](connection, rows)
         if self.changed_instances:
             self._update_instances(connection)
         self._execute(connection, (("requests", _INSERT['requests']),
                                    ("signals", _INSERT['signals']),
                                    ("delivered_signals", _DELIVERED), ("recounted", _RECOUNTED)))
 
-    def _execute(self, connection: Connection, pairs: Iterable[tuple[str, Executable]]) -> None:
+    def _execute(self, connection: Connection,
+                 pairs: Iterable[tuple[str, Executable | _Insert]]) -> None:
         """One executemany per non-empty list, in the order given."""
         for name, statement in pairs:
             rows = getattr(self, name)
-            if rows:
+            if isinstance(statement, _Insert):
+                statement(connection, rows)
+            elif rows:
                 connection.execute(statement, rows)
 
     def _update_instances(self, connection: Connection) -> None:
@@ -200,10 +203,34 @@ class WriteBatch:
             raise ConcurrentModification(stale, 0, None)
 
 
-# built once: a statement made anew per call is walked for its cache key every time (bench/)
-_INSERT = {table.name: insert(table) for table in (instances, deadlines, audit, outbox, consents,
-                                                   assignments, subject_assignments, requests,
-                                                   signals)}
+class _Insert:
+    """One table's new rows, sent the cheaper of two ways for their number.
+
+    psycopg 3 pipelines an executemany and waits on the server once more per row, six more
+    times for a step's two deadlines, two audit entries and two messages; a few rows therefore
+    go as one multi-row INSERT on PostgreSQL (SQLAlchemy's insertmanyvalues, which it applies
+    to an INSERT with RETURNING; the returned ids are not read). Many rows, a batch's, stay an
+    executemany: rendering hundreds of rows into one statement measured 50 % more CPU a step
+    (bench/transitions.py, advance_many).
+    """
+
+    FEW = 16
+
+    def __init__(self, table: Table) -> None:
+        # built once: a statement made anew per call is walked for its cache key every time
+        self.many = insert(table)
+        self.few = insert(table).returning(*list(table.primary_key.columns)[:1])
+
+    def __call__(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        few = 1 < len(rows) <= self.FEW and connection.dialect.name == "postgresql"
+        connection.execute(self.few if few else self.many, rows)
+
+
+_INSERT = {table.name: _Insert(table) for table in (instances, deadlines, audit, outbox,
+                                                     consents, assignments,
+                                                     subject_assignments, requests, signals)}
 _UPDATED = [name for name in INSTANCE_COLUMNS if name not in ("id", "subject_id", "started_at")]
 _HEAD = ["version", "audit_head", "audit_seq", "updated_at"]
 _STATE = [name for name in _UPDATED if name not in _HEAD]
