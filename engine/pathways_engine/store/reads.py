@@ -193,6 +193,7 @@ _DEADLINE_COLUMNS = tuple(deadlines.c[f.name] for f in fields(DeadlineRow)
 
 
 def _deadline(row: Any) -> DeadlineRow:
+    # DeadlineRow's own order: its rule, not read, comes between closed_at and fires
     (instance_id, name, state, responsible, started_at, due_at, status, closed_at, fires,
      *rest) = row
     return DeadlineRow(instance_id, name, state, responsible, started_at, due_at, status,
