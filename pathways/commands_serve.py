@@ -40,8 +40,8 @@ def _allowed_cpu(_ctx: click.Context, _param: click.Parameter, cpu: int | None) 
               help="Server processes (each with its own connections); about one per core.")
 @click.option("--pin-cpu", type=int, default=None, metavar="CPU", callback=_allowed_cpu,
               help="Run the server (one worker) on this CPU only: a request's hop to its "
-                   "worker thread and back then stays on one core (bench/http.py: about a "
-                   "fifth more steps per second on 2 cores). Linux.")
+                   "worker thread and back then stays on one core (docs/http.md: often, "
+                   "not always, faster; measure it). Linux.")
 @pass_app
 def serve(app: App, host: str, port: int, sweep: bool, interval: float, workers: int,
           pin_cpu: int | None) -> None:
