@@ -114,6 +114,20 @@ def seconds(action: Callable[[], object]) -> float:
     return time.perf_counter() - began
 
 
+@dataclass(frozen=True)
+class Took:
+    seconds: float
+    per_item: float  # this process's CPU milliseconds per item
+
+
+def cpu_ms(action: Callable[[], object], items: int) -> Took:
+    """Wall seconds of `action`, and this process's CPU milliseconds per item over it: a
+    figure against the database server tells the client's share from the server's wait."""
+    began, cpu = time.perf_counter(), time.process_time()
+    action()
+    return Took(time.perf_counter() - began, (time.process_time() - cpu) * 1000 / items)
+
+
 @contextmanager
 def sqlite_url() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="pathways-bench-"))
