@@ -169,6 +169,41 @@ def _pathways(url: str, count: int, batch: int | None
     return count / took.seconds, floor, core, (took.per_item, floor_cpu)
 
 
+def _transactions(url: str, rounds: int, each: int) -> dict[str, float]:
+    """Write transactions per second (one `SELECT 1` and COMMIT each) on pathways' engine, on
+    the same engine with SQLAlchemy's ping on every checkout (what pathways used before), and
+    on one DB-API connection; interleaved round by round, medians, so drift hits all alike."""
+    from sqlalchemy import create_engine
+
+    engines = {"pathways": create_db_engine(url),
+               "pre_ping": create_engine(url, pool_pre_ping=True)}
+    raw = engines["pathways"].raw_connection()
+    cursor = raw.cursor()
+
+    def pooled(engine: Any) -> Callable[[], None]:
+        def once() -> None:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("SELECT 1").fetchall()
+        return once
+
+    def direct() -> None:
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
+        raw.commit()
+
+    actions = {"pathways": pooled(engines["pathways"]), "pre_ping": pooled(engines["pre_ping"]),
+               "driver": direct}
+    rates: dict[str, list[float]] = {name: [] for name in actions}
+    for _ in range(rounds):
+        for name, action in actions.items():
+            action()
+            rates[name].append(each / seconds(lambda a=action: [a() for _ in range(each)]))
+    raw.close()
+    for engine in engines.values():
+        engine.dispose()
+    return {name: sorted(r)[len(r) // 2] for name, r in rates.items()}
+
+
 def run(scale: str) -> list[Figure]:
     count = 300 if scale == "quick" else 2000
     repeats = 1 if scale == "quick" else 3
@@ -208,4 +243,13 @@ def run(scale: str) -> list[Figure]:
                     sorted(cores)[len(cores) // 2], "steps/s", "the same statements and rows, "
                     "DB-API, commit per step", floor, "", None,
                     "what SQLAlchemy alone leaves of the floor, before pathways' own step"))
+        if label == "PostgreSQL":
+            with make_url() as url:
+                rates = _transactions(url, 9 if scale == "quick" else 15, 300)
+            for name, what in (("pathways", "pathways (ping after 1 s idle)"),
+                               ("pre_ping", "pool_pre_ping (ping each checkout)")):
+                figures.append(Figure(
+                    "transitions", f"PostgreSQL: empty write transactions, {what}", rates[name],
+                    "transactions/s", "one DB-API connection, same statement, commit each",
+                    rates["driver"], "", None, "interleaved rounds, medians"))
     return figures

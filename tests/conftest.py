@@ -73,6 +73,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database URL (for what only PostgreSQL has)."""
+    yield from pg_schema_url()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'pathways.db'}"
 

@@ -5,6 +5,7 @@ Each test here is listed in RELIABILITY.md next to the guarantee it proves.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -16,9 +17,14 @@ from pathlib import Path
 
 import pytest
 from pathways_engine import Database
+from pathways_engine import PathwayEngine
+from pathways_engine import Registry
+from pathways_engine.errors import DatabaseError
 from pathways_engine.store.tables import audit
 from pathways_engine.store.tables import deadlines
+from pathways_engine.store.tables import instances
 from pathways_engine.store.tables import outbox
+from sqlalchemy import create_engine
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
@@ -313,3 +319,58 @@ def test_a_lazy_registry_loads_its_files_once_however_many_threads_ask(
         versions = set(pool.map(ask, range(20)))
     assert len(versions) == 1
     assert len(loads) == 1
+
+
+def _terminate_backend_of(db: Database) -> int:
+    """Have the server close the connection `db`'s pool holds (as a restart would); its pid."""
+    with db.writing() as connection:
+        pid = int(connection.execute(text("select pg_backend_pid()")).scalar_one())
+    admin = create_engine(db.url)
+    with admin.connect() as connection:
+        connection.execute(text("select pg_terminate_backend(:p)"), {"p": pid})
+        for _ in range(100):  # the backend exits a moment after the signal
+            if not connection.execute(text("select count(*) from pg_stat_activity "
+                                           "where pid = :p"), {"p": pid}).scalar_one():
+                break
+            time.sleep(0.05)
+    admin.dispose()
+    return pid
+
+
+def _start_one(engine: PathwayEngine) -> str:
+    return engine.start("mistrivsel_referral", subject_ref="C-1", birth_date=dt.date(2014, 1, 1),
+                        actor="dr.jensen", role="gp",
+                        values={"severity": "moderate", "consent_exchange": True})
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_the_step(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathways_engine.store import database
+
+    db = Database(pg_url)
+    engine = PathwayEngine(db, Registry.from_paths([DEFINITIONS]))
+    pid = _terminate_backend_of(db)
+    monkeypatch.setattr(database, "IDLE_PING_AFTER_S", 0.0)  # idle long enough to be pinged
+    started = _start_one(engine)
+    with db.writing() as connection:
+        assert connection.execute(text("select pg_backend_pid()")).scalar_one() != pid
+        assert connection.execute(select(instances.c.id)).scalars().all() == [started]
+    db.dispose()
+
+
+def test_a_connection_closed_while_in_steady_use_fails_one_transaction_then_reconnects(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within the idle window a connection is not pinged: a server restart costs the one
+    transaction that meets it a one-line error, and the pool is replaced for the next."""
+    from pathways_engine.store import database
+
+    monkeypatch.setattr(database, "IDLE_PING_AFTER_S", 3600.0)
+    db = Database(pg_url)
+    engine = PathwayEngine(db, Registry.from_paths([DEFINITIONS]))
+    _terminate_backend_of(db)
+    with pytest.raises(DatabaseError, match=r"^database is busy or unavailable: [^\n]+$"):
+        _start_one(engine)
+    started = _start_one(engine)
+    with db.reading() as connection:
+        assert connection.execute(select(instances.c.id)).scalars().all() == [started]
+    db.dispose()
