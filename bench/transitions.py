@@ -246,8 +246,8 @@ def run(scale: str) -> list[Figure]:
         if label == "PostgreSQL":
             with make_url() as url:
                 rates = _transactions(url, 9 if scale == "quick" else 15, 300)
-            for name, what in (("pathways", "pathways (ping after 1 s idle)"),
-                               ("pre_ping", "pool_pre_ping (ping each checkout)")):
+            for name, what in (("pathways", "ping after 1 s idle"),
+                               ("pre_ping", "pool_pre_ping")):
                 figures.append(Figure(
                     "transitions", f"PostgreSQL: empty write transactions, {what}", rates[name],
                     "transactions/s", "one DB-API connection, same statement, commit each",
