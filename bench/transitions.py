@@ -10,6 +10,10 @@ step, in the same run on the same database.
 Each one-commit-per-step figure also names the client's CPU per step (this process's, not the
 server's): the ratio to the floor depends on what a commit costs the server, so a disk with slow
 fsync flatters it, and the CPU figures show which of the two bounds it on the machine at hand.
+
+On PostgreSQL it also times empty write transactions on pathways' engine (a pooled connection
+is pinged only after a second idle), on the same engine with `pool_pre_ping`, and on one DB-API
+connection, interleaved: what a transaction costs before any step is in it.
 """
 
 from __future__ import annotations
