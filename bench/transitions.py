@@ -1,11 +1,13 @@
 """Committed steps per second against the floor: the same statements and rows through the DB-API.
 
 The step is `refer_bup` from `referred` on mistrivsel_referral: it closes one deadline, opens
-two, writes two audit entries and queues two messages. The floor sends exactly the statements
-pathways sends for it (read the instance with its assignments and consents, close the state's
-deadlines, insert the new deadlines, the audit entries and the messages with one executemany
-each, update the instance) with the plain driver (sqlite3 / psycopg), one transaction per
-step, in the same run on the same database.
+two, writes two audit entries and queues two messages. The floor sends the statements pathways
+sends for it, written by hand and as simple as they can be (read the instance with its
+assignments and consents, close the state's deadlines, insert the new deadlines, the audit
+entries and the messages with one executemany each, update the instance), with the plain
+driver (sqlite3 / psycopg), one transaction per step, in the same run on the same database.
+A second row replays pathways' own SQL and parameters, captured from one step, through the
+same driver: whether the hand-written floor is easier for the server than what pathways sends.
 
 Each one-commit-per-step figure also names the client's CPU per step (this process's, not the
 server's): the ratio to the floor depends on what a commit costs the server, so a disk with slow
@@ -142,17 +144,76 @@ def _core(url: str, instances: list[str]) -> float:
     return len(instances) / elapsed
 
 
+def _captured(engine: Any, instance: str) -> list[tuple[str, Any, bool]]:
+    """(SQL, parameters, executemany) exactly as pathways hands them to the driver for one
+    step of `instance`."""
+    from sqlalchemy import event
+
+    sent: list[tuple[str, Any, bool]] = []
+
+    def before(_c: Any, _cursor: Any, statement: str, parameters: Any, _x: Any,
+               many: bool) -> None:
+        sent.append((statement, parameters, many and not isinstance(parameters, dict)))
+
+    event.listen(engine.db.engine, "before_cursor_execute", before)
+    kind, actor, role, values = EVENT
+    engine.advance(instance, kind, actor=actor, role=role, values=values)
+    event.remove(engine.db.engine, "before_cursor_execute", before)
+    return sent
+
+
+def _for(value: Any, old: str, new: str) -> Any:
+    """A captured parameter with instance `old`'s id (in keys and ids alike) made `new`'s."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {k: _for(v, old, new) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_for(v, old, new) for v in value)
+    return value
+
+
+def _replayed(url: str, sent: list[tuple[str, Any, bool]], of: str,
+              instances: list[str]) -> float:
+    """Steps/s of pathways' own SQL and parameters, as captured, sent through the DB-API for
+    other instances (each started like the captured one, so the same revision and audit
+    sequence apply): the floor without a single statement simplified."""
+    engine = create_db_engine(url)
+    raw = engine.raw_connection()
+    cursor = raw.cursor()
+
+    steps = [[(statement, _for(parameters, of, instance), many)  # made before the clock runs
+              for statement, parameters, many in sent] for instance in instances]
+
+    def run() -> None:
+        for step in steps:  # on SQLite the captured statements begin with BEGIN IMMEDIATE
+            for statement, parameters, many in step:
+                (cursor.executemany if many else cursor.execute)(statement, parameters)
+                if statement.startswith("SELECT"):
+                    cursor.fetchall()
+                elif statement.startswith("UPDATE instances") and cursor.rowcount != 1:
+                    raise RuntimeError("the replayed step did not apply: the floor would lie")
+            raw.commit()
+
+    elapsed = seconds(run)
+    raw.close()
+    engine.dispose()
+    return len(instances) / elapsed
+
+
 def _pathways(url: str, count: int, batch: int | None
-              ) -> tuple[float, float, float | None, tuple[float, float]]:
-    """(pathways, floor, Core) steps/s in one database, Core only for one commit per step; and
-    the client's CPU milliseconds a step (pathways, floor)."""
+              ) -> tuple[float, float, float | None, float | None, tuple[float, float]]:
+    """(pathways, floor, Core, replayed) steps/s in one database, Core and replayed only for
+    one commit per step; and the client's CPU milliseconds a step (pathways, floor)."""
     engine = make_engine(url)
     steps = start_children(engine, count, "S")
     floor_ids = start_children(engine, count, "F")
     core_ids = start_children(engine, count, "C") if batch is None else []
+    replay_ids = start_children(engine, count, "R") if batch is None else []
     kind, actor, role, values = EVENT
-    engine.advance(start_children(engine, 1, "W")[0], kind, actor=actor, role=role,
-                   values=values)  # warm
+    warm = start_children(engine, 2, "W")
+    engine.advance(warm[0], kind, actor=actor, role=role, values=values)
+    sent = _captured(engine, warm[1])
 
     def one_by_one() -> None:
         for instance in steps:
@@ -169,8 +230,9 @@ def _pathways(url: str, count: int, batch: int | None
     took = cpu_ms(work, count)
     floor, floor_cpu = _floor(url, floor_ids)
     core = _core(url, core_ids) if core_ids else None
+    replayed = _replayed(url, sent, warm[1], replay_ids) if replay_ids else None
     engine.db.dispose()
-    return count / took.seconds, floor, core, (took.per_item, floor_cpu)
+    return count / took.seconds, floor, core, replayed, (took.per_item, floor_cpu)
 
 
 def _transactions(url: str, rounds: int, each: int) -> dict[str, float]:
@@ -218,15 +280,18 @@ def run(scale: str) -> list[Figure]:
         for batch in (None, 200):
             floors: list[float] = []
             cores: list[float] = []
+            replays: list[float] = []
             cpus: list[tuple[float, float]] = []
 
             def measure(make: Callable[..., Any] = make_url, size: int | None = batch,
                         floors: list[float] = floors, cores: list[float] = cores,
+                        replays: list[float] = replays,
                         cpus: list[tuple[float, float]] = cpus) -> float:
                 with make() as url:
-                    rate, floor, core, cpu = _pathways(url, count, size)
+                    rate, floor, core, replayed, cpu = _pathways(url, count, size)
                 floors.append(floor)
                 cores.extend([core] if core is not None else [])
+                replays.extend([replayed] if replayed is not None else [])
                 cpus.append(cpu)
                 return rate
 
@@ -247,6 +312,13 @@ def run(scale: str) -> list[Figure]:
                     sorted(cores)[len(cores) // 2], "steps/s", "the same statements and rows, "
                     "DB-API, commit per step", floor, "", None,
                     "what SQLAlchemy alone leaves of the floor, before pathways' own step"))
+            if replays:
+                figures.append(Figure(
+                    "transitions", f"{label}: pathways' own SQL replayed through the DB-API",
+                    sorted(replays)[len(replays) // 2], "steps/s", "the same statements and "
+                    "rows, DB-API, commit per step", floor, "", None,
+                    "one step's statements and parameters as captured from pathways: near 1.0 "
+                    "says the floor's hand-written SQL is no easier for the server"))
         if label == "PostgreSQL":
             with make_url() as url:
                 rates = _transactions(url, 9 if scale == "quick" else 15, 300)
