@@ -374,3 +374,67 @@ def test_a_connection_closed_while_in_steady_use_fails_one_transaction_then_reco
     with db.reading() as connection:
         assert connection.execute(select(instances.c.id)).scalars().all() == [started]
     db.dispose()
+
+
+def test_steps_in_four_threads_while_the_server_drops_every_connection_lose_nothing(
+        pg_url: str) -> None:
+    """Each step either commits whole or fails with a one-line error; a rerun completes them.
+
+    Six times while four threads advance 200 pathways, every server process of this pool is
+    terminated (a restart, as the pool sees it): connections in steady use are not pinged,
+    so the steps in flight fail, and no step half-writes, none writes twice."""
+    import threading
+
+    from pathways_engine.audit.verify import verify
+    from pathways_notifications import Composer
+    from pathways_notifications import load_parties
+
+    name = f"attack_{os.getpid()}"
+    db = Database(f"{pg_url}&application_name={name}")
+    engine = PathwayEngine(db, Registry.from_paths([DEFINITIONS]),
+                           composer=Composer(load_parties(DEFINITIONS / "parties.yaml")))
+    ids = [engine.start("mistrivsel_referral", subject_ref=f"K-{n}",
+                        birth_date=dt.date(2014, 1, 1), actor="dr.jensen", role="gp",
+                        values={"severity": "moderate", "consent_exchange": True})
+           for n in range(200)]
+    failed: dict[str, str] = {}  # instance -> the error it answered
+    answered: list[str] = []
+
+    def step(chunk: list[str]) -> None:
+        for instance in chunk:
+            try:
+                engine.advance(instance, "triage_to_ppr", actor="ppr.anne", role="ppr")
+                answered.append(instance)
+            except DatabaseError as exc:
+                failed[instance] = str(exc)
+
+    threads = [threading.Thread(target=step, args=(ids[k::4],)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    admin = create_engine(pg_url)
+    with admin.connect() as connection:
+        for _ in range(6):
+            time.sleep(0.15)
+            connection.execute(text("select pg_terminate_backend(pid) from pg_stat_activity "
+                                    "where application_name = :n"), {"n": name})
+    admin.dispose()
+    for thread in threads:
+        thread.join()
+    assert failed, "the attack never met a step in flight"
+    assert all(m.startswith("database is busy or unavailable: ") and "\n" not in m
+               for m in failed.values()), failed
+
+    def states() -> dict[str, str]:
+        with db.reading() as connection:
+            return dict(connection.execute(select(instances.c.id, instances.c.state)).all())
+
+    assert {states()[i] for i in answered} == {"ppr_assessment"}
+    for instance in failed:  # a step whose COMMIT lost only its answer is not repeated
+        if states()[instance] != "ppr_assessment":
+            engine.advance(instance, "triage_to_ppr", actor="ppr.anne", role="ppr")
+    assert set(states().values()) == {"ppr_assessment"}
+    with db.reading() as connection:
+        keys = connection.execute(select(outbox.c.idempotency_key)).scalars().all()
+    assert len(keys) == len(set(keys))
+    assert verify(db).breaks == []
+    db.dispose()

@@ -110,7 +110,8 @@ def _ping_when_idle(engine: Engine) -> None:
     """Ping a connection taken from the pool after `IDLE_PING_AFTER_S`; a dead one is replaced.
 
     A connection the server dropped within that window fails its transaction with a
-    DatabaseError, and SQLAlchemy then discards the whole pool, so the next one reconnects.
+    DatabaseError (nothing written), and SQLAlchemy then discards the whole pool, so the next
+    transaction reconnects.
     """
     dialect = engine.dialect
 
