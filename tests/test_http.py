@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Annotated
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import APIRouter
+from fastapi import Query
 from pathways_engine.store import tokens
 from web_support import Server
 
@@ -384,3 +388,97 @@ def test_serve_refuses_to_start_without_a_database(tmp_path: Any) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: there is no database at")
     assert not missing.exists()
+
+
+BAD_STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("not JSON", {"content": b"event=triage_to_ppr", "headers": {"content-type": "text/plain"}}),
+    ("empty", {"content": b"", "headers": {"content-type": "application/json"}}),
+    ("broken JSON", {"content": b'{"role": ', "headers": {"content-type": "application/json"}}),
+    ("unknown field", {"json": {"role": "ppr", "admin": True}}),
+    ("missing field", {"json": {"event": "triage_to_ppr"}}),
+    ("bad pattern", {"json": {"role": "P P R"}}),
+    ("wrong type", {"json": {"role": ["ppr"]}}),
+]
+
+
+@pytest.mark.parametrize(("case", "request_"), BAD_STEPS, ids=[c for c, _ in BAD_STEPS])
+def test_step_endpoints_refuse_bad_input_exactly_as_fastapi_parsed_ones_do(
+        server: Server, case: str, request_: dict[str, Any]) -> None:
+    """The step endpoints parse their own requests (pathways/web/lean_route.py); what they
+    refuse, and how they say it, must not differ from an endpoint FastAPI parses (assign)."""
+    ppr = server.token("p1")
+    with server.client() as http:
+        instance = started(http, server.token("dr.a"))
+
+        def sent(path: str, fill: dict[str, Any]) -> httpx.Response:
+            options = dict(request_)
+            if "json" in options:
+                options["json"] = {**fill, **options["json"]}
+            options["headers"] = {**ppr, **options.get("headers", {})}
+            return http.post(f"/api/instances/{instance}/{path}", **options)
+
+        lean = sent("events", {"event": "triage_to_ppr"})
+        parsed = sent("assign", {"party": "ppr_norddjurs"})
+        assert lean.status_code == parsed.status_code == 422, (lean.text, parsed.text)
+        assert set(lean.json()) == {"error", "kind", "status"}
+        assert lean.json()["kind"] == parsed.json()["kind"] == "RequestValidationError"
+        if "json" in request_:  # the same words for the same mistake in a body
+            assert lean.json()["error"] == parsed.json()["error"]
+        assert "Traceback" not in lean.text
+        shown = http.get(f"/api/instances/{instance}", headers=ppr).json()
+        assert shown["revision"] == 1  # refused before anything was written
+
+
+def test_step_endpoints_check_path_headers_and_token_as_fastapi_would(server: Server) -> None:
+    ppr = server.token("p1")
+    body = {"event": "triage_to_ppr", "role": "ppr"}
+    with server.client() as http:
+        instance = started(http, server.token("dr.a"))
+        for path, sent in (("events", body),  # lean, and parsed by FastAPI
+                           ("assign", {"role": "ppr", "party": "ppr_norddjurs"})):
+            bad_id = http.post(f"/api/instances/NOT-AN-ID/{path}", headers=ppr, json=sent)
+            assert bad_id.status_code == 422
+            assert bad_id.json()["error"].startswith("path.instance: String should match")
+            anonymous = http.post(f"/api/instances/{instance}/{path}", json=sent)
+            assert anonymous.status_code == 401
+            assert anonymous.headers["www-authenticate"] == "Bearer"
+        long_key = http.post(f"/api/instances/{instance}/events", json=body,
+                             headers={**ppr, "Idempotency-Key": "k" * 129})
+        assert long_key.status_code == 422
+        assert long_key.json()["error"] == ("header.idempotency-key: String should have at "
+                                            "most 128 characters")
+        done = http.post(f"/api/instances/{instance}/events", json=body,
+                         headers={**ppr, "Idempotency-Key": "k" * 128})
+        assert done.status_code == 200, done.text
+        assert done.json()["to"] == "ppr_assessment"
+
+
+def test_a_lean_route_refuses_an_endpoint_it_cannot_parse_when_the_app_is_built() -> None:
+    from pathways.web.lean_route import LeanRoute
+
+    router = APIRouter(route_class=LeanRoute)
+    with pytest.raises(TypeError, match="limit"):
+        @router.get("/x")
+        async def listed(limit: Annotated[int, Query()] = 10) -> None: ...
+
+
+def test_every_answer_has_a_request_id_and_one_json_log_line(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    ppr = server.token("p1")
+    with caplog.at_level(logging.INFO, logger="pathways.http"), server.client() as http:
+        instance = started(http, server.token("dr.a"))
+        given = http.post(f"/api/instances/{instance}/events", headers={
+            **ppr, "X-Request-Id": "inbox-77"}, json={"event": "triage_to_ppr", "role": "ppr"})
+        made = [http.get(f"/api/instances/{instance}", headers=ppr) for _ in range(3)]
+        refused = http.get("/api/instances/0123456789abcdef", headers=ppr)
+    assert given.headers["x-request-id"] == "inbox-77"
+    ids = [r.headers["x-request-id"] for r in [*made, refused]]
+    assert len(set(ids)) == 4
+    assert all(len(i) >= 16 for i in ids)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "pathways.http"]
+    by_id = {line["request_id"]: line for line in lines}
+    assert by_id["inbox-77"]["status"] == 200
+    assert by_id["inbox-77"]["method"] == "POST"
+    assert by_id["inbox-77"]["path"] == f"/api/instances/{instance}/events"
+    assert by_id[ids[-1]]["status"] == 404
+    assert all(isinstance(line["ms"], float | int) for line in lines)

@@ -11,17 +11,21 @@ plain HTTP on the address it is given (127.0.0.1 by default).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import functools
+import itertools
 import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 from typing import Any
 
-import anyio
+from fastapi import APIRouter
 from fastapi import Depends
 from fastapi import FastAPI
 from fastapi import Header
@@ -40,6 +44,7 @@ from pydantic import Field
 from pathways.app import App
 
 from .errors import status_of
+from .lean_route import LeanRoute
 
 log = logging.getLogger("pathways.http")
 MAX_BODY = 64 * 1024  # a step's request is a few hundred bytes; refuse what is not a request
@@ -195,6 +200,13 @@ def _encode(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
+# the threads a request's work runs in, handed it by the event loop directly: anyio's
+# `to_thread` (FastAPI's way) looks the async library up, enters a cancel scope and takes a
+# capacity limiter token on every call, a twentieth of what the loop spent on a step request
+# (bench/http.py). As many threads as anyio's default limit, made when first needed.
+_WORKERS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="pathways-http")
+
+
 def one_hop(status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Run a sync endpoint in a worker thread once and answer its JSON directly.
 
@@ -204,7 +216,9 @@ def one_hop(status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., A
     def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         async def endpoint(*args: Any, **kwargs: Any) -> Any:
-            result = await anyio.to_thread.run_sync(functools.partial(handler, *args, **kwargs))
+            work = functools.partial(handler, *args, **kwargs)
+            result = await asyncio.get_running_loop().run_in_executor(
+                _WORKERS, contextvars.copy_context().run, work)
             if isinstance(result, Response):
                 return result
             body = json.dumps(result, ensure_ascii=False, allow_nan=False,
@@ -212,6 +226,11 @@ def one_hop(status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., A
             return Response(body, status_code=status, media_type="application/json")
         return endpoint
     return wrap
+
+
+# a new request id: this process's random prefix and a count, unique without asking the
+# system for random bytes on every request as secrets.token_hex did (bench/http.py)
+_PROCESS, _REQUESTS = secrets.token_hex(4), itertools.count(1)
 
 
 class _Guard:
@@ -227,7 +246,7 @@ class _Guard:
             return
         headers = dict(scope.get("headers") or [])
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] \
-            or secrets.token_hex(8)
+            or f"{_PROCESS}{next(_REQUESTS):08x}"
         length = headers.get(b"content-length", b"").decode("latin-1")
         started = time.perf_counter()
         status = [0]
@@ -336,7 +355,9 @@ def _writes(api: FastAPI, app: App) -> None:
 
     # ------------------------------------------------------------------ writes
 
-    @api.post("/api/instances", status_code=201, tags=["instances"])
+    steps = APIRouter(route_class=LeanRoute)  # parsed without dependency solving (lean_route)
+
+    @steps.post("/api/instances", status_code=201, tags=["instances"])
     @one_hop(201)
     def start(body: StartBody, actor: Caller,
               idempotency_key: IdempotencyKey = None) -> dict[str, str]:
@@ -350,7 +371,7 @@ def _writes(api: FastAPI, app: App) -> None:
             idempotency_key=idempotency_key, allow_duplicate=body.allow_duplicate, within=live)
         return {"id": instance_id}
 
-    @api.post("/api/instances/{instance}/events", tags=["instances"])
+    @steps.post("/api/instances/{instance}/events", tags=["instances"])
     @one_hop()
     def advance(instance: InstanceId, body: EventBody, actor: Caller,
                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
@@ -362,6 +383,8 @@ def _writes(api: FastAPI, app: App) -> None:
             idempotency_key=idempotency_key, within=live,
             authorize=lambda row: app.actors.check_area(actor, row.area, row.id))
         return step.as_dict()
+
+    api.include_router(steps)
 
     @api.post("/api/instances/{instance}/assign", tags=["instances"])
     @one_hop()
