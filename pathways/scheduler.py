@@ -25,6 +25,7 @@ _app: App | None = None
 def sweep() -> None:
     """The job: fire due timers, then deliver pending messages. Referenced textually."""
     assert _app is not None
+    from pathways_engine.errors import PathwaysError
     from pathways_engine.runtime.sweep import tick
 
     now = _app.clock.now()
@@ -33,7 +34,9 @@ def sweep() -> None:
         delivered = _deliver(_app)
         log.info("sweep at %s: %d timers fired, %d messages delivered", now.isoformat(),
                  summary.total, delivered)
-    except Exception:  # noqa: BLE001 - a failed sweep is retried on the next interval
+    except PathwaysError as exc:  # a database restart, a lock held too long: one line
+        log.error("sweep failed: %s; it will run again at the next interval", exc)
+    except Exception:  # noqa: BLE001 - a bug: its traceback, and the next interval retries
         log.exception("sweep failed; it will run again at the next interval")
 
 

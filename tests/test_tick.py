@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -17,11 +18,14 @@ import pytest
 from pathways_engine import Database
 from pathways_engine import FixedClock
 from pathways_engine import PathwayEngine
+from pathways_engine import Registry
 from pathways_engine.runtime.sweep import tick
 from pathways_engine.store.tables import audit
 from pathways_engine.store.tables import deadlines
+from sqlalchemy import create_engine
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import text
 from support import DEFINITIONS
 from support import ROOT
 from support import Cli
@@ -290,3 +294,43 @@ def test_a_sweep_batch_runs_with_the_collector_paused_and_restores_it(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_sweep_the_database_refuses_logs_one_line_and_the_next_one_fires(
+        pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """An operator reads a held lock or a restart as one line, not a traceback; nothing fires
+    twice or is lost, and the next interval's sweep does the work."""
+    from pathways import scheduler
+    from pathways.app import App
+    from pathways.config import Settings
+
+    impatient = pg_url.replace("options=-csearch_path",
+                               "options=-clock_timeout%3D300%20-csearch_path")
+    assert impatient != pg_url
+    engine = PathwayEngine(Database(pg_url), Registry.from_paths([DEFINITIONS]),
+                           clock=FixedClock(START))
+    populate(engine, 2)
+    app = App(Settings(impatient, (DEFINITIONS,), None), clock=FixedClock(WEEK_LATER))
+    scheduler._app = app  # the job, as run() sets it up
+    holder = create_engine(pg_url)
+    try:
+        with caplog.at_level(logging.INFO, logger="pathways.scheduler"):
+            with holder.begin() as locked:
+                locked.execute(text("LOCK TABLE deadlines IN ACCESS EXCLUSIVE MODE"))
+                scheduler.sweep()
+            failed = [r for r in caplog.records if r.name == "pathways.scheduler"]
+            assert fired_counts(engine.db)[0] == 0  # the refused sweep wrote nothing
+            scheduler.sweep()
+    finally:
+        scheduler._app = None
+        holder.dispose()
+        app.close()
+    assert [r.levelno for r in failed] == [logging.ERROR]
+    message = failed[0].getMessage()
+    assert message.startswith("sweep failed: database is busy or unavailable: ")
+    assert message.endswith("it will run again at the next interval")
+    assert "\n" not in message
+    assert failed[0].exc_info is None  # no traceback for the operator
+    assert fired_counts(engine.db) == (10, 0, 10)
+    assert any(r.getMessage().startswith("sweep at ") for r in caplog.records)
+    engine.db.dispose()
