@@ -14,6 +14,7 @@ from pathways_engine.errors import did_you_mean
 from pathways_engine.errors import names
 from pathways_engine.runtime import sharing
 from pathways_engine.runtime.step import StepContext
+from pathways_engine.runtime.step import fingerprint
 
 from .app import App
 
@@ -26,7 +27,10 @@ def _acting_role(app: App, step: StepContext, actor: str, role: str | None) -> s
 
 
 def assign_party(app: App, instance_id: str, role: str, party: str, actor: str,
-                 acting_role: str | None = None, for_child: bool = False) -> None:
+                 acting_role: str | None = None, for_child: bool = False,
+                 idempotency_key: str | None = None) -> None:
+    """Name `party` for `role`; with `idempotency_key` a retry of the same request does
+    nothing (and the same key for another request is refused)."""
     parties = app.parties
     if parties is None:
         raise ConfigError("no parties file: give --parties FILE or set PATHWAYS_PARTIES")
@@ -42,12 +46,20 @@ def assign_party(app: App, instance_id: str, role: str, party: str, actor: str,
     with app.may("write").engine.step(instance_id) as step:
         held = _acting_role(app, step, actor, acting_role)
         app.actors.check_area(actor, step.instance.area, instance_id)
+        request = fingerprint(kind="assign", instance=instance_id, role=role, party=party,
+                              actor=actor, acting_role=acting_role, for_child=for_child)
+        if idempotency_key is not None and step.replayed(idempotency_key, request) is not None:
+            return
         sharing.assign(step, role=role, party=party, actor=actor, acting_role=held,
                        for_child=for_child)
+        if idempotency_key is not None:
+            step.remember(idempotency_key, "assign", request, {"id": instance_id})
 
 
 def record_consent(app: App, instance_id: str, sector: str, basis: str, reference: str,
-                   actor: str, withdraw: bool, role: str | None = None) -> None:
+                   actor: str, withdraw: bool, role: str | None = None,
+                   idempotency_key: str | None = None) -> None:
+    """Record (or withdraw) a basis for sharing; `idempotency_key` as in `assign_party`."""
     actors = app.actors
     actors.known(actor)
     with app.may("write").engine.step(instance_id) as step:
@@ -59,6 +71,10 @@ def record_consent(app: App, instance_id: str, sector: str, basis: str, referenc
             candidates = [r for r in actors.known(actor).roles if r in step.spec.roles]
             if not candidates:
                 actors.authorize_any(actor, set(step.spec.roles))  # raises: no role here
+        request = fingerprint(kind="consent", instance=instance_id, sector=sector, basis=basis,
+                              reference=reference, actor=actor, withdraw=withdraw, role=role)
+        if idempotency_key is not None and step.replayed(idempotency_key, request) is not None:
+            return
         refusal: PathwaysError | None = None
         for candidate in candidates:  # the first role the definition lets record this basis
             try:
@@ -68,6 +84,8 @@ def record_consent(app: App, instance_id: str, sector: str, basis: str, referenc
                 continue
             sharing.record_basis(step, sector=sector, basis=basis, reference=reference,
                                  actor=actor, role=candidate, withdraw=withdraw)
+            if idempotency_key is not None:
+                step.remember(idempotency_key, "consent", request, {"id": instance_id})
             return
         assert refusal is not None
         raise refusal

@@ -482,3 +482,43 @@ def test_every_answer_has_a_request_id_and_one_json_log_line(
     assert by_id["inbox-77"]["path"] == f"/api/instances/{instance}/events"
     assert by_id[ids[-1]]["status"] == 404
     assert all(isinstance(line["ms"], float | int) for line in lines)
+
+
+RETRIED = [
+    ("assign", "dr.a", {"role": "contact_person", "party": "kontakt_hanne", "acting_role": "gp"},
+     {"party": "kontakt_norddjurs"}),
+    ("consent", "caseworker", {"sector": "psychiatry", "basis": "consent",
+                               "reference": "parent consent 2026-11-10"},
+     {"reference": "another paper"}),
+    ("correct", "leader", {"values": {"severity": "severe"}, "reason": "typed wrong",
+                           "role": "contact_person"},
+     {"values": {"severity": "moderate"}}),
+]
+
+
+@pytest.mark.parametrize(("path", "who", "body", "other"), RETRIED, ids=[r[0] for r in RETRIED])
+def test_a_retried_write_with_its_idempotency_key_acts_once(
+        server: Server, path: str, who: str, body: dict[str, Any],
+        other: dict[str, Any]) -> None:
+    """docs/http.md: `Idempotency-Key` on any POST; assign, consent and correct as well as
+    start and advance."""
+    author = server.token(who)
+    with server.client() as http:
+        instance = started(http, server.token("dr.a"))
+        key = {**author, "Idempotency-Key": f"inbox-{path}"}
+        first = http.post(f"/api/instances/{instance}/{path}", headers=key, json=body)
+        assert first.status_code == 200, first.text
+        history = http.get(f"/api/instances/{instance}/history", headers=author).json()
+        revision = http.get(f"/api/instances/{instance}", headers=author).json()["revision"]
+        again = http.post(f"/api/instances/{instance}/{path}", headers=key, json=body)
+        assert (again.status_code, again.json()) == (200, first.json())
+        assert http.get(f"/api/instances/{instance}/history", headers=author).json() == history
+        assert http.get(f"/api/instances/{instance}",
+                        headers=author).json()["revision"] == revision
+        reused = http.post(f"/api/instances/{instance}/{path}", headers=key,
+                           json={**body, **other})
+        assert reused.status_code == 409
+        assert reused.json()["kind"] == "IdempotencyConflict"
+        without = http.post(f"/api/instances/{instance}/{path}", headers=author,
+                            json={**body, **other})
+        assert without.status_code == 200, without.text  # a new request acts

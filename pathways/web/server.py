@@ -388,37 +388,50 @@ def _writes(api: FastAPI, app: App) -> None:
 
     @api.post("/api/instances/{instance}/assign", tags=["instances"])
     @one_hop()
-    def assign(instance: InstanceId, body: AssignBody, actor: Caller) -> dict[str, str]:
+    def assign(instance: InstanceId, body: AssignBody, actor: Caller,
+               idempotency_key: IdempotencyKey = None) -> dict[str, str]:
         actor = actor_for(app, actor)
         from pathways.assignments import assign_party
 
         assign_party(app, instance, body.role, body.party, actor, body.acting_role,
-                     body.for_child)
+                     body.for_child, idempotency_key)
         return {"id": instance, "role": body.role, "party": body.party}
 
     @api.post("/api/instances/{instance}/consent", tags=["instances"])
     @one_hop()
-    def consent(instance: InstanceId, body: ConsentBody, actor: Caller) -> dict[str, str]:
+    def consent(instance: InstanceId, body: ConsentBody, actor: Caller,
+                idempotency_key: IdempotencyKey = None) -> dict[str, str]:
         actor = actor_for(app, actor)
         from pathways.assignments import record_consent
 
         record_consent(app, instance, body.sector, body.basis, body.reference, actor,
-                       body.withdraw, body.role)
+                       body.withdraw, body.role, idempotency_key)
         return {"id": instance, "sector": body.sector,
                 "recorded": "withdrawn" if body.withdraw else body.basis}
 
     @api.post("/api/instances/{instance}/correct", tags=["instances"])
     @one_hop()
-    def correct(instance: InstanceId, body: CorrectBody, actor: Caller) -> dict[str, Any]:
+    def correct(instance: InstanceId, body: CorrectBody, actor: Caller,
+                idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         actor = actor_for(app, actor)
         from pathways_engine.runtime.corrections import correct as correct_fields
+        from pathways_engine.runtime.step import fingerprint
 
         app.actors.permit(actor, "correct", body.role)
         with app.engine.step(instance) as step:
             app.actors.check_area(actor, step.instance.area, instance)
+            request = fingerprint(kind="correct", instance=instance, values=body.values,
+                                  reason=body.reason, actor=actor, role=body.role)
+            if idempotency_key is not None:
+                stored = step.replayed(idempotency_key, request)
+                if stored is not None:
+                    return stored
             changes = correct_fields(step, body.values, reason=body.reason, actor=actor,
                                      role=body.role)
-        return {"id": instance, "changes": changes}
+            answer = {"id": instance, "changes": changes}
+            if idempotency_key is not None:
+                step.remember(idempotency_key, "correct", request, answer)
+        return answer
 
 
 

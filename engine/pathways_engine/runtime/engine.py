@@ -40,7 +40,6 @@ from pathways_engine.errors import DatabaseError
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import DuplicateInstance
 from pathways_engine.errors import FieldError
-from pathways_engine.errors import IdempotencyConflict
 from pathways_engine.errors import NotEligible
 from pathways_engine.errors import PathwaysError
 from pathways_engine.errors import Problem
@@ -68,6 +67,7 @@ from .step import StepContext
 from .step import event_time
 from .step import fingerprint
 from .step import opened_effects
+from .step import stored_answer
 from .subjects import normalise
 
 # Called inside the step with the instance as read under its lock; raises to refuse (the CLI
@@ -222,7 +222,7 @@ class PathwayEngine:
                 raise
             # the same request, racing: the first one committed meanwhile; answer as it did
             with self.db.reading() as connection:
-                stored = self._replayed(connection, idempotency_key, request, missing_ok=True)
+                stored = stored_answer(connection, idempotency_key, request, missing_ok=True)
             if stored is None:
                 raise
             return str(stored["id"])
@@ -238,7 +238,7 @@ class PathwayEngine:
             if within is not None:
                 within(connection)
             if key is not None:
-                stored = self._replayed(connection, key, request, missing_ok=True)
+                stored = stored_answer(connection, key, request, missing_ok=True)
                 if stored is not None:
                     return str(stored["id"])
             subject = self._subject(connection, ref, ref_key, birth_date, now)
@@ -321,18 +321,6 @@ class PathwayEngine:
                                  subject.personal_id)
         return subject
 
-    @staticmethod
-    def _replayed(connection: Connection, key: str, request: str,
-                  missing_ok: bool = False) -> dict[str, Any] | None:
-        stored = reads.stored_request(connection, key)
-        if stored is None:
-            if missing_ok:
-                return None
-            raise IdempotencyConflict(key)
-        if stored.fingerprint != request:
-            raise IdempotencyConflict(key)
-        return dict(stored.result)
-
     # ---------------------------------------------------------------- advance
 
     def advance(self, instance_id: str, event: str, *, actor: str, role: str,
@@ -355,8 +343,7 @@ class PathwayEngine:
                 if within is not None:
                     within(batch.connection)
                 if idempotency_key is not None:
-                    stored = self._replayed(batch.connection, idempotency_key, request,
-                                            missing_ok=True)
+                    stored = step.replayed(idempotency_key, request)
                     if stored is not None:
                         return Step(stored["id"], stored["event"], stored["from"], stored["to"],
                                     stored["revision"], stored["completed"],
@@ -368,10 +355,7 @@ class PathwayEngine:
                                                  step.instance.version)
                 result = step.send(event, actor=actor, role=role, values=values, note=note, at=at)
                 if idempotency_key is not None:
-                    step.writes.requests.append({
-                        "key": idempotency_key, "kind": "advance", "fingerprint": request,
-                        "instance_id": instance_id, "result": result.as_dict(),
-                        "created_at": batch.now})
+                    step.remember(idempotency_key, "advance", request, result.as_dict())
         failpoints.hit("advance.after_commit")
         return result
 

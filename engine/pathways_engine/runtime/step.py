@@ -36,6 +36,7 @@ from pathways_engine.definition.values import check_values
 from pathways_engine.definition.values import coerce
 from pathways_engine.errors import EventNotAllowed
 from pathways_engine.errors import GuardFailed
+from pathways_engine.errors import IdempotencyConflict
 from pathways_engine.errors import InstanceFinished
 from pathways_engine.errors import InstanceNotFound
 from pathways_engine.errors import InvalidArgument
@@ -292,6 +293,21 @@ class StepContext:
                              f"event {event!r}")
         return fired, given
 
+    # ------------------------------------------------------------ idempotency
+
+    def replayed(self, key: str, request: str) -> dict[str, Any] | None:
+        """The answer the first request with `key` got, if this is a retry of it; a key
+        first used for another request is refused (IdempotencyConflict)."""
+        return stored_answer(self.batch.connection, key, request, missing_ok=True)
+
+    def remember(self, key: str, kind: str, request: str,
+                 answer: dict[str, Any]) -> dict[str, Any]:
+        """Keep `answer` for a retry with `key`; it commits with this step, or not at all."""
+        self.writes.requests.append({"key": key, "kind": kind, "fingerprint": request,
+                                     "instance_id": self.instance.id, "result": answer,
+                                     "created_at": self.now})
+        return answer
+
     # ------------------------------------------------------------ writing
 
     def bump(self) -> None:
@@ -542,6 +558,20 @@ def outbox_row(instance_id: str, message: Outgoing, now: dt.datetime) -> dict[st
     }
     row["digest"] = message_digest(row)
     return row
+
+
+def stored_answer(connection: Connection, key: str, request: str,
+                  missing_ok: bool = False) -> dict[str, Any] | None:
+    """What the request first sent with idempotency `key` answered (`request` is its
+    fingerprint); a key first used for another request is refused."""
+    stored = reads.stored_request(connection, key)
+    if stored is None:
+        if missing_ok:
+            return None
+        raise IdempotencyConflict(key)
+    if stored.fingerprint != request:
+        raise IdempotencyConflict(key)
+    return dict(stored.result)
 
 
 def fingerprint(**request: Any) -> str:

@@ -257,7 +257,7 @@ requests = Table(
     "requests", metadata,
     # an idempotency key: the first request with it acts, a retry gets the same result
     Column("key", String(200), primary_key=True),
-    Column("kind", String(16), nullable=False),  # start | advance
+    Column("kind", String(16), nullable=False),  # start | advance | assign | consent | correct
     Column("fingerprint", String(64), nullable=False),
     Column("instance_id", String(32), nullable=False),
     Column("result", JSON, nullable=False),
