@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter
+from fastapi import Depends
 from fastapi import Query
 from pathways_engine.store import tokens
 from web_support import Server
@@ -455,11 +456,16 @@ def test_step_endpoints_check_path_headers_and_token_as_fastapi_would(server: Se
 
 def test_a_lean_route_refuses_an_endpoint_it_cannot_parse_when_the_app_is_built() -> None:
     from pathways.web.lean_route import LeanRoute
+    from pathways.web.server import bearer
 
     router = APIRouter(route_class=LeanRoute)
     with pytest.raises(TypeError, match="limit"):
         @router.get("/x")
         async def listed(limit: Annotated[int, Query()] = 10) -> None: ...
+    guarded = APIRouter(route_class=LeanRoute, dependencies=[Depends(bearer)])
+    with pytest.raises(TypeError, match="dependencies"):
+        @guarded.get("/y")
+        async def shown() -> None: ...
 
 
 def test_every_answer_has_a_request_id_and_one_json_log_line(

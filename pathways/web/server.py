@@ -202,8 +202,8 @@ def _encode(value: Any) -> Any:
 
 # the threads a request's work runs in, handed it by the event loop directly: anyio's
 # `to_thread` (FastAPI's way) looks the async library up, enters a cancel scope and takes a
-# capacity limiter token on every call, a twentieth of what the loop spent on a step request
-# (bench/http.py). As many threads as anyio's default limit, made when first needed.
+# capacity limiter token on every call, about a tenth of the event loop's share of a step
+# request (py-spy). As many threads as anyio's default limit, made when first needed.
 _WORKERS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="pathways-http")
 
 
