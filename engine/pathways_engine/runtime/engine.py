@@ -222,7 +222,7 @@ class PathwayEngine:
                 raise
             # the same request, racing: the first one committed meanwhile; answer as it did
             with self.db.reading() as connection:
-                stored = stored_answer(connection, idempotency_key, request, missing_ok=True)
+                stored = stored_answer(connection, idempotency_key, request)
             if stored is None:
                 raise
             return str(stored["id"])
@@ -238,7 +238,7 @@ class PathwayEngine:
             if within is not None:
                 within(connection)
             if key is not None:
-                stored = stored_answer(connection, key, request, missing_ok=True)
+                stored = stored_answer(connection, key, request)
                 if stored is not None:
                     return str(stored["id"])
             subject = self._subject(connection, ref, ref_key, birth_date, now)

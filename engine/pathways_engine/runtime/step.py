@@ -298,7 +298,7 @@ class StepContext:
     def replayed(self, key: str, request: str) -> dict[str, Any] | None:
         """The answer the first request with `key` got, if this is a retry of it; a key
         first used for another request is refused (IdempotencyConflict)."""
-        return stored_answer(self.batch.connection, key, request, missing_ok=True)
+        return stored_answer(self.batch.connection, key, request)
 
     def remember(self, key: str, kind: str, request: str,
                  answer: dict[str, Any]) -> dict[str, Any]:
@@ -560,15 +560,12 @@ def outbox_row(instance_id: str, message: Outgoing, now: dt.datetime) -> dict[st
     return row
 
 
-def stored_answer(connection: Connection, key: str, request: str,
-                  missing_ok: bool = False) -> dict[str, Any] | None:
+def stored_answer(connection: Connection, key: str, request: str) -> dict[str, Any] | None:
     """What the request first sent with idempotency `key` answered (`request` is its
-    fingerprint); a key first used for another request is refused."""
+    fingerprint), None for a new key; a key first used for another request is refused."""
     stored = reads.stored_request(connection, key)
     if stored is None:
-        if missing_ok:
-            return None
-        raise IdempotencyConflict(key)
+        return None
     if stored.fingerprint != request:
         raise IdempotencyConflict(key)
     return dict(stored.result)
