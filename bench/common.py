@@ -75,6 +75,14 @@ class Counted:
     rows: int = 0
 
 
+# rows written by this connection's session and not yet flushed to the statistics, by the
+# server's own count: a statement in a pipeline, as pathways sends a step's writes on
+# PostgreSQL, has no row count at the driver. Read at a transaction's first statement and at
+# its commit (nothing is flushed in between), past SQLAlchemy, so not counted as statements.
+_WRITTEN = ("SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) "
+            "FROM pg_stat_xact_user_tables")
+
+
 @contextmanager
 def statements(engine: Any) -> Iterator[Counted]:
     """Count statements sent (BEGIN and COMMIT included) and rows written, while inside."""
@@ -82,30 +90,45 @@ def statements(engine: Any) -> Iterator[Counted]:
 
     counted = Counted()
     sqlite = engine.dialect.name == "sqlite"
+    began: dict[int, int | None] = {}  # connection -> written before its transaction's first
 
-    def before(*_: Any) -> None:
+    def written(connection: Any) -> int:
+        cursor = connection.connection.driver_connection.execute(_WRITTEN)
+        return int(cursor.fetchone()[0])
+
+    def before(connection: Any, *_: Any) -> None:
         counted.statements += 1
+        if not sqlite and began.get(id(connection), 0) is None:
+            began[id(connection)] = written(connection)
 
     def after(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         if statement.lstrip()[:6].upper() in {"INSERT", "UPDATE", "DELETE"} and cursor.rowcount > 0:
             counted.rows += cursor.rowcount
 
-    def transaction(*_: Any) -> None:
+    def begin(connection: Any) -> None:
         counted.statements += 1
+        began[id(connection)] = None
 
+    def commit(connection: Any) -> None:
+        counted.statements += 1
+        if not sqlite and began.get(id(connection)) is not None:
+            counted.rows += written(connection) - began.pop(id(connection))  # type: ignore[operator]
+
+    if sqlite:
+        event.listen(engine, "after_cursor_execute", after)
     event.listen(engine, "before_cursor_execute", before)
-    event.listen(engine, "after_cursor_execute", after)
-    event.listen(engine, "commit", transaction)
+    event.listen(engine, "commit", commit)
     if not sqlite:  # SQLite's BEGIN IMMEDIATE is a statement of our own, counted above
-        event.listen(engine, "begin", transaction)
+        event.listen(engine, "begin", begin)
     try:
         yield counted
     finally:
+        if sqlite:
+            event.remove(engine, "after_cursor_execute", after)
         event.remove(engine, "before_cursor_execute", before)
-        event.remove(engine, "after_cursor_execute", after)
-        event.remove(engine, "commit", transaction)
+        event.remove(engine, "commit", commit)
         if not sqlite:
-            event.remove(engine, "begin", transaction)
+            event.remove(engine, "begin", begin)
 
 
 def seconds(action: Callable[[], object]) -> float:

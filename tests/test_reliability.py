@@ -135,6 +135,56 @@ def test_advance_killed_leaves_the_old_or_the_new_step_never_half(
     assert run("tick", "--force", "--now", "2026-12-31T12:00").exit_code == 0
 
 
+_REFUSE = {  # a trigger that makes the database refuse one table's new rows
+    "sqlite": ["CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+               "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+    "postgresql": ["CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+                   "CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                   "FOR EACH ROW EXECUTE FUNCTION refuse()"],
+}
+_ALLOW = {"sqlite": ["DROP TRIGGER refuse"],
+          "postgresql": ["DROP TRIGGER refuse ON {table}", "DROP FUNCTION refuse()"]}
+
+
+@pytest.mark.parametrize("table", ["audit", "outbox"])
+def test_a_write_the_database_refuses_inside_the_steps_pipeline_leaves_nothing(
+        run: Cli, db_url: str, table: str) -> None:
+    """On PostgreSQL a step's writes travel as one pipeline (store/writes.py): a refusal in
+    the middle of it (the audit entries) or at its end (the messages, answered by the final
+    sync) is raised as SQLAlchemy's error for it, and nothing of the step is written."""
+    from pathways_notifications import Composer
+    from pathways_notifications import load_parties
+
+    instance = started(run)
+    before = footprint(db_url, instance)
+    admin = create_engine(db_url)
+    kind = admin.dialect.name
+
+    def ddl(statements: list[str]) -> None:
+        with admin.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement.format(table=table))
+
+    database = Database(db_url)
+    engine = PathwayEngine(database, Registry.from_paths([DEFINITIONS]),
+                           composer=Composer(load_parties(DEFINITIONS / "parties.yaml")))
+    ddl(_REFUSE[kind])
+    try:
+        with pytest.raises(DBAPIError, match="refused by the test"):
+            engine.advance(instance, "refer_bup", actor="p", role="ppr",
+                           values={"referral_received": "2026-11-03"},
+                           at=dt.datetime(2026, 11, 3, 10, tzinfo=dt.UTC))
+        assert footprint(db_url, instance) == before
+    finally:
+        ddl(_ALLOW[kind])
+        database.dispose()
+        admin.dispose()
+    run("advance", instance, *REFER)  # the same step, once the database takes it
+    assert footprint(db_url, instance)["state"] == "bup_referred"
+    assert run("audit", "verify").exit_code == 0
+
+
 @pytest.mark.slow
 def test_start_killed_before_commit_leaves_nothing(run: Cli, db_url: str) -> None:
     killed = run_killed(db_url, "start.before_commit=kill", *START)

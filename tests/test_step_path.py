@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from pathways_engine import FixedClock
@@ -49,33 +51,63 @@ def test_a_step_sends_at_most_eight_statements(database: Database) -> None:
 
 
 def test_a_steps_rows_of_one_table_go_to_the_driver_as_one_insert(database: Database) -> None:
-    """Not as the driver's executemany, which psycopg 3 pipelines row by row (waiting on the
-    server once more a row)."""
+    """One INSERT per table, whatever its number of rows (one executemany, not one a row)."""
     from sqlalchemy import event
 
     engine = notifying(database)
     first, second = children(engine, 2)
     engine.advance(first, "refer_bup", actor="p", role="ppr", values=REFER)
-    inserts: list[tuple[str, str]] = []
+    inserts: list[str] = []
 
-    def sent(how: str) -> Any:
-        def listener(_cursor: object, statement: str, *_: object) -> None:
-            if statement.lstrip().upper().startswith("INSERT"):
-                inserts.append((statement.split()[2], how))
-        return listener
+    def listener(_cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            inserts.append(statement.split()[2])
 
-    listeners = {name: sent(name) for name in ("do_execute", "do_executemany")}
-    for name, listener in listeners.items():
+    for name in ("do_execute", "do_executemany"):
         event.listen(database.engine, name, listener)
     try:
         engine.advance(second, "refer_bup", actor="p", role="ppr", values=REFER)
     finally:
-        for name, listener in listeners.items():
+        for name in ("do_execute", "do_executemany"):
             event.remove(database.engine, name, listener)
     # two deadlines, two audit entries, two messages
-    assert sorted(table for table, _ in inserts) == ["audit", "deadlines", "outbox"]
-    if database.engine.dialect.name == "postgresql":
-        assert {how for _, how in inserts} == {"do_execute"}, inserts
+    assert sorted(inserts) == ["audit", "deadlines", "outbox"]
+
+
+def test_on_postgresql_a_step_waits_on_the_server_five_times(pg_url: str, tmp_path: Path) -> None:
+    """BEGIN, the locked read, the writes as one pipeline, the version-checked update, COMMIT:
+    counted in libpq's own trace of what the client sent, where each Sync or simple Query is
+    one wait for the server (psycopg would otherwise wait once a statement, and once a row
+    of an executemany)."""
+    from sqlalchemy import event
+
+    database = Database(pg_url)
+    try:
+        engine = notifying(database)
+        first, second = children(engine, 2)
+        engine.advance(first, "refer_bup", actor="p", role="ppr", values=REFER)
+        trace = (tmp_path / "libpq.trace").open("w")
+
+        def traced(dbapi_connection: Any, *_: object) -> None:
+            dbapi_connection.pgconn.trace(trace.fileno())
+
+        event.listen(database.engine, "checkout", traced)
+        try:
+            engine.advance(second, "refer_bup", actor="p", role="ppr", values=REFER)
+        finally:
+            event.remove(database.engine, "checkout", traced)
+            database.engine.dispose()  # the traced connection goes, not back into the pool
+            trace.close()
+        # each message the client sent ("F") is a line: time, F, length, type, arguments
+        sent = re.findall(r"^[^\t\n]*\tF\t\d+\t(\w+)", (tmp_path / "libpq.trace").read_text(),
+                          re.MULTILINE)
+        waits = [kind for kind in sent if kind in ("Sync", "Query")]
+        assert len(waits) == 5, sent
+        # the close and the six new rows travel together, after the read's answer
+        syncs = [i for i, kind in enumerate(sent) if kind in ("Sync", "Query")]
+        assert sent[syncs[1] + 1:syncs[2]].count("Execute") == 1 + 6, sent  # close, 6 rows
+    finally:
+        database.dispose()
 
 
 def test_a_batch_costs_the_statements_of_one_step(database: Database) -> None:

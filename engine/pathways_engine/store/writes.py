@@ -5,7 +5,8 @@ wake-ups) changes in a `WriteBatch`, then `flush` writes it in a fixed order: ne
 deadline changes by id, set-based deadline closes, new deadlines, audit, outbox, consents and
 assignments, the version-checked instance update, idempotency keys. A closed deadline is one
 UPDATE whatever its wake-ups; ids come from the database, and nothing refers to a row written
-in the same flush, so no statement needs RETURNING.
+in the same flush, so no statement needs RETURNING. On PostgreSQL everything before the
+instance update goes as one pipeline (`pipelined`): one round trip instead of one a statement.
 
 Set-based closes only touch rows that existed before the flush (they run before the inserts);
 rows opened within the batch are closed in memory by the step path.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from itertools import groupby
@@ -29,6 +32,7 @@ from sqlalchemy import case
 from sqlalchemy import insert
 from sqlalchemy import literal
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Executable
 
 from pathways_engine.errors import ConcurrentModification
@@ -133,6 +137,17 @@ class WriteBatch:
             getattr(self, name).extend(getattr(other, name))
 
     def flush(self, connection: Connection) -> None:
+        with pipelined(connection):  # nothing in here reads an answer
+            self._send(connection)
+        if self.changed_instances:  # its row count is the version check
+            self._update_instances(connection)
+        # after the pipeline: a retried request's key collides with its first use, which
+        # the caller must see as the IntegrityError it is (engine.start answers the retry)
+        self._execute(connection, (("requests", _INSERT['requests']),
+                                   ("signals", _INSERT['signals']),
+                                   ("delivered_signals", _DELIVERED), ("recounted", _RECOUNTED)))
+
+    def _send(self, connection: Connection) -> None:
         if self.new_instances:
             _INSERT['instances'](connection, [r.values() for r in self.new_instances])
         if self.changed_deadlines:
@@ -169,11 +184,6 @@ class WriteBatch:
             connection.execute(_UNASSIGN_SUBJECT, [{"b_s": a["subject_id"], "b_role": a["role"]}
                                                    for a in rows])
             _INSERT['subject_assignments'](connection, rows)
-        if self.changed_instances:
-            self._update_instances(connection)
-        self._execute(connection, (("requests", _INSERT['requests']),
-                                   ("signals", _INSERT['signals']),
-                                   ("delivered_signals", _DELIVERED), ("recounted", _RECOUNTED)))
 
     def _execute(self, connection: Connection,
                  pairs: Iterable[tuple[str, Executable | _Insert]]) -> None:
@@ -204,28 +214,40 @@ class WriteBatch:
 
 
 class _Insert:
-    """One table's new rows, sent the cheaper of two ways for their number.
+    """One table's new rows as one executemany.
 
-    psycopg 3 pipelines an executemany and waits on the server once more per row, six more
-    times for a step's two deadlines, two audit entries and two messages; a few rows therefore
-    go as one multi-row INSERT on PostgreSQL (SQLAlchemy's insertmanyvalues, which it applies
-    to an INSERT with RETURNING; the returned ids are not read). Many rows, a batch's, stay an
-    executemany: rendering hundreds of rows into one statement measured 50 % more CPU a step
-    (bench/transitions.py, advance_many).
+    `inline()`: a single row is not sent with RETURNING for its id - nothing written in the
+    same flush refers to it, and on PostgreSQL the pipeline (`pipelined`) could not read it.
     """
-
-    FEW = 16
 
     def __init__(self, table: Table) -> None:
         # built once: a statement made anew per call is walked for its cache key every time
-        self.many = insert(table)
-        self.few = insert(table).returning(*list(table.primary_key.columns)[:1])
+        self.statement = insert(table).inline()
 
     def __call__(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        few = 1 < len(rows) <= self.FEW and connection.dialect.name == "postgresql"
-        connection.execute(self.few if few else self.many, rows)
+        if rows:
+            connection.execute(self.statement, rows)
+
+
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """On PostgreSQL (psycopg 3), send the statements made inside without waiting for each
+    one's answer: libpq's pipeline mode, one round trip for all of them where each paid its
+    own (bench/transitions.py). Only for statements whose results nobody reads; an error
+    is still raised, as SQLAlchemy's exception for it, by the time the block ends."""
+    raw = connection.connection.driver_connection if connection.dialect.driver == "psycopg" \
+        else None
+    if raw is None or not hasattr(raw, "pipeline"):
+        yield
+        return
+    import psycopg
+
+    try:
+        with raw.pipeline():
+            yield
+    except psycopg.Error as exc:  # raised by the final sync, outside SQLAlchemy's wrapping
+        raise DBAPIError.instance(None, None, exc, psycopg.Error,
+                                  dialect=connection.dialect) from exc
 
 
 _INSERT = {table.name: _Insert(table) for table in (instances, deadlines, audit, outbox,
