@@ -471,6 +471,56 @@ def test_start_and_advance_with_an_idempotency_key_act_once(run: Cli) -> None:
     assert "idempotency key 'step-1' was used for a different request" in other.stderr
 
 
+def _at_once(url: str, tmp_path: Path, point: str, *commands: list[str]) -> list[tuple[int, str]]:
+    """Run the CLI commands in real processes; the first to reach `point` (just before its
+    commit) holds there while the others catch up with it (on PostgreSQL they wait on its
+    idempotency key, on SQLite for its write lock), then it goes on. (exit code, output)."""
+    import time
+
+    go = tmp_path / "go"
+    env = {**os.environ, "PATHWAYS_FAILPOINTS": f"{point}=wait:{go}"}
+    base = [sys.executable, "-m", "pathways", "--db", url, "--definitions", str(DEFINITIONS),
+            "--actors", str(ACTORS)]
+    procs = [subprocess.Popen([*base, *args], env=env, cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for args in commands]
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("go.*.waiting")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(1.0)  # the others reach the first one's key (or lock) and wait on it
+    go.touch()
+    return [(p.wait(timeout=60), p.stdout.read()) for p in procs]  # type: ignore[union-attr]
+
+
+def test_one_idempotency_key_sent_at_once_for_two_children_acts_for_one(
+        run: Cli, db_url: str, tmp_path: Path) -> None:
+    """Attack: the same key on two instances at the same moment. PostgreSQL let both check the
+    key before either had committed it, and the second failed on the key's unique index with
+    a traceback; it must be refused like any key reused for another request."""
+    one, two = started(run), started(run, subject="C-2")
+    answers = _at_once(db_url, tmp_path, "advance.before_commit",
+                       *(["advance", instance, *REFER, "--idempotency-key", "shared", "--json"]
+                         for instance in (one, two)))
+    assert sorted(code for code, _ in answers) == [0, 1], answers
+    refused = next(output for code, output in answers if code == 1)
+    assert "idempotency key 'shared' was used for a different request" in refused
+    assert "Traceback" not in refused
+    revisions = [json.loads(run("show", i, "--json").output)["revision"] for i in (one, two)]
+    assert sorted(revisions) == [1, 2], revisions  # one of them took the step
+
+
+def test_one_start_sent_twice_at_once_with_its_key_starts_one_pathway(
+        run: Cli, db_url: str, tmp_path: Path) -> None:
+    """The same start with the same key, twice at the same moment: both get the one id."""
+    answers = _at_once(db_url, tmp_path, "start.before_commit",
+                       [*START, "--idempotency-key", "referral-9"],
+                       [*START, "--idempotency-key", "referral-9"])
+    assert [code for code, _ in answers] == [0, 0], answers
+    ids = {json.loads(output)["id"] for _, output in answers}
+    assert len(ids) == 1
+    assert len(json.loads(run("list", "--json").output)) == 1
+
+
 def test_a_second_running_pathway_for_the_same_child_is_refused(run: Cli) -> None:
     first = started(run)
     refused = run(*START[:-1], code=1)

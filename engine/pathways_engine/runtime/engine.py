@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from pathways_engine import failpoints
 from pathways_engine.areas import check_area
@@ -40,6 +39,7 @@ from pathways_engine.errors import DatabaseError
 from pathways_engine.errors import DefinitionError
 from pathways_engine.errors import DuplicateInstance
 from pathways_engine.errors import FieldError
+from pathways_engine.errors import IdempotencyRace
 from pathways_engine.errors import NotEligible
 from pathways_engine.errors import PathwaysError
 from pathways_engine.errors import Problem
@@ -217,12 +217,14 @@ class PathwayEngine:
             return self._start(definition, compiled, ref, ref_key, actor, role, birth_date,
                                given, at, area, idempotency_key, request, allow_duplicate,
                                within)
-        except IntegrityError:
+        except (IdempotencyRace, DuplicateInstance):
             if idempotency_key is None:
                 raise
-            # the same request, racing: the first one committed meanwhile; answer as it did
+            # the same request, racing: the first one committed meanwhile (PostgreSQL let
+            # this one wait on the child's row, then see that pathway running, or on the
+            # key itself); answer as the first did
             with self.db.reading() as connection:
-                stored = stored_answer(connection, idempotency_key, request)
+                stored = stored_answer(connection, idempotency_key, request)  # or refuse
             if stored is None:
                 raise
             return str(stored["id"])

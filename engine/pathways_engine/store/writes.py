@@ -33,9 +33,11 @@ from sqlalchemy import insert
 from sqlalchemy import literal
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 
 from pathways_engine.errors import ConcurrentModification
+from pathways_engine.errors import IdempotencyRace
 
 from .rows import INSTANCE_COLUMNS
 from .rows import DeadlineRow
@@ -141,10 +143,14 @@ class WriteBatch:
             self._send(connection)
         if self.changed_instances:  # its row count is the version check
             self._update_instances(connection)
-        # after the pipeline: a retried request's key collides with its first use, which
-        # the caller must see as the IntegrityError it is (engine.start answers the retry)
-        self._execute(connection, (("requests", _INSERT['requests']),
-                                   ("signals", _INSERT['signals']),
+        if self.requests:  # after the pipeline, so a key taken meanwhile is told apart
+            try:
+                _INSERT['requests'](connection, self.requests)
+            except IntegrityError as exc:
+                if not _unique_violation(exc):
+                    raise
+                raise IdempotencyRace(self.requests[0]["key"]) from None
+        self._execute(connection, (("signals", _INSERT['signals']),
                                    ("delivered_signals", _DELIVERED), ("recounted", _RECOUNTED)))
 
     def _send(self, connection: Connection) -> None:
@@ -227,6 +233,12 @@ class _Insert:
     def __call__(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
             connection.execute(self.statement, rows)
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    """A key already there (sqlstate 23505, SQLite's UNIQUE), not another constraint."""
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(orig)
 
 
 @contextmanager
