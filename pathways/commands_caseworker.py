@@ -33,9 +33,10 @@ _at = click.option("--at", type=ISO_TIME, default=None,
                    help="When it happened (ISO 8601; without offset: the pathway's local "
                         "time). Default: now. Never in the future.")
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON (keys in the README).")
-_key = click.option("--idempotency-key", "idempotency_key", default=None, metavar="KEY",
-                    help="Act at most once for this key: a retry with the same key and the "
-                         "same arguments answers as the first did and changes nothing.")
+idempotency_key_option = click.option(
+    "--idempotency-key", "idempotency_key", default=None, metavar="KEY",
+    help="Act at most once for this key: a retry with the same key and the same arguments "
+         "answers as the first did and changes nothing.")
 _reader = click.option("--as", "actor", default=None, metavar="ACTOR",
                        help="Read as this actor (with --role): personal fields are shown when "
                             "the instance has consent or a legal basis for the role's sector.")
@@ -77,7 +78,7 @@ def reader(app: App, instance: str, actor: str | None,
 @_as
 @_role
 @_at
-@_key
+@idempotency_key_option
 @_json
 @pass_app
 def start(app: App, pathway: str, subject_ref: str, birth_date: dt.date | None,
@@ -108,7 +109,7 @@ def start(app: App, pathway: str, subject_ref: str, birth_date: dt.date | None,
 @_as
 @_role
 @_at
-@_key
+@idempotency_key_option
 @_json
 @pass_app
 def advance(app: App, instance: str, event: str, assignments: tuple[str, ...], note: str | None,

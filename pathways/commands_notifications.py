@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 from .cli_output import cut_short
 from .cli_output import emit
 from .cli_output import table
+from .commands_caseworker import idempotency_key_option
 from .timeparse import ISO_TIME
 from .timeparse import aware_or_utc
 
@@ -214,13 +215,14 @@ def retry(app: App, message_ids: tuple[int, ...], everything: bool, failed: bool
 @click.option("--for-child", is_flag=True,
               help="Name PARTY for ROLE in every pathway of this child, now and later (one "
                    "contact person across sectors); audited in INSTANCE's trail.")
+@idempotency_key_option
 @pass_app
 def assign(app: App, instance: str, role: str, party: str, actor: str,
-           acting_role: str | None, for_child: bool) -> None:
+           acting_role: str | None, for_child: bool, idempotency_key: str | None) -> None:
     """Name PARTY (from the parties file) as ROLE for INSTANCE, e.g. a contact person."""
     from .assignments import assign_party
 
-    assign_party(app, instance, role, party, actor, acting_role, for_child)
+    assign_party(app, instance, role, party, actor, acting_role, for_child, idempotency_key)
     click.echo(f"{instance}: {role} is now {party}" + (" for every pathway of the child"
                                                        if for_child else ""))
 
@@ -241,13 +243,15 @@ def assign(app: App, instance: str, role: str, party: str, actor: str,
 @click.option("--role", default=None, metavar="ROLE",
               help="The role the actor records it in (default: the first of its roles the "
                    "definition lets record this basis).")
+@idempotency_key_option
 @pass_app
 def consent(app: App, instance: str, sector: str, basis: str, reference: str, withdraw: bool,
-            actor: str, role: str | None) -> None:
+            actor: str, role: str | None, idempotency_key: str | None) -> None:
     """Record consent or a statutory basis to share personal data with a sector."""
     from .assignments import record_consent
 
-    record_consent(app, instance, sector, basis, reference, actor, withdraw, role)
+    record_consent(app, instance, sector, basis, reference, actor, withdraw, role,
+                   idempotency_key)
     click.echo(f"{instance}: {'withdrawn' if withdraw else 'recorded'} {basis} for {sector}")
 
 

@@ -19,6 +19,7 @@ from .commands_caseworker import _reader
 from .commands_caseworker import _reader_role
 from .commands_caseworker import _role
 from .commands_caseworker import _set
+from .commands_caseworker import idempotency_key_option
 from .commands_caseworker import pass_app
 
 _reason = click.option("--reason", required=True, help="Why (kept in the audit trail).")
@@ -126,20 +127,20 @@ def withdraw(app: App, instance: str, reason: str, actor: str, role: str) -> Non
 @_reason
 @_as
 @_role
+@idempotency_key_option
 @_json
 @pass_app
 def correct(app: App, instance: str, assignments: tuple[str, ...], reason: str, actor: str,
-            role: str, as_json: bool) -> None:
+            role: str, idempotency_key: str | None, as_json: bool) -> None:
     """Correct fields of INSTANCE entered wrongly; deadlines counted from a corrected date are
     counted again. The original entries stay in the history."""
     from pathways_engine.definition.values import parse_assignments
-    from pathways_engine.runtime.corrections import correct as correct_fields
 
-    app.actors.permit(actor, "correct", role)
-    with app.may("write").engine.step(instance) as step:
-        app.actors.check_area(actor, step.instance.area, instance)
-        changes = correct_fields(step, parse_assignments(assignments), reason=reason,
-                                 actor=actor, role=role)
+    from .correcting import correct_instance
+
+    changes = correct_instance(app, instance, parse_assignments(assignments), reason=reason,
+                               actor=actor, role=role,
+                               idempotency_key=idempotency_key)["changes"]
     emit({"id": instance, "changes": changes}, as_json,
          f"{instance}: corrected " + ", ".join(f"{k} {v[0]!r} -> {v[1]!r}"
                                                for k, v in changes.items()))

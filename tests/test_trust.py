@@ -471,6 +471,33 @@ def test_start_and_advance_with_an_idempotency_key_act_once(run: Cli) -> None:
     assert "idempotency key 'step-1' was used for a different request" in other.stderr
 
 
+def test_assign_consent_and_correct_with_an_idempotency_key_act_once_from_the_cli(
+        run: Cli) -> None:
+    """The API's assign, consent and correct took a key (docs/http.md); the CLI's did not, so
+    a script retrying after a timeout recorded a consent twice."""
+    instance = started(run)
+    consent = ["consent", instance, "--sector", "psychiatry", "--basis", "consent",
+               "--reference", "parent, 2026-11-03", "--as", "caseworker"]
+    run(*consent, "--idempotency-key", "c-1")
+    run(*consent, "--idempotency-key", "c-1")
+    assign = ["assign", instance, "bup", "bup_rm", "--as", "leader"]
+    run(*assign, "--idempotency-key", "a-1")
+    run(*assign, "--idempotency-key", "a-1")
+    kinds = [h["kind"] for h in json.loads(run("history", instance, "--json").output)]
+    assert kinds.count("consent") == 1, kinds
+    assert kinds.count("assignment") == 1, kinds
+    other = run(*consent, "--withdraw", "--idempotency-key", "c-1", code=1)
+    assert "idempotency key 'c-1' was used for a different request" in other.stderr
+    run(*consent, "--withdraw", "--idempotency-key", "c-2")  # a new key acts
+    correct = ["correct", instance, "--set", "severity=severe", "--reason", "typed wrong",
+               "--as", "leader", "--role", "contact_person", "--json"]
+    first = json.loads(run(*correct, "--idempotency-key", "k-1").output)
+    assert json.loads(run(*correct, "--idempotency-key", "k-1").output) == first
+    kinds = [h["kind"] for h in json.loads(run("history", instance, "--json").output)]
+    assert kinds.count("consent_withdrawn") == 1, kinds
+    assert kinds.count("correction") == 1, kinds
+
+
 def _at_once(url: str, tmp_path: Path, point: str, *commands: list[str]) -> list[tuple[int, str]]:
     """Run the CLI commands in real processes; the first to reach `point` (just before its
     commit) holds there while the others catch up with it (on PostgreSQL they wait on its

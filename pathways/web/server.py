@@ -413,25 +413,11 @@ def _writes(api: FastAPI, app: App) -> None:
     @one_hop()
     def correct(instance: InstanceId, body: CorrectBody, actor: Caller,
                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-        actor = actor_for(app, actor)
-        from pathways_engine.runtime.corrections import correct as correct_fields
-        from pathways_engine.runtime.step import fingerprint
+        from pathways.correcting import correct_instance
 
-        app.actors.permit(actor, "correct", body.role)
-        with app.engine.step(instance) as step:
-            app.actors.check_area(actor, step.instance.area, instance)
-            request = fingerprint(kind="correct", instance=instance, values=body.values,
-                                  reason=body.reason, actor=actor, role=body.role)
-            if idempotency_key is not None:
-                stored = step.replayed(idempotency_key, request)
-                if stored is not None:
-                    return stored
-            changes = correct_fields(step, body.values, reason=body.reason, actor=actor,
-                                     role=body.role)
-            answer = {"id": instance, "changes": changes}
-            if idempotency_key is not None:
-                step.remember(idempotency_key, "correct", request, answer)
-        return answer
+        return correct_instance(app, instance, body.values, reason=body.reason,
+                                actor=actor_for(app, actor), role=body.role,
+                                idempotency_key=idempotency_key)
 
 
 
