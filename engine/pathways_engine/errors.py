@@ -169,10 +169,6 @@ class IdempotencyRace(IdempotencyConflict):
     """The key was taken by a request committed while this one ran (PostgreSQL lets both
     check it first); the caller may still find it was the same request (engine.start)."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
 
 class InstanceFinished(PathwaysError):
     def __init__(self, instance_id: str, state: str, status: str = "completed") -> None:
