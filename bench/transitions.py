@@ -84,9 +84,9 @@ def _rows(n: int, instance: str, who: str) -> dict[str, Any]:
 def _floor(url: str, instances: list[str], pipelined: bool = False) -> tuple[float, float]:
     """The same statements and rows with the driver alone, one transaction per step.
 
-    `pipelined` (PostgreSQL): the close and the inserts in one libpq pipeline, as pathways
-    sends them (store/writes.py `pipelined`), the version-checked update after it - the floor
-    with the same round trips as pathways, so the trick is not counted as pathways' own."""
+    `pipelined` (PostgreSQL): the close, the inserts and the version-checked update in one
+    libpq pipeline, as pathways sends them (store/writes.py `pipelined`) - the floor with the
+    same round trips as pathways, so the trick is not counted as pathways' own."""
     from contextlib import nullcontext
 
     engine = create_db_engine(url)
@@ -112,7 +112,8 @@ def _floor(url: str, instances: list[str], pipelined: bool = False) -> tuple[flo
             cursor.execute(statements["close"], rows["close"])
             for table in ("deadline", "audit", "outbox"):
                 cursor.executemany(statements[table], rows[table])
-        cursor.execute(statements["instance"], {**rows["instance"], "v": version})
+            cursor.execute(statements["instance"], {**rows["instance"], "v": version})
+        assert cursor.rowcount == 1  # the version check, as pathways makes it
         raw.commit()
 
     def run() -> None:

@@ -185,6 +185,54 @@ def test_a_write_the_database_refuses_inside_the_steps_pipeline_leaves_nothing(
     assert run("audit", "verify").exit_code == 0
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_revision_moved_under_a_batch_refuses_the_whole_batch_and_writes_nothing(
+        run: Cli, db_url: str, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instance update checks the revision the batch read (store/writes.py): if it moved
+    meanwhile, nothing of the batch is written. One step's update travels in the pipeline
+    and is checked after its sync; a batch's is an executemany checked on its own."""
+    from pathways_engine import StepRequest
+    from pathways_engine.errors import ConcurrentModification
+    from pathways_engine.runtime import step as step_path
+
+    instances_started = [started(run)] + [
+        json.loads(run(*START[:2], "--subject", f"C-{n}", *START[4:]).output)["id"]
+        for n in range(2, batch + 1)]
+    before = {i: footprint(db_url, i) for i in instances_started}
+    load = step_path.reads.load_instances
+
+    def moved_after_reading(connection: object, ids: object, **kwargs: object) -> object:
+        found = load(connection, ids, **kwargs)  # type: ignore[arg-type]
+        connection.execute(  # type: ignore[attr-defined]
+            text("update instances set version = version + 1 where id = :i"),
+            {"i": instances_started[-1]})
+        return found
+
+    monkeypatch.setattr(step_path.reads, "load_instances", moved_after_reading)
+    database = Database(db_url)
+    engine = PathwayEngine(database, Registry.from_paths([DEFINITIONS]))
+    at = dt.datetime(2026, 11, 3, 10, tzinfo=dt.UTC)
+    values = {"referral_received": "2026-11-03"}
+
+    def steps() -> object:
+        if batch == 1:
+            return engine.advance(instances_started[0], "refer_bup", actor="p", role="ppr",
+                                  values=values, at=at)
+        return engine.advance_many([StepRequest(i, "refer_bup", "p", "ppr", values, at=at)
+                                    for i in instances_started])
+
+    try:
+        with pytest.raises(ConcurrentModification):
+            steps()
+    finally:
+        database.dispose()
+    assert {i: footprint(db_url, i) for i in instances_started} == before
+    monkeypatch.undo()
+    run("advance", instances_started[0], *REFER)  # the same step, once nothing moves under it
+    assert footprint(db_url, instances_started[0])["state"] == "bup_referred"
+    assert run("audit", "verify").exit_code == 0
+
+
 @pytest.mark.slow
 def test_start_killed_before_commit_leaves_nothing(run: Cli, db_url: str) -> None:
     killed = run_killed(db_url, "start.before_commit=kill", *START)

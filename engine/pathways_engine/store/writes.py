@@ -5,8 +5,10 @@ wake-ups) changes in a `WriteBatch`, then `flush` writes it in a fixed order: ne
 deadline changes by id, set-based deadline closes, new deadlines, audit, outbox, consents and
 assignments, the version-checked instance update, idempotency keys. A closed deadline is one
 UPDATE whatever its wake-ups; ids come from the database, and nothing refers to a row written
-in the same flush, so no statement needs RETURNING. On PostgreSQL everything before the
+in the same flush, so no statement needs RETURNING. On PostgreSQL everything up to the
 instance update goes as one pipeline (`pipelined`): one round trip instead of one a statement.
+The update joins it when it is one row per statement (a step of one instance); a batch's
+executemany follows it, since psycopg counts an executemany's rows only outside a pipeline.
 
 Set-based closes only touch rows that existed before the flush (they run before the inserts);
 rows opened within the batch are closed in memory by the step path.
@@ -25,6 +27,7 @@ from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy import CursorResult
 from sqlalchemy import Table
 from sqlalchemy import and_
 from sqlalchemy import bindparam
@@ -139,10 +142,19 @@ class WriteBatch:
             getattr(self, name).extend(getattr(other, name))
 
     def flush(self, connection: Connection) -> None:
-        with pipelined(connection):  # nothing in here reads an answer
+        updates = self._instance_updates()  # their row counts are the version check
+        # one row per statement (a step of one instance): its count is known after the sync
+        together = all(len(rows) <= 1 for _, rows in updates)
+        sent: list[CursorResult[Any]] = []
+        with pipelined(connection) as piped:  # nothing in here reads an answer
             self._send(connection)
-        if self.changed_instances:  # its row count is the version check
-            self._update_instances(connection)
+            if piped and together:
+                sent = [connection.execute(statement, rows) for statement, rows in updates]
+        if piped and together:
+            _check_written(sum(_synced_rowcount(result) for result in sent), updates)
+        else:
+            _check_written(sum(connection.execute(statement, rows).rowcount
+                               for statement, rows in updates), updates)
         if self.requests:  # after the pipeline, so a key taken meanwhile is told apart
             try:
                 _INSERT['requests'](connection, self.requests)
@@ -201,7 +213,9 @@ class WriteBatch:
             elif rows:
                 connection.execute(statement, rows)
 
-    def _update_instances(self, connection: Connection) -> None:
+    def _instance_updates(self) -> list[tuple[Executable, list[dict[str, Any]]]]:
+        """The version-checked updates: every column, or only the head for an instance whose
+        state did not change; each statement with its rows, none without."""
         full, narrow = [], []
         for version, row in self.changed_instances.values():
             if row.id in self.head_only:
@@ -210,13 +224,23 @@ class WriteBatch:
             else:
                 full.append({"b_id": row.id, "b_old": version,
                              **dict(zip(_UPDATED_KEYS, _UPDATED_VALUES(row), strict=True))})
-        written = 0
-        for statement, rows in ((_INSTANCE_UPDATE, full), (_HEAD_UPDATE, narrow)):
-            if rows:
-                written += connection.execute(statement, rows).rowcount
-        if written != len(full) + len(narrow):  # written without the row lock: refuse all
-            stale = next(iter(self.changed_instances))
-            raise ConcurrentModification(stale, 0, None)
+        return [(statement, rows) for statement, rows in ((_INSTANCE_UPDATE, full),
+                                                          (_HEAD_UPDATE, narrow)) if rows]
+
+
+def _check_written(written: int, updates: list[tuple[Executable, list[dict[str, Any]]]]) -> None:
+    """Refuse the whole batch if an instance was not at the revision it was read at (written
+    without the row lock): nothing of it commits."""
+    if written != sum(len(rows) for _, rows in updates):
+        stale = updates[0][1][0]["b_id"]
+        raise ConcurrentModification(stale, 0, None)
+
+
+def _synced_rowcount(result: CursorResult[Any]) -> int:
+    """A pipelined statement's row count, once the pipeline has synced: SQLAlchemy read the
+    driver's count when the statement was sent, before the server had answered (it was -1
+    then); psycopg's cursor holds the real one after the sync, closed or not."""
+    return int(result.context.cursor.rowcount)
 
 
 class _Insert:
@@ -242,7 +266,7 @@ def _unique_violation(exc: IntegrityError) -> bool:
 
 
 @contextmanager
-def pipelined(connection: Connection) -> Iterator[None]:
+def pipelined(connection: Connection) -> Iterator[bool]:
     """On PostgreSQL (psycopg 3), send the statements made inside without waiting for each
     one's answer: libpq's pipeline mode, one round trip for all of them where each paid its
     own (bench/transitions.py). Only for statements whose results nobody reads; an error
@@ -250,13 +274,13 @@ def pipelined(connection: Connection) -> Iterator[None]:
     raw = connection.connection.driver_connection if connection.dialect.driver == "psycopg" \
         else None
     if raw is None or not hasattr(raw, "pipeline"):
-        yield
+        yield False
         return
     import psycopg
 
     try:
         with raw.pipeline():
-            yield
+            yield True
     except psycopg.Error as exc:  # raised by the final sync, outside SQLAlchemy's wrapping
         raise DBAPIError.instance(None, None, exc, psycopg.Error,
                                   dialect=connection.dialect) from exc
