@@ -627,7 +627,9 @@ def test_dead_letters_are_retried_by_an_operator_with_an_audit_entry(
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
     "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}",
     "{% include 'step_assigned/da.txt.j2' %}", "{{ 'x'|center(2000000000) }}",
-    "{{ 'x'.ljust(2000000000) }}",
+    "{{ 'x'.ljust(2000000000) }}", # blocks that each call the next twice: 2**29 calls, never deeper than 30
+    "".join(f"{{% block b{i} %}}{{{{ self.b{i + 1}() ~ self.b{i + 1}() }}}}{{% endblock %}}"
+            for i in range(29)) + "{% block b29 %}{% endblock %}",
 ])
 def test_hostile_templates_are_refused_in_bounded_time(tmp_path: Path, body: str) -> None:
     from click.testing import CliRunner
@@ -641,6 +643,42 @@ def test_hostile_templates_are_refused_in_bounded_time(tmp_path: Path, body: str
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 1
     assert "step_assigned/da.txt.j2:1:" in result.stdout
+
+
+def test_only_a_template_that_can_repeat_itself_renders_under_the_line_budgets_trace() -> None:
+    """The line and time budget is a trace function, which costs every function call while
+    it is set; a template that runs each line once cannot exceed it and renders without it.
+    Every shipped template is such a one."""
+    from pathways_engine import Registry
+    from pathways_notifications.rendering import environment_for
+    from pathways_notifications.rendering import render
+
+    class Probe:
+        seen: list[object] = []
+
+        def __str__(self) -> str:
+            self.seen.append(sys.gettrace())
+            return "p"
+
+    import dataclasses
+
+    shipped = Registry.from_paths([DEFINITIONS]).all()
+    definition = shipped[0]
+    templates = {**definition.templates,
+                 "straight/en.subject.j2": "{{ probe }}", "straight/en.txt.j2": "{{ probe }}",
+                 "looping/en.subject.j2": "s",
+                 "looping/en.txt.j2": "{% for i in range(2) %}{{ probe }}{% endfor %}"}
+    trial = dataclasses.replace(definition, templates=templates,
+                                content_hash="trial-" + definition.content_hash)
+    assert render(trial, "straight", "en", {"probe": Probe()}).text == "p\n"
+    assert Probe.seen == [None, None]
+    Probe.seen.clear()
+    assert render(trial, "looping", "en", {"probe": Probe()}).text == "pp\n"
+    assert len(Probe.seen) == 2
+    assert all(trace is not None for trace in Probe.seen)
+    for pathway in shipped:
+        env = environment_for(pathway)
+        assert all(env.runs_straight(path) for path in pathway.templates), pathway.path
 
 
 def test_a_caseworkers_value_cannot_make_a_template_hold_the_lock(db_url: str,
