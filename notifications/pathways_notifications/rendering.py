@@ -16,8 +16,9 @@ gigabyte, or a lock held for a minute.
 
 The line and time budget is kept by a trace function, which Python calls on every function
 call while it is set (about a tenth of a SQLite step's CPU for two messages). A template
-without loops, macros, calls, blocks or other templates runs each line of its code at most once, so
-it cannot exceed either; it is rendered without the trace (`BoundedSandbox.runs_straight`).
+without loops, macros, calls, blocks or other templates runs each line of its code at most
+once, so it cannot exceed either; it is rendered without the trace (`BoundedSandbox.runs_straight`,
+learnt while the template compiles).
 """
 
 from __future__ import annotations
@@ -130,7 +131,22 @@ def _join(value: Iterable[Any], separator: str = "", attribute: Any = None) -> s
 
 
 class _Generator(CodeGenerator):
-    """Routes `a ~ b` through the environment, so a concatenation is sized before it is made."""
+    """Routes `a ~ b` through the environment, so a concatenation is sized before it is made,
+    and tells it which templates can repeat a line and how long each one's code is
+    (`BoundedSandbox.runs_straight`), learnt while compiling, which happens anyway."""
+
+    environment: BoundedSandbox
+
+    def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(node, REPEATING):
+            self.environment.repeating.add(self.name)
+        return super().visit(node, *args, **kwargs)
+
+    def visit_Template(self, node: nodes.Template,  # noqa: N802 - Jinja's name
+                       frame: Frame | None = None) -> None:
+        self.environment.repeating.discard(self.name)
+        super().visit_Template(node, frame)
+        self.environment.code_lines[self.name] = self.code_lineno
 
     def visit_Concat(self, node: Concat, frame: Frame) -> None:  # noqa: N802 - Jinja's name
         markup = "context.eval_ctx.autoescape" if frame.eval_ctx.volatile else \
@@ -158,23 +174,19 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters["replace"] = _bounded(_replace)
         self.filters["join"] = _bounded(_join)
         self.globals.pop("namespace", None)  # mutable accumulators across loop iterations
-        self._straight: dict[str, bool] = {}
+        self.repeating: set[str | None] = set()  # filled by _Generator as it compiles
+        self.code_lines: dict[str | None, int] = {}
 
     def runs_straight(self, path: str) -> bool:
-        """Whether the template runs each line of its code at most once, in fewer lines than
-        the budget: nothing in it repeats. False for one that does not parse, so its render
-        reports the error as every other does."""
-        straight = self._straight.get(path)
-        if straight is None:
-            try:
-                source = self.loader.get_source(self, path)[0]  # type: ignore[union-attr]
-                tree = self.parse(source)
-                straight = next(tree.find_all(REPEATING), None) is None and \
-                    self.compile(source, raw=True).count("\n") < MAX_STEPS
-            except TemplateError:
-                straight = False
-            self._straight[path] = straight
-        return straight
+        """Whether the template runs each line of its code at most once (nothing in it
+        repeats) and has fewer lines than half the budget (a generator's resumed line counts
+        again). False for one that does not compile, so its render reports the error as
+        every other does."""
+        try:
+            self.get_template(path)  # compiled once, as rendering needs it anyway
+        except TemplateError:
+            return False
+        return path not in self.repeating and self.code_lines.get(path, MAX_STEPS) < MAX_STEPS // 2
 
     def bounded_join(self, parts: tuple[Any, ...], markup: bool) -> str:
         texts = [escape(p) if markup else str(p) for p in parts]
