@@ -144,7 +144,8 @@ class _Generator(CodeGenerator):
 
     def visit_Template(self, node: nodes.Template,  # noqa: N802 - Jinja's name
                        frame: Frame | None = None) -> None:
-        self.environment.repeating.discard(self.name)
+        # never unmarked: a name's source is fixed for an environment (one per definition
+        # content), and two threads may compile the same template at once
         super().visit_Template(node, frame)
         self.environment.code_lines[self.name] = self.code_lineno
 
@@ -174,7 +175,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters["replace"] = _bounded(_replace)
         self.filters["join"] = _bounded(_join)
         self.globals.pop("namespace", None)  # mutable accumulators across loop iterations
-        self.repeating: set[str | None] = set()  # filled by _Generator as it compiles
+        # filled by _Generator as it compiles; a template not compiled yet counts as repeating
+        self.repeating: set[str | None] = set()
         self.code_lines: dict[str | None, int] = {}
 
     def runs_straight(self, path: str) -> bool:
