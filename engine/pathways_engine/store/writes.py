@@ -34,6 +34,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import case
 from sqlalchemy import insert
 from sqlalchemy import literal
+from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError
@@ -151,7 +152,9 @@ class WriteBatch:
             if piped and together:
                 sent = [connection.execute(statement, rows) for statement, rows in updates]
         if piped and together:
-            _check_written(sum(_synced_rowcount(result) for result in sent), updates)
+            counts = [_synced_rowcount(result) for result in sent]
+            _check_written(sum(counts) if min(counts, default=0) >= 0
+                           else _at_new_versions(connection, updates), updates)
         else:
             _check_written(sum(connection.execute(statement, rows).rowcount
                                for statement, rows in updates), updates)
@@ -236,10 +239,24 @@ def _check_written(written: int, updates: list[tuple[Executable, list[dict[str, 
         raise ConcurrentModification(stale, 0, None)
 
 
+def _at_new_versions(connection: Connection,
+                     updates: list[tuple[Executable, list[dict[str, Any]]]]) -> int:
+    """How many of the updated instances now stand at the version and audit head the update
+    gave them (a write that came between would have its own head): the version check asked
+    of the database, for a driver that did not count the rows."""
+    wanted = [(row["b_id"], row["v_version"], row["v_audit_head"])
+              for _, rows in updates for row in rows]
+    found = connection.execute(
+        select(instances.c.id, instances.c.version, instances.c.audit_head)
+        .where(instances.c.id.in_([instance for instance, _, _ in wanted]))).all()
+    return len(set(wanted) & {tuple(row) for row in found})
+
+
 def _synced_rowcount(result: CursorResult[Any]) -> int:
     """A pipelined statement's row count, once the pipeline has synced: SQLAlchemy read the
     driver's count when the statement was sent, before the server had answered (it was -1
-    then); psycopg's cursor holds the real one after the sync, closed or not."""
+    then); psycopg's cursor holds the real one after the sync, closed or not (-1 if a
+    release stopped keeping it: `flush` then asks the database)."""
     return int(result.context.cursor.rowcount)
 
 
