@@ -631,6 +631,9 @@ def test_dead_letters_are_retried_by_an_operator_with_an_audit_entry(
     # blocks that each call the next twice: 2**29 calls, never deeper than 30
     "".join(f"{{% block b{i} %}}{{{{ self.b{i + 1}() ~ self.b{i + 1}() }}}}{{% endblock %}}"
             for i in range(29)) + "{% block b29 %}{% endblock %}",
+    # many values each small enough: 99,999 strings of 99,999 characters, in one line
+    "{{ range(99999)|map('string')|map('center', 99999)|list|length }}",
+    "{{ lipsum(99999, false, 99, 100) }}",  # six seconds in one line, then too long
 ])
 def test_hostile_templates_are_refused_in_bounded_time(tmp_path: Path, body: str) -> None:
     from click.testing import CliRunner
@@ -681,6 +684,33 @@ def test_only_a_template_that_can_repeat_itself_renders_under_the_line_budgets_t
     for pathway in shipped:
         env = environment_for(pathway)
         assert all(env.runs_straight(path) for path in pathway.templates), pathway.path
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ("{{ range(20)|map('string')|map('center', 99999)|list|length }}",
+     "values of more than 1000000 characters in all"),
+    ("{{ lipsum(99999, false, 99, 100) }}", "lipsum of up to 9999900 words"),
+])
+def test_a_template_is_refused_before_it_makes_more_than_its_budget(body: str,
+                                                                    reason: str) -> None:
+    """Each value within the size limit is not enough: a `map` makes many of them, and
+    `lipsum` makes its text before anything can measure it."""
+    import dataclasses
+
+    from pathways_engine import Registry
+    from pathways_engine.errors import NotificationError
+    from pathways_notifications.rendering import render
+
+    definition = Registry.from_paths([DEFINITIONS]).all()[0]
+    trial = dataclasses.replace(
+        definition, content_hash=f"trial-{reason}",
+        templates={**definition.templates, "big/en.subject.j2": "s", "big/en.txt.j2": body})
+    with pytest.raises(NotificationError, match=reason):
+        render(trial, "big", "en", {})
+    assert render(dataclasses.replace(trial, content_hash="trial-small", templates={
+        **trial.templates, "big/en.txt.j2": "{{ lipsum(2)|length > 0 }} "
+                                            "{{ range(3)|map('string')|join('-') }}"}),
+        "big", "en", {}).text == "True 0-1-2\n"
 
 
 def test_a_caseworkers_value_cannot_make_a_template_hold_the_lock(db_url: str,

@@ -8,7 +8,9 @@ running instance keeps the wording it started with. The sandbox refuses access t
 A message is rendered inside the step that queues it (so it sees the consents and the
 recipient under the instance's lock), so rendering must be cheap whatever a template or a
 caseworker's value says. Every render has a budget: at most `MAX_STEPS` template lines run
-and `MAX_SECONDS` of time, no value or output longer than `MAX_SIZE` characters, powers and
+and `MAX_SECONDS` of time, no value or output longer than `MAX_SIZE` characters and no more
+than `MAX_MADE` characters made by filters and calls in all (a `map` makes many values that
+are each small enough), powers and
 repetitions checked before they are computed, no string method or filter that can allocate a
 huge string, no recursion beyond Python's limit. Past the budget the render fails with a
 NotificationError naming the template and line, and the step is refused - never a hang, a
@@ -31,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +55,7 @@ from pathways_engine.errors import NotificationError
 
 PARTS = ("subject", "txt", "html")
 MAX_SIZE = 100_000  # characters in any value a template makes, and in each rendered part
+MAX_MADE = 10 * MAX_SIZE  # characters all the values of one render's filters and calls make
 MAX_STEPS = 200_000  # template lines executed per render
 MAX_SECONDS = 2.0
 MAX_POWER_BITS = 4_096
@@ -87,10 +91,30 @@ def _size(value: Any) -> int:
         return 0
 
 
+# characters made so far by the render running in this context (None: not rendering)
+_MADE: ContextVar[list[int] | None] = ContextVar("pathways_template_made", default=None)
+
+
 def _check_size(value: Any) -> Any:
-    if _size(value) > MAX_SIZE:
+    size = _size(value)
+    if size > MAX_SIZE:
         raise BudgetExceeded(f"a value of more than {MAX_SIZE} characters")
+    made = _MADE.get()
+    if made is not None:
+        made[0] += size
+        if made[0] > MAX_MADE:
+            raise BudgetExceeded(f"values of more than {MAX_MADE} characters in all")
     return value
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 - Jinja's names
+    """Jinja's placeholder text, refused before it is made if it could pass the budget:
+    `lipsum(99999, false, 99, 100)` took six seconds in one template line."""
+    from jinja2.utils import generate_lorem_ipsum
+
+    if isinstance(n, int) and isinstance(max, int) and n * max > MAX_SIZE:
+        raise BudgetExceeded(f"lipsum of up to {n * max} words")
+    return str(generate_lorem_ipsum(n, html, min, max))
 
 
 def _check_args(args: Iterable[Any]) -> None:
@@ -175,6 +199,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters["replace"] = _bounded(_replace)
         self.filters["join"] = _bounded(_join)
         self.globals.pop("namespace", None)  # mutable accumulators across loop iterations
+        self.globals["lipsum"] = _lipsum
         # filled by _Generator as it compiles; a template not compiled yet counts as repeating
         self.repeating: set[str | None] = set()
         self.code_lines: dict[str | None, int] = {}
@@ -298,9 +323,13 @@ def render(definition: Definition, name: str, language: str | None,
     language = choose_language(definition, name, language)
     env = environment_for(definition)
     paths = [template_path(name, language, part) for part in PARTS]
-    if all(env.runs_straight(path) for path in paths if path in definition.templates):
-        return _render(definition, name, language, context)
-    return _metered(lambda: _render(definition, name, language, context))
+    made = _MADE.set([0])
+    try:
+        if all(env.runs_straight(path) for path in paths if path in definition.templates):
+            return _render(definition, name, language, context)
+        return _metered(lambda: _render(definition, name, language, context))
+    finally:
+        _MADE.reset(made)
 
 
 def _render(definition: Definition, name: str, language: str,
