@@ -144,20 +144,20 @@ class WriteBatch:
 
     def flush(self, connection: Connection) -> None:
         updates = self._instance_updates()  # their row counts are the version check
-        # one row per statement (a step of one instance): its count is known after the sync
-        together = all(len(rows) <= 1 for _, rows in updates)
-        sent: list[CursorResult[Any]] = []
         with pipelined(connection) as piped:  # nothing in here reads an answer
             self._send(connection)
-            if piped and together:
-                sent = [connection.execute(statement, rows) for statement, rows in updates]
-        if piped and together:
+            # one row a statement (a step of one instance): its count is known after the sync
+            inside = piped and all(len(rows) <= 1 for _, rows in updates)
+            sent = [connection.execute(statement, rows) for statement, rows in updates] \
+                if inside else []
+        if inside:
             counts = [_synced_rowcount(result) for result in sent]
-            _check_written(sum(counts) if min(counts, default=0) >= 0
-                           else _at_new_versions(connection, updates), updates)
+            written = sum(counts) if min(counts, default=0) >= 0 else \
+                _at_new_versions(connection, updates)
         else:
-            _check_written(sum(connection.execute(statement, rows).rowcount
-                               for statement, rows in updates), updates)
+            written = sum(connection.execute(statement, rows).rowcount
+                          for statement, rows in updates)
+        _check_written(written, updates)
         if self.requests:  # after the pipeline, so a key taken meanwhile is told apart
             try:
                 _INSERT['requests'](connection, self.requests)
