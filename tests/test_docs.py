@@ -153,3 +153,13 @@ def test_every_test_reliability_md_names_exists() -> None:
         names += re.findall(r"`::(\w+)`", more)
         missing += [f"{module}::{n}" for n in names if f"def {n}(" not in source]
     assert missing == []
+
+
+def test_the_template_budget_in_the_coordinators_guide_is_the_one_rendering_keeps() -> None:
+    from pathways_notifications import rendering
+
+    guide = " ".join((ROOT / "docs" / "definitions.md").read_text(encoding="utf-8").split())
+    for stated in (f"{rendering.MAX_STEPS:,} template lines", f"{rendering.MAX_SECONDS:g} seconds",
+                   f"{rendering.MAX_SIZE:,} characters in any value",
+                   f"{rendering.MAX_MADE:,} characters made by all its filters"):
+        assert stated in guide, stated
