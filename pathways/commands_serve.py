@@ -38,13 +38,16 @@ def _allowed_cpu(_ctx: click.Context, _param: click.Parameter, cpu: int | None) 
               help="Seconds between sweeps, with --sweep.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes (each with its own connections); about one per core.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Requests worked on at once in each server process; the rest wait their "
+                   "turn. Few is faster: Python runs one thread at a time (docs/http.md).")
 @click.option("--pin-cpu", type=int, default=None, metavar="CPU", callback=_allowed_cpu,
               help="Run the server (one worker) on this CPU only: a request's hop to its "
                    "worker thread and back then stays on one core (docs/http.md: often, "
                    "not always, faster; measure it). Linux.")
 @pass_app
 def serve(app: App, host: str, port: int, sweep: bool, interval: float, workers: int,
-          pin_cpu: int | None) -> None:
+          threads: int, pin_cpu: int | None) -> None:
     """Serve the JSON API (/api, OpenAPI at /docs), the coordinators' pages (/ui), /healthz
     and /metrics over the configured database; stop with Ctrl-C or SIGTERM."""
     import logging
@@ -53,6 +56,7 @@ def serve(app: App, host: str, port: int, sweep: bool, interval: float, workers:
 
     import uvicorn
 
+    from .web.server import THREADS_ENV
     from .web.server import create_app
 
     if pin_cpu is not None:
@@ -65,9 +69,10 @@ def serve(app: App, host: str, port: int, sweep: bool, interval: float, workers:
     app.may("write").db  # noqa: B018 - and without a database at the current schema
     if workers > 1:
         _settings_to_environment(app)
+        os.environ[THREADS_ENV] = str(threads)
         target: object = "pathways.web.server:from_environment"
     else:
-        target = create_app(app)
+        target = create_app(app, threads)
     stop = threading.Event()
     sweeper = None
     if sweep:

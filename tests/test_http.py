@@ -290,6 +290,50 @@ def test_serve_with_several_workers_answers_from_every_process(tmp_path: Any) ->
         assert {r["id"] for r in http.get("/api/instances").json()} == set(ids)
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_serve_threads_bounds_the_requests_worked_on_at_once(tmp_path: Any) -> None:
+    """`--threads 1`: 200 requests from 20 clients at once (API reads and the sync health
+    check, which FastAPI runs in anyio's threads) all answer, and the server starts no thread
+    beyond those its first requests started - each kind of work has its one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    with served(tmp_path, "--threads", "1") as (base, auth, process), \
+            httpx.Client(base_url=base, headers=auth, timeout=30) as http:
+        instance = started(http, auth)
+        assert http.get(f"/api/instances/{instance}").status_code == 200
+        tasks = Path(f"/proc/{process.pid}/task")
+        before = len(list(tasks.iterdir()))
+        clients = [httpx.Client(base_url=base, headers=auth, timeout=60) for _ in range(20)]
+
+        def get(n: int) -> int:
+            path = f"/api/instances/{instance}" if n % 2 else "/healthz"
+            return clients[n % 20].get(path).status_code
+
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(get, range(200)))
+        for client in clients:
+            client.close()
+        assert answers == [200] * 200
+        assert len(list(tasks.iterdir())) == before
+
+
+def test_serve_threads_default_is_the_servers_and_zero_is_refused() -> None:
+    from click.testing import CliRunner
+    from support import ACTORS
+
+    from pathways.cli import cli
+    from pathways.web.server import DEFAULT_THREADS
+
+    shown = CliRunner().invoke(cli, ["serve", "--help"])
+    assert f"[default: {DEFAULT_THREADS};" in " ".join(shown.output.split()), shown.output
+    refused = CliRunner().invoke(cli, ["--actors", str(ACTORS), "serve", "--port", "1",
+                                       "--threads", "0"])
+    assert refused.exit_code == 2, refused.output
+    assert "Invalid value for '--threads': 0 is not in the range 1<=x<=64." in refused.stderr
+    assert "Traceback" not in refused.output
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pins on Linux only")
 def test_serve_pin_cpu_runs_every_thread_of_the_server_on_that_cpu(tmp_path: Any) -> None:
     """Its event loop, its worker threads (started per request, after the pin) and its

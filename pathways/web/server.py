@@ -12,6 +12,7 @@ plain HTTP on the address it is given (127.0.0.1 by default).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import functools
@@ -20,10 +21,12 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 from typing import Any
+from typing import Protocol
 
 from fastapi import APIRouter
 from fastapi import Depends
@@ -203,22 +206,30 @@ def _encode(value: Any) -> Any:
 # the threads a request's work runs in, handed it by the event loop directly: anyio's
 # `to_thread` (FastAPI's way) looks the async library up, enters a cancel scope and takes a
 # capacity limiter token on every call, about a tenth of the event loop's share of a step
-# request (py-spy). As many threads as anyio's default limit, made when first needed.
-_WORKERS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="pathways-http")
+# request (py-spy). Few: Python runs one thread's code at a time, so more threads share the
+# interpreter lock instead of working in parallel. Under 20 concurrent `show` clients 40
+# threads (anyio's default) measured the worst p99 and throughput on SQLite and PostgreSQL;
+# 1-4 the best (docs/http.md). `serve --threads` sets it per server.
+DEFAULT_THREADS = 4
+THREADS_ENV = "PATHWAYS_HTTP_THREADS"  # how `serve --threads` reaches its worker processes
+_WORKERS = ThreadPoolExecutor(max_workers=DEFAULT_THREADS, thread_name_prefix="pathways-http")
 
 
-def one_hop(status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Run a sync endpoint in a worker thread once and answer its JSON directly.
+def one_hop(status: int = 200, pool: ThreadPoolExecutor | None = None
+            ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run a sync endpoint in a worker thread of `pool` once and answer its JSON directly.
 
     FastAPI runs a sync endpoint in the thread pool and then its response serialisation there
     too: two thread hops a request, measured as most of what a request costs beyond the step
     it makes (bench/http.py). The body is the same JSON (dates as ISO 8601)."""
+    workers = pool or _WORKERS
+
     def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         async def endpoint(*args: Any, **kwargs: Any) -> Any:
             work = functools.partial(handler, *args, **kwargs)
             result = await asyncio.get_running_loop().run_in_executor(
-                _WORKERS, contextvars.copy_context().run, work)
+                workers, contextvars.copy_context().run, work)
             if isinstance(result, Response):
                 return result
             body = json.dumps(result, ensure_ascii=False, allow_nan=False,
@@ -226,6 +237,13 @@ def one_hop(status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., A
             return Response(body, status_code=status, media_type="application/json")
         return endpoint
     return wrap
+
+
+class Hop(Protocol):
+    """`one_hop` bound to one app's threads."""
+
+    def __call__(self, status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        ...
 
 
 # a new request id: this process's random prefix and a count, unique without asking the
@@ -270,12 +288,31 @@ class _Guard:
                                  "ms": round((time.perf_counter() - started) * 1000, 1)}))
 
 
-def create_app(app: App) -> FastAPI:
-    """The server for one deployment's App; the App must stay open while it serves."""
-    api = FastAPI(title="pathways", version="1",
+def create_app(app: App, threads: int = DEFAULT_THREADS) -> FastAPI:
+    """The server for one deployment's App; the App must stay open while it serves. At most
+    `threads` requests' work runs at once (the API's and the pages' alike), the others wait
+    their turn on the event loop."""
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pathways-http")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        # the pages' sync endpoints run in anyio's threads (FastAPI's way): the same bound
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        try:
+            yield
+        finally:
+            pool.shutdown(wait=False)
+
+    api = FastAPI(title="pathways", version="1", lifespan=lifespan,
                   description="Cross-sector pathways: the same operations and JSON keys as the "
                               "`pathways` CLI (README, `--json` keys).")
     app.may("write")
+    def hop(status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return one_hop(status, pool)
 
     api.add_middleware(_Guard)
 
@@ -296,9 +333,10 @@ def create_app(app: App) -> FastAPI:
         return response
 
     api.state.pathways = app
+    api.state.threads = threads
     _operations(api, app)
-    _writes(api, app)
-    _reads(api, app)
+    _writes(api, app, hop)
+    _reads(api, app, hop)
     from .pages import add_pages
 
     add_pages(api, app, lambda header: actor_for(app, header))
@@ -330,11 +368,11 @@ def _operations(api: FastAPI, app: App) -> None:
 
 
 
-def _writes(api: FastAPI, app: App) -> None:
+def _writes(api: FastAPI, app: App, hop: Hop) -> None:
     # ------------------------------------------------------------------ definitions
 
     @api.get("/api/definitions", tags=["definitions"])
-    @one_hop()
+    @hop()
     def definitions(actor: Caller) -> list[dict[str, Any]]:
         actor = actor_for(app, actor)
         return [{"id": d.spec.id, "version": d.spec.version, "title": d.spec.title,
@@ -343,7 +381,7 @@ def _writes(api: FastAPI, app: App) -> None:
                 for d in app.registry.all()]
 
     @api.get("/api/definitions/{pathway}/fhir", tags=["definitions"])
-    @one_hop()
+    @hop()
     def plan(pathway: Annotated[str, Path(pattern=IDENT)], actor: Caller,
              version: Annotated[int | None, Query(ge=1, le=2147483647)] = None
              ) -> dict[str, Any]:
@@ -358,7 +396,7 @@ def _writes(api: FastAPI, app: App) -> None:
     steps = APIRouter(route_class=LeanRoute)  # parsed without dependency solving (lean_route)
 
     @steps.post("/api/instances", status_code=201, tags=["instances"])
-    @one_hop(201)
+    @hop(201)
     def start(body: StartBody, actor: Caller,
               idempotency_key: IdempotencyKey = None) -> dict[str, str]:
         actor, live = step_actor(app, actor)
@@ -372,7 +410,7 @@ def _writes(api: FastAPI, app: App) -> None:
         return {"id": instance_id}
 
     @steps.post("/api/instances/{instance}/events", tags=["instances"])
-    @one_hop()
+    @hop()
     def advance(instance: InstanceId, body: EventBody, actor: Caller,
                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         actor, live = step_actor(app, actor)
@@ -387,7 +425,7 @@ def _writes(api: FastAPI, app: App) -> None:
     api.include_router(steps)
 
     @api.post("/api/instances/{instance}/assign", tags=["instances"])
-    @one_hop()
+    @hop()
     def assign(instance: InstanceId, body: AssignBody, actor: Caller,
                idempotency_key: IdempotencyKey = None) -> dict[str, str]:
         actor = actor_for(app, actor)
@@ -398,7 +436,7 @@ def _writes(api: FastAPI, app: App) -> None:
         return {"id": instance, "role": body.role, "party": body.party}
 
     @api.post("/api/instances/{instance}/consent", tags=["instances"])
-    @one_hop()
+    @hop()
     def consent(instance: InstanceId, body: ConsentBody, actor: Caller,
                 idempotency_key: IdempotencyKey = None) -> dict[str, str]:
         actor = actor_for(app, actor)
@@ -410,7 +448,7 @@ def _writes(api: FastAPI, app: App) -> None:
                 "recorded": "withdrawn" if body.withdraw else body.basis}
 
     @api.post("/api/instances/{instance}/correct", tags=["instances"])
-    @one_hop()
+    @hop()
     def correct(instance: InstanceId, body: CorrectBody, actor: Caller,
                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         from pathways.correcting import correct_instance
@@ -421,11 +459,11 @@ def _writes(api: FastAPI, app: App) -> None:
 
 
 
-def _reads(api: FastAPI, app: App) -> None:
+def _reads(api: FastAPI, app: App, hop: Hop) -> None:
     # ------------------------------------------------------------------ reads
 
     @api.get("/api/instances/{instance}", tags=["instances"])
-    @one_hop()
+    @hop()
     def show(instance: InstanceId, actor: Caller, role: RoleQuery = None,
              lang: Annotated[str | None, Query(pattern="^(da|nb|sv|en)$")] = None
              ) -> dict[str, Any]:
@@ -435,7 +473,7 @@ def _reads(api: FastAPI, app: App) -> None:
         return show_instance(app, instance, language=lang, **reader_of(app, actor, role, instance))
 
     @api.get("/api/instances/{instance}/history", tags=["instances"])
-    @one_hop()
+    @hop()
     def history(instance: InstanceId, actor: Caller,
                 role: RoleQuery = None) -> list[dict[str, Any]]:
         actor = actor_for(app, actor)
@@ -444,7 +482,7 @@ def _reads(api: FastAPI, app: App) -> None:
         return history_of(app, instance, **reader_of(app, actor, role, instance))
 
     @api.get("/api/instances/{instance}/fhir", tags=["instances"])
-    @one_hop()
+    @hop()
     def export(instance: InstanceId, actor: Caller) -> dict[str, Any]:
         actor = actor_for(app, actor)
         from pathways.fhir import instance_bundle
@@ -453,7 +491,7 @@ def _reads(api: FastAPI, app: App) -> None:
             actor, area, instance))
 
     @api.get("/api/instances", tags=["instances"])
-    @one_hop()
+    @hop()
     def listed(actor: Caller,
                pathway: Annotated[str | None, Query(pattern=IDENT)] = None,
                state: Annotated[str | None, Query(pattern=IDENT)] = None,
@@ -469,7 +507,7 @@ def _reads(api: FastAPI, app: App) -> None:
                               areas=areas_of(app, actor), limit=limit)
 
     @api.get("/api/overdue", tags=["instances"])
-    @one_hop()
+    @hop()
     def overdue(actor: Caller,
                 pathway: Annotated[str | None, Query(pattern=IDENT)] = None,
                 role: Annotated[str | None, Query(pattern=IDENT)] = None
@@ -485,7 +523,7 @@ def _reads(api: FastAPI, app: App) -> None:
         return keep(app, rows, chosen, role_key="responsible", instance_key="instance")
 
     @api.get("/api/subjects/{ref}", tags=["subjects"])
-    @one_hop()
+    @hop()
     def subject(ref: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_.:/#-]+$")],
                 actor: Caller, role: RoleQuery = None) -> dict[str, Any]:
         actor = actor_for(app, actor)
@@ -499,7 +537,7 @@ def _reads(api: FastAPI, app: App) -> None:
         return subject_view(app, ref, viewer=viewer, areas=areas_of(app, actor))
 
     @api.get("/api/report", tags=["reports"])
-    @one_hop()
+    @hop()
     def report(actor: Caller,
                start: Annotated[dt.date | None, Query(alias="from")] = None,
                end: Annotated[dt.date | None, Query(alias="to")] = None,
@@ -512,7 +550,7 @@ def _reads(api: FastAPI, app: App) -> None:
         return report_rows(app, start, end, pathway, by)
 
     @api.get("/api/outbox", tags=["operations"])
-    @one_hop()
+    @hop()
     def outbox(actor: Caller,
                status: Annotated[str | None, Query(
                    pattern="^(pending|sent|failed|cancelled)$")] = None,
@@ -534,9 +572,13 @@ def _error(status: int, message: str, kind: str = "PathwaysError") -> JSONRespon
 def from_environment() -> FastAPI:
     """The app of one worker process of `pathways serve --workers N` (uvicorn's factory): the
     settings `serve` put in the environment."""
+    import os
+
     from pathways.config import Settings
 
-    return create_app(App(Settings.resolve(None, ())))
+    threads = os.environ.get(THREADS_ENV, "")
+    return create_app(App(Settings.resolve(None, ())),
+                      int(threads) if threads.isdigit() else DEFAULT_THREADS)
 
 
 __all__ = ["create_app", "from_environment"]
