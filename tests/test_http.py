@@ -318,6 +318,36 @@ def test_serve_threads_bounds_the_requests_worked_on_at_once(tmp_path: Any) -> N
         assert len(list(tasks.iterdir())) == before
 
 
+@pytest.mark.parametrize(("given", "threads"), [("2", 2), (None, 4)])
+def test_the_worker_processes_of_serve_take_its_threads(tmp_path: Any,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        given: str | None, threads: int) -> None:
+    """`serve --workers N --threads T`: each worker process builds its app from the
+    environment `serve` set, T included (the default when serve set none)."""
+    from pathways_engine import Database
+    from support import ACTORS
+    from support import DEFINITIONS
+
+    from pathways.config import ACTORS_ENV
+    from pathways.config import DATABASE_ENV
+    from pathways.config import DEFINITIONS_ENV
+    from pathways.web.server import THREADS_ENV
+    from pathways.web.server import from_environment
+
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    Database(url).dispose()
+    monkeypatch.setenv(DATABASE_ENV, url)
+    monkeypatch.setenv(DEFINITIONS_ENV, str(DEFINITIONS))
+    monkeypatch.setenv(ACTORS_ENV, str(ACTORS))
+    if given is None:
+        monkeypatch.delenv(THREADS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(THREADS_ENV, given)
+    api = from_environment()
+    assert api.state.threads == threads
+    api.state.pathways.close()
+
+
 def test_serve_threads_default_is_the_servers_and_zero_is_refused() -> None:
     from click.testing import CliRunner
     from support import ACTORS
