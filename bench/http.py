@@ -204,11 +204,13 @@ def _show_latencies(base: str, auth: dict[str, str], ids: list[str], reads: int)
 
     where = urlsplit(base)
     local = threading.local()
+    opened: list[http.client.HTTPConnection] = []
 
     def timed(i: int) -> float:
         if not hasattr(local, "connection"):
             local.connection = http.client.HTTPConnection(where.hostname or "127.0.0.1",
                                                           where.port, timeout=60)
+            opened.append(local.connection)
         began = time.perf_counter()
         local.connection.request("GET", f"/api/instances/{ids[i % len(ids)]}", headers=auth)
         answer = local.connection.getresponse()
@@ -218,4 +220,7 @@ def _show_latencies(base: str, auth: dict[str, str], ids: list[str], reads: int)
         return time.perf_counter() - began
 
     with ThreadPoolExecutor(20) as pool:
-        return sorted(pool.map(timed, range(reads)))
+        found = sorted(pool.map(timed, range(reads)))
+    for connection in opened:
+        connection.close()
+    return found

@@ -311,6 +311,7 @@ def create_app(app: App, threads: int = DEFAULT_THREADS) -> FastAPI:
                   description="Cross-sector pathways: the same operations and JSON keys as the "
                               "`pathways` CLI (README, `--json` keys).")
     app.may("write")
+
     def hop(status: int = 200) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return one_hop(status, pool)
 
