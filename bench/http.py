@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import statistics
@@ -170,16 +171,20 @@ def _through_a_thread(engine: Any, ids: list[str]) -> float:
     return uvloop.run(all_of())
 
 
-def _advance_seconds(base: str, secret: str, ids: list[str]) -> float:
-    """One client, one keep-alive connection, one POST after another. The client is the
-    standard library's: httpx costs about 2 ms a request on this machine, which would measure
-    the client, not the server."""
-    import http.client
-    import json
+def _connect(base: str) -> http.client.HTTPConnection:
+    """A keep-alive connection of the standard library's client: httpx costs about 2 ms of CPU
+    a request on this machine, which would measure the client, not the server."""
     from urllib.parse import urlsplit
 
     where = urlsplit(base)
-    connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
+    return http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
+
+
+def _advance_seconds(base: str, secret: str, ids: list[str]) -> float:
+    """One client (`_connect`), one POST after another."""
+    import json
+
+    connection = _connect(base)
     headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
     body = json.dumps({"event": "triage_to_ppr", "role": "ppr"})
     began = time.perf_counter()
@@ -196,20 +201,16 @@ def _advance_seconds(base: str, secret: str, ids: list[str]) -> float:
 
 def _show_latencies(base: str, auth: dict[str, str], ids: list[str], reads: int) -> list[float]:
     """`GET /api/instances/{id}` from 20 clients at once, each request's latency, sorted.
-    Each client is the standard library's on its own keep-alive connection: httpx's 2 ms of
-    CPU a request, 20 clients at once, took the cores from the server it measured."""
-    import http.client
+    Each client thread has its own connection (`_connect`): httpx clients, 20 at once, took
+    the cores from the server they measured."""
     import threading
-    from urllib.parse import urlsplit
 
-    where = urlsplit(base)
     local = threading.local()
     opened: list[http.client.HTTPConnection] = []
 
     def timed(i: int) -> float:
         if not hasattr(local, "connection"):
-            local.connection = http.client.HTTPConnection(where.hostname or "127.0.0.1",
-                                                          where.port, timeout=60)
+            local.connection = _connect(base)
             opened.append(local.connection)
         began = time.perf_counter()
         local.connection.request("GET", f"/api/instances/{ids[i % len(ids)]}", headers=auth)
