@@ -147,14 +147,21 @@ _ALLOW = {"sqlite": ["DROP TRIGGER refuse"],
           "postgresql": ["DROP TRIGGER refuse ON {table}", "DROP FUNCTION refuse()"]}
 
 
+@pytest.mark.parametrize("one_statement", [True, False], ids=["one-statement", "pipelined"])
 @pytest.mark.parametrize("table", ["audit", "outbox"])
 def test_a_write_the_database_refuses_inside_the_steps_pipeline_leaves_nothing(
-        run: Cli, db_url: str, table: str) -> None:
-    """On PostgreSQL a step's writes travel as one pipeline (store/writes.py): a refusal in
-    the middle of it (the audit entries) or at its end (the messages, answered by the final
-    sync) is raised as SQLAlchemy's error for it, and nothing of the step is written."""
+        run: Cli, db_url: str, table: str, one_statement: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a step's writes are one statement, or, for a step that cannot be, one
+    pipeline (store/writes.py): a refusal in the middle of either (the audit entries) or at
+    its end (the messages, answered by the pipeline's final sync) is raised as SQLAlchemy's
+    error for it, and nothing of the step is written."""
+    from pathways_engine.store import writes
     from pathways_notifications import Composer
     from pathways_notifications import load_parties
+
+    if not one_statement:
+        monkeypatch.setattr(writes, "_as_one_statement", lambda _writes, _updates: None)
 
     instance = started(run)
     before = footprint(db_url, instance)
@@ -185,20 +192,25 @@ def test_a_write_the_database_refuses_inside_the_steps_pipeline_leaves_nothing(
     assert run("audit", "verify").exit_code == 0
 
 
-@pytest.mark.parametrize(("batch", "counted"), [(1, True), (2, True), (1, False)],
-                         ids=["one-step", "batch-of-two", "one-step-driver-does-not-count"])
+@pytest.mark.parametrize(("batch", "counted", "one_statement"),
+                         [(1, True, True), (1, True, False), (2, True, True), (1, False, False)],
+                         ids=["one-step", "one-step-pipelined", "batch-of-two",
+                              "one-step-driver-does-not-count"])
 def test_a_revision_moved_under_a_batch_refuses_the_whole_batch_and_writes_nothing(
-        run: Cli, db_url: str, batch: int, counted: bool,
+        run: Cli, db_url: str, batch: int, counted: bool, one_statement: bool,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The instance update checks the revision the batch read (store/writes.py): if it moved
-    meanwhile, nothing of the batch is written. One step's update travels in the pipeline
-    and is checked after its sync; a batch's is an executemany checked on its own. Should
+    meanwhile, nothing of the batch is written. On PostgreSQL one step's writes are one
+    statement whose row count is the update's, or, for a step that cannot be, a pipeline
+    checked after its sync; a batch's update is an executemany checked on its own. Should
     the driver not count a pipelined update's rows, the check asks the database instead."""
     from pathways_engine import StepRequest
     from pathways_engine.errors import ConcurrentModification
     from pathways_engine.runtime import step as step_path
     from pathways_engine.store import writes
 
+    if not one_statement:
+        monkeypatch.setattr(writes, "_as_one_statement", lambda _writes, _updates: None)
     if not counted:
         monkeypatch.setattr(writes, "_synced_rowcount", lambda _result: -1)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pathways_engine import FixedClock
 from pathways_engine import PathwayEngine
 from pathways_engine import Registry
@@ -51,7 +53,9 @@ def test_a_step_sends_at_most_eight_statements(database: Database) -> None:
 
 
 def test_a_steps_rows_of_one_table_go_to_the_driver_as_one_insert(database: Database) -> None:
-    """One INSERT per table, whatever its number of rows (one executemany, not one a row)."""
+    """One INSERT per table, whatever its number of rows (one executemany, not one a row; on
+    PostgreSQL one CTE of the step's single writing statement, the table's rows one JSON
+    parameter)."""
     from sqlalchemy import event
 
     engine = notifying(database)
@@ -59,9 +63,12 @@ def test_a_steps_rows_of_one_table_go_to_the_driver_as_one_insert(database: Data
     engine.advance(first, "refer_bup", actor="p", role="ppr", values=REFER)
     inserts: list[str] = []
 
+    writing: list[str] = []
+
     def listener(_cursor: object, statement: str, *_: object) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
-            inserts.append(statement.split()[2])
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "WITH")):
+            writing.append(statement.lstrip())
+        inserts.extend(re.findall(r"\bINSERT INTO (\w+)", statement))
 
     for name in ("do_execute", "do_executemany"):
         event.listen(database.engine, name, listener)
@@ -72,10 +79,14 @@ def test_a_steps_rows_of_one_table_go_to_the_driver_as_one_insert(database: Data
             event.remove(database.engine, name, listener)
     # two deadlines, two audit entries, two messages
     assert sorted(inserts) == ["audit", "deadlines", "outbox"]
+    if database.dialect == "postgresql":  # ... and all in the one statement that writes
+        assert len(writing) == 1, writing
+        assert writing[0].startswith("WITH"), writing
+        assert "UPDATE instances" in writing[0], writing
 
 
 def test_on_postgresql_a_step_waits_on_the_server_four_times(pg_url: str, tmp_path: Path) -> None:
-    """BEGIN, the locked read, the writes and the version-checked update as one pipeline,
+    """BEGIN, the locked read, the writes and the version-checked update as one statement,
     COMMIT: counted in libpq's own trace of what the client sent, where each Sync or simple
     Query is one wait for the server (psycopg would otherwise wait once a statement, and once
     a row of an executemany)."""
@@ -103,21 +114,80 @@ def test_on_postgresql_a_step_waits_on_the_server_four_times(pg_url: str, tmp_pa
                           re.MULTILINE)
         waits = [kind for kind in sent if kind in ("Sync", "Query")]
         assert len(waits) == 4, sent
-        # the close, the six new rows and the instance's update travel together, after the
+        # the close, the six new rows and the instance's update are one statement, after the
         # read's answer
         syncs = [i for i, kind in enumerate(sent) if kind in ("Sync", "Query")]
-        assert sent[syncs[1] + 1:syncs[2]].count("Execute") == 1 + 6 + 1, sent
+        assert sent[syncs[1] + 1:syncs[2]].count("Execute") == 1, sent
     finally:
         database.dispose()
 
 
 def test_a_batch_costs_the_statements_of_one_step(database: Database) -> None:
+    """A batch's statements do not grow with its steps. (On PostgreSQL a batch of one step
+    is one writing statement, which a batch of many cannot be: it is compared as well.)"""
     engine = notifying(database)
     one, *many = children(engine, 51)
     engine.advance_many([StepRequest(one, "refer_bup", "p", "ppr", REFER)])
     with statements(database.engine) as single:
         engine.advance_many([StepRequest(many[0], "refer_bup", "p", "ppr", REFER)])
+    with statements(database.engine) as two:
+        engine.advance_many([StepRequest(i, "refer_bup", "p", "ppr", REFER) for i in many[1:3]])
     with statements(database.engine) as batch:
-        engine.advance_many([StepRequest(i, "refer_bup", "p", "ppr", REFER) for i in many[1:]])
-    assert batch.statements == single.statements
-    assert batch.rows == 49 * single.rows
+        engine.advance_many([StepRequest(i, "refer_bup", "p", "ppr", REFER) for i in many[3:]])
+    assert batch.statements == two.statements >= single.statements
+    assert batch.rows == 47 * single.rows
+    assert two.rows == 2 * single.rows
+
+
+def test_on_postgresql_one_statement_stores_what_the_pipeline_stores(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step written as one statement (each table's rows one JSON parameter) and the same
+    step written through the pipeline leave the same rows: times to the microsecond and in
+    UTC, text with quotes, backslashes, line breaks and non-Latin letters, JSON as given."""
+    from pathways_engine.store import writes
+    from pathways_engine.store.tables import audit
+    from pathways_engine.store.tables import deadlines
+    from pathways_engine.store.tables import outbox
+    from sqlalchemy import select
+
+    database = Database(pg_url)
+    try:
+        engine = notifying(database)
+        ids = children(engine, 3)
+        engine.advance(ids[0], "refer_bup", actor="p", role="ppr", values=REFER)  # warm
+        at = dt.datetime(2026, 11, 3, 8, 7, 5, 123456, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+        note = 'Mor ringede: "ønsker møde"\n\tC:\\\\sti — Åse, ÆØÅ æøå, Ĳ, 子供'
+        for instance, one in ((ids[1], True), (ids[2], False)):
+            with monkeypatch.context() as patched:
+                if not one:
+                    patched.setattr(writes, "_as_one_statement", lambda _writes, _updates: None)
+                engine.advance(instance, "refer_bup", actor="p", role="ppr", values=REFER,
+                               note=note, at=at)
+
+        def rows(instance: str) -> list[list[dict[str, Any]]]:
+            with database.reading() as connection:
+                found = [[dict(row._mapping) for row in connection.execute(
+                    select(table).where(table.c.instance_id == instance).order_by(table.c.id))]
+                    for table in (deadlines, audit, outbox)]
+            ref = {ids[1]: "N-1", ids[2]: "N-2"}[instance]
+            for row in (row for table in found for row in table):
+                for name in ("id", "instance_id", "hash", "prev_hash", "mac", "idempotency_key",
+                             "message_id", "digest"):  # the instance's own, or hashes of it
+                    row.pop(name, None)
+                for name, value in row.items():  # ids and digests within values, too
+                    if isinstance(value, (str, dict)):
+                        text = json.dumps(value, ensure_ascii=False).replace(ref, "R")
+                        row[name] = json.loads(re.sub(r"\b[0-9a-f]{16,64}\b", "H", text))
+            return found
+
+        one_statement, pipelined = rows(ids[1]), rows(ids[2])
+        for a, b in zip(one_statement, pipelined, strict=True):
+            for x, y in zip(a, b, strict=True):
+                assert x == y, {k: (x[k], y.get(k)) for k in x if x[k] != y.get(k)}
+        entry, = (entry for entry in one_statement[1] if entry["note"] is not None)
+        assert entry["note"] == note
+        assert entry["at"] == at.astimezone(dt.UTC)
+        assert len(one_statement[0]) == 3
+        assert len(one_statement[2]) == 3
+    finally:
+        database.dispose()

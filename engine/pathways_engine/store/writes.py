@@ -5,10 +5,12 @@ wake-ups) changes in a `WriteBatch`, then `flush` writes it in a fixed order: ne
 deadline changes by id, set-based deadline closes, new deadlines, audit, outbox, consents and
 assignments, the version-checked instance update, idempotency keys. A closed deadline is one
 UPDATE whatever its wake-ups; ids come from the database, and nothing refers to a row written
-in the same flush, so no statement needs RETURNING. On PostgreSQL everything up to the
-instance update goes as one pipeline (`pipelined`): one round trip instead of one a statement.
-The update joins it when it is one row per statement (a step of one instance); a batch's
-executemany follows it, since psycopg counts an executemany's rows only outside a pipeline.
+in the same flush, so no statement needs RETURNING. On PostgreSQL a step of one instance
+that closes at most one set of deadlines and adds deadlines, audit entries and messages is
+one statement (`_as_one_statement`). Anything else goes up to the instance update as one
+pipeline (`pipelined`): one round trip instead of one a statement. The update joins it when
+it is one row per statement (a step of one instance); a batch's executemany follows it,
+since psycopg counts an executemany's rows only outside a pipeline.
 
 Set-based closes only touch rows that existed before the flush (they run before the inserts);
 rows opened within the batch are closed in memory by the step path.
@@ -17,6 +19,7 @@ rows opened within the batch are closed in memory by the step path.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,14 +29,19 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
+from sqlalchemy import JSON
 from sqlalchemy import Connection
 from sqlalchemy import CursorResult
 from sqlalchemy import Table
+from sqlalchemy import Text
 from sqlalchemy import and_
 from sqlalchemy import bindparam
 from sqlalchemy import case
+from sqlalchemy import cast
+from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import literal
+from sqlalchemy import literal_column
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
@@ -144,6 +152,12 @@ class WriteBatch:
 
     def flush(self, connection: Connection) -> None:
         updates = self._instance_updates()  # their row counts are the version check
+        single = _as_one_statement(self, updates) if connection.dialect.name == "postgresql" \
+            else None
+        if single is not None:
+            _check_written(connection.execute(*single).rowcount, updates)
+            self._after_update(connection)
+            return
         with pipelined(connection) as piped:  # nothing in here reads an answer
             self._send(connection)
             # one row a statement (a step of one instance): its count is known after the sync
@@ -158,6 +172,9 @@ class WriteBatch:
             written = sum(connection.execute(statement, rows).rowcount
                           for statement, rows in updates)
         _check_written(written, updates)
+        self._after_update(connection)
+
+    def _after_update(self, connection: Connection) -> None:
         if self.requests:  # after the pipeline, so a key taken meanwhile is told apart
             try:
                 _INSERT['requests'](connection, self.requests)
@@ -229,6 +246,73 @@ class WriteBatch:
                              **dict(zip(_UPDATED_KEYS, _UPDATED_VALUES(row), strict=True))})
         return [(statement, rows) for statement, rows in ((_INSTANCE_UPDATE, full),
                                                           (_HEAD_UPDATE, narrow)) if rows]
+
+
+# written in `_send` but never by `_as_one_statement`
+_NOT_IN_ONE = ("new_instances", "changed_deadlines", "cancelled_messages", "withdrawals",
+               "consents", "assignments", "subject_assignments")
+_SHAPES: dict[tuple[Any, ...], Executable] = {}
+
+
+def _as_one_statement(writes: WriteBatch, updates: list[tuple[Executable, list[dict[str, Any]]]]
+                      ) -> tuple[Executable, dict[str, Any]] | None:
+    """A step of one instance as a single statement and its parameters (PostgreSQL), or None.
+
+    The close, the new rows and the version-checked update become one UPDATE of the
+    instance with the others as data-modifying CTEs, each table's new rows one JSON
+    parameter (`json_populate_recordset`): one execution where five paid SQLAlchemy's and
+    psycopg's overhead each, and few enough parameters for psycopg to keep the statement
+    prepared (bench/transitions.py). All parts see the snapshot the statement starts with,
+    so the close touches only deadlines that existed before, as in `flush`; the row count
+    is the update's, the version check. Two closes of the same rows in one statement would
+    be unpredictable in PostgreSQL, so a step with more than one keeps the pipeline."""
+    if len(updates) != 1 or len(updates[0][1]) != 1 or len(writes.closes) > 1 or \
+            any(getattr(writes, name) for name in _NOT_IN_ONE):
+        return None
+    tables = (("new_deadlines", deadlines, [r.values() for r in writes.new_deadlines]),
+              ("new_audit", audit, writes.audit), ("new_outbox", outbox, writes.outbox))
+    columns = []
+    for _, _, rows in tables:
+        names = tuple(rows[0]) if rows else ()
+        if any(tuple(row) != names for row in rows):
+            return None
+        columns.append(names)
+    statement, rows = updates[0]
+    close = writes.closes[0] if writes.closes else None
+    shape = (statement is _HEAD_UPDATE, close and close["kind"], *columns)
+    combined = _SHAPES.get(shape)
+    if combined is None:
+        ctes = [_CLOSES[close["kind"]].cte("closed")] if close else []
+        ctes += [_rows_cte(name, table, names)
+                 for (name, table, _), names in zip(tables, columns, strict=True) if names]
+        combined = _SHAPES.setdefault(shape, statement.add_cte(*ctes))  # type: ignore[attr-defined]
+    params = dict(rows[0])
+    if close:
+        params.update(b_i=close["i"], b_s=close.get("s"), b_p=close.get("p"), b_at=close["at"])
+    for name, _, table_rows in tables:
+        if table_rows:
+            params[name] = json.dumps(table_rows, ensure_ascii=False, separators=(",", ":"),
+                                      default=_as_stored)
+    return combined, params
+
+
+def _rows_cte(name: str, table: Table, names: tuple[str, ...]) -> Any:
+    """INSERT of the rows given as one JSON array, named `name`, into `table`'s `names`."""
+    rows = func.json_populate_recordset(literal_column(f"NULL::{table.name}"),
+                                        cast(bindparam(name, type_=Text()), JSON))
+    picked: Any = select(*(literal_column(f'"{column}"') for column in names)).select_from(rows)
+    return insert(table).from_select(list(names), picked).cte(name)
+
+
+def _as_stored(value: Any) -> str:
+    """A value of a row sent as JSON, as its column stores it (times as naive UTC)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
 def _check_written(written: int, updates: list[tuple[Executable, list[dict[str, Any]]]]) -> None:
