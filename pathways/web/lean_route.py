@@ -5,7 +5,7 @@ parameters through machinery general enough for any signature. For a step (`POST
 /api/instances`, `POST /api/instances/{instance}/events`), whose parameters are a few path and
 header strings and one body model, that machinery was about a quarter of the event loop's
 share of the request (py-spy); with the thread hop of server.py the server's CPU a step request
-fell from 1.9-2.3 to 1.7-2.0 ms (README, Benchmarks). `LeanRoute` uses FastAPI's own extension
+fell from 1.9-2.3 to 1.7-2.0 ms (bench/HISTORY.md). `LeanRoute` uses FastAPI's own extension
 point, a custom `APIRoute` whose `get_route_handler` is replaced. Routing, OpenAPI, middleware
 and exception handlers stay FastAPI's. Only the parsing is done here, with the same pydantic
 types the signature declares, and a bad request raises the same `RequestValidationError`.
