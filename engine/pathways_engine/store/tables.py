@@ -34,6 +34,13 @@ NAMING = {
 }
 
 
+def stored_utc(value: dt.datetime) -> dt.datetime:
+    """An aware time as a UTC column stores it: naive, in UTC."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Aware datetimes in, aware UTC datetimes out; stored without zone on every dialect."""
 
@@ -41,11 +48,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return None if value is None else stored_utc(value)
 
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         return None if value is None else value.replace(tzinfo=dt.UTC)

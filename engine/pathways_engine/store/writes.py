@@ -62,6 +62,7 @@ from .tables import instances
 from .tables import outbox
 from .tables import requests
 from .tables import signals
+from .tables import stored_utc
 from .tables import subject_assignments
 from .tables import subjects
 
@@ -307,9 +308,7 @@ def _rows_cte(name: str, table: Table, names: tuple[str, ...]) -> Any:
 def _as_stored(value: Any) -> str:
     """A value of a row sent as JSON, as its column stores it (times as naive UTC)."""
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+        return stored_utc(value).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
