@@ -61,9 +61,8 @@ def test_a_steps_rows_of_one_table_go_to_the_driver_as_one_insert(database: Data
     engine = notifying(database)
     first, second = children(engine, 2)
     engine.advance(first, "refer_bup", actor="p", role="ppr", values=REFER)
-    inserts: list[str] = []
-
-    writing: list[str] = []
+    inserts: list[str] = []  # the tables inserted into, by any statement
+    writing: list[str] = []  # the statements that write
 
     def listener(_cursor: object, statement: str, *_: object) -> None:
         if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "WITH")):
