@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import stat
@@ -151,11 +152,13 @@ _ALLOW = {"sqlite": ["DROP TRIGGER refuse"],
 @pytest.mark.parametrize("table", ["audit", "outbox"])
 def test_a_write_the_database_refuses_inside_the_steps_pipeline_leaves_nothing(
         run: Cli, db_url: str, table: str, one_statement: bool,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """On PostgreSQL a step's writes are one statement, or, for a step that cannot be, one
     pipeline (store/writes.py): a refusal in the middle of either (the audit entries) or at
     its end (the messages, answered by the pipeline's final sync) is raised as SQLAlchemy's
-    error for it, and nothing of the step is written."""
+    error for it, and nothing of the step is written. The driver logs nothing beside it: a
+    second warning that the pipeline was aborted would only send an operator looking for a
+    second failure."""
     from pathways_engine.store import writes
     from pathways_notifications import Composer
     from pathways_notifications import load_parties
@@ -178,10 +181,13 @@ def test_a_write_the_database_refuses_inside_the_steps_pipeline_leaves_nothing(
                            composer=Composer(load_parties(DEFINITIONS / "parties.yaml")))
     ddl(_REFUSE[kind])
     try:
-        with pytest.raises(DBAPIError, match="refused by the test"):
+        with caplog.at_level(logging.DEBUG, logger="psycopg"), \
+                pytest.raises(DBAPIError, match="refused by the test"):
             engine.advance(instance, "refer_bup", actor="p", role="ppr",
                            values={"referral_received": "2026-11-03"},
                            at=dt.datetime(2026, 11, 3, 10, tzinfo=dt.UTC))
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")
+                and r.levelno >= logging.WARNING] == []
         assert footprint(db_url, instance) == before
     finally:
         ddl(_ALLOW[kind])

@@ -370,7 +370,12 @@ def pipelined(connection: Connection) -> Iterator[bool]:
     """On PostgreSQL (psycopg 3), send the statements made inside without waiting for each
     one's answer: libpq's pipeline mode, one round trip for all of them where each paid its
     own (bench/transitions.py). Only for statements whose results nobody reads; an error
-    is still raised, as SQLAlchemy's exception for it, by the time the block ends."""
+    is still raised, as SQLAlchemy's exception for it, by the time the block ends.
+
+    A statement's error met inside the block is held until the pipeline has ended: ending
+    an aborted pipeline fails again, and psycopg logs that second failure as a warning when
+    it ends with an exception under way, which would say "pipeline aborted" beside every
+    refused write."""
     raw = connection.connection.driver_connection if connection.dialect.driver == "psycopg" \
         else None
     if raw is None or not hasattr(raw, "pipeline"):
@@ -378,12 +383,19 @@ def pipelined(connection: Connection) -> Iterator[bool]:
         return
     import psycopg
 
+    failed: DBAPIError | None = None
     try:
         with raw.pipeline():
-            yield True
-    except psycopg.Error as exc:  # raised by the final sync, outside SQLAlchemy's wrapping
-        raise DBAPIError.instance(None, None, exc, psycopg.Error,
-                                  dialect=connection.dialect) from exc
+            try:
+                yield True
+            except DBAPIError as exc:  # a statement's, fetched while the block still sent
+                failed = exc
+    except psycopg.Error as exc:  # the final sync's, outside SQLAlchemy's wrapping
+        if failed is None:
+            raise DBAPIError.instance(None, None, exc, psycopg.Error,
+                                      dialect=connection.dialect) from exc
+    if failed is not None:  # the pipeline aborted because of it: the one error to tell
+        raise failed
 
 
 _INSERT = {table.name: _Insert(table) for table in (instances, deadlines, audit, outbox,
