@@ -11,6 +11,7 @@ from pathlib import Path
 from .common import ROOT
 from .common import Figure
 from .common import machine
+from .common import python_loop_seconds
 
 BENCHES = ["definitions", "cli", "transitions", "sweep", "peer", "scaleout", "report", "http"]
 
@@ -39,15 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark {sorted(unknown)[0]!r}; choose from {', '.join(BENCHES)}")
     figures: list[Figure] = []
+    speed = [python_loop_seconds()]
     for name in chosen:
         print(f"running {name} ({args.scale}) ...", file=sys.stderr, flush=True)
         module = importlib.import_module(f"bench.{name}")
         new = module.run(args.scale)
         print(table(new), flush=True)
         figures += new
+    speed.append(python_loop_seconds())
     print("\n" + table(figures))
+    print(f"\nthis machine: ten million additions in a Python loop took {speed[0]:.2f} s "
+          f"before the run and {speed[1]:.2f} s after it (0.7 s on a fast day here); "
+          "figures in ms and per second move with it")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "scale": args.scale,
+    args.out.write_text(json.dumps({"machine": {**machine(), "python_loop_seconds": speed},
+                                    "scale": args.scale,
                                     "figures": [f.as_dict() for f in figures]}, indent=2))
     print(f"\nwritten to {args.out}", file=sys.stderr)
     return 0

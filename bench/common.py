@@ -58,6 +58,16 @@ def machine() -> dict[str, Any]:
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
+def python_loop_seconds() -> float:
+    """Seconds for ten million additions in a Python loop: how fast this machine runs Python
+    right now. Its speed changes by up to 2.5x between days and within an hour, and the
+    goals with an absolute figure (timers/s, ms) move with it, so each run names it."""
+    loop = compile("s = 0\nfor i in range(10_000_000):\n    s += i\n", "<loop>", "exec")
+    began = time.perf_counter()
+    exec(loop, {})  # noqa: S102 - at module level, as `python -c` runs it (globals, not locals)
+    return time.perf_counter() - began
+
+
 def best_of(repeats: int, action: Callable[[], float]) -> float:
     """The best of `repeats` runs of `action` (which returns seconds): the least disturbed."""
     return min(action() for _ in range(repeats))
