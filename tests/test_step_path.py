@@ -190,3 +190,58 @@ def test_on_postgresql_one_statement_stores_what_the_pipeline_stores(
         assert len(one_statement[2]) == 3
     finally:
         database.dispose()
+
+
+def test_a_sweep_writes_a_wake_up_that_only_fired_as_two_columns(
+        database: Database, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deadline whose only change is that a wake-up fired (each row of a sweep: reminders,
+    due times, escalations) is written with fire_index and next_fire_at alone. Its rows end
+    as they do when every column is written: the same days of sweeps on a second database
+    with the narrow write turned off leave the same deadlines."""
+    from pathways_engine.runtime.sweep import tick
+    from pathways_engine.store.rows import DeadlineRow
+    from pathways_engine.store.tables import deadlines
+    from sqlalchemy import event
+    from sqlalchemy import select
+
+    wide_url = f"sqlite:///{tmp_path / 'wide.db'}" if database.dialect == "sqlite" \
+        else request.getfixturevalue("pg_url")
+    wide = Database(wide_url)
+
+    def swept(db: Database) -> tuple[list[dict[str, Any]], list[str]]:
+        engine = notifying(db)
+        for instance in children(engine, 3):
+            engine.advance(instance, "refer_bup", actor="p", role="ppr", values=REFER)
+        sent: list[str] = []
+
+        def listener(_cursor: object, statement: str, *_: object) -> None:
+            if statement.lstrip().startswith("UPDATE deadlines"):
+                sent.append(" ".join(statement.split()))
+
+        for name in ("do_execute", "do_executemany"):
+            event.listen(db.engine, name, listener)
+        for day in range(1, 60):
+            tick(engine, START + dt.timedelta(days=day))
+        for name in ("do_execute", "do_executemany"):
+            event.remove(db.engine, name, listener)
+        with db.reading() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(
+                select(deadlines).order_by(deadlines.c.id))]
+        for row in rows:
+            row.pop("instance_id")  # each database's own random ids
+        return rows, sent
+
+    try:
+        narrow_rows, narrow_sent = swept(database)
+        with monkeypatch.context() as patched:
+            patched.setattr(DeadlineRow, "only_fired", property(lambda _row: False))
+            wide_rows, wide_sent = swept(wide)
+    finally:
+        wide.dispose()
+    assert sum(row["fire_index"] for row in narrow_rows) >= 9  # wake-ups fired
+    assert narrow_rows == wide_rows
+    assert narrow_sent
+    assert all("fires" not in s and "SET fire_index" in s for s in narrow_sent), narrow_sent
+    assert wide_sent
+    assert all("fires" in s for s in wide_sent), wide_sent

@@ -49,7 +49,7 @@ def json_rows(dialect: str, *columns: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 def _parsed(value: Any) -> list[Any]:
-    if value is None:
+    if value is None or value == "[]":  # SQLite's aggregate of no rows: most instances' three
         return []
     return list(json.loads(value) if isinstance(value, str) else value)
 
@@ -189,15 +189,17 @@ def stored_request(connection: Connection, key: str) -> Any:
 # the columns a deadline is read with, in DeadlineRow's order (its rule is not read: rows
 # are updated by id), so a row builds one positionally (see _loaded)
 _DEADLINE_COLUMNS = tuple(deadlines.c[f.name] for f in fields(DeadlineRow)
-                          if f.name not in ("rule", "changed"))
+                          if f.name not in ("rule", "changed", "loaded"))
 
 
 def _deadline(row: Any) -> DeadlineRow:
     # DeadlineRow's own order: its rule, not read, comes between closed_at and fires
     (instance_id, name, state, responsible, started_at, due_at, status, closed_at, fires,
      *rest) = row
-    return DeadlineRow(instance_id, name, state, responsible, started_at, due_at, status,
+    read = DeadlineRow(instance_id, name, state, responsible, started_at, due_at, status,
                        closed_at, {}, fires_from_json(fires), *rest)
+    read.loaded = read.wide()
+    return read
 
 
 _PENDING = (select(*_DEADLINE_COLUMNS)

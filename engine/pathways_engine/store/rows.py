@@ -96,6 +96,18 @@ class DeadlineRow:
     extensions: int = 0
     occurrence: int = 1
     changed: bool = field(default=False, compare=False)
+    # what `wide()` was when the row was read: a row whose only change since is that a
+    # wake-up fired (each row of a sweep) is written with two columns, not nine (writes.py)
+    loaded: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+
+    def wide(self) -> tuple[Any, ...]:
+        """The written columns besides fire_index and next_fire_at."""
+        return (self.status, self.closed_at, self.due_at, tuple(self.fires), self.paused_at,
+                self.paused_seconds, self.extensions)
+
+    @property
+    def only_fired(self) -> bool:
+        return self.loaded is not None and self.loaded == self.wide()
 
     @property
     def next_fire_at(self) -> dt.datetime | None:

@@ -189,14 +189,22 @@ class WriteBatch:
     def _send(self, connection: Connection) -> None:
         if self.new_instances:
             _INSERT['instances'](connection, [r.values() for r in self.new_instances])
-        if self.changed_deadlines:
+        fired: list[DeadlineRow] = []  # a wake-up fired, nothing else changed: the sweep's
+        other: list[DeadlineRow] = []
+        for row in self.changed_deadlines.values():
+            (fired if row.only_fired else other).append(row)
+        if fired:
+            connection.execute(_DEADLINE_FIRED, [
+                {"b_id": r.id, "b_fire_index": r.fire_index, "b_next_fire_at": r.next_fire_at}
+                for r in fired])
+        if other:
             connection.execute(_DEADLINE_BY_ID, [
                 {"b_id": r.id, "b_status": r.status, "b_closed_at": r.closed_at,
                  "b_due_at": r.due_at, "b_fire_index": r.fire_index,
                  "b_next_fire_at": r.next_fire_at,
                  "b_fires": [[k, t.isoformat()] for k, t in r.fires],
                  "b_paused_at": r.paused_at, "b_paused_seconds": r.paused_seconds,
-                 "b_extensions": r.extensions} for r in self.changed_deadlines.values()])
+                 "b_extensions": r.extensions} for r in other])
         # in the order the steps asked (an event that meets an obligation and then a state
         # left must not trade places); a run of closes of one kind is one executemany
         for kind, run in groupby(self.closes, key=lambda c: c["kind"]):
@@ -417,6 +425,11 @@ _INSTANCE_UPDATE = (update(instances)
                            instances.c.version == bindparam("b_old"))
                     .values({name: bindparam(f"v_{name}") for name in _UPDATED}))
 
+# a row of `changed_deadlines` whose other columns are as read (DeadlineRow.only_fired):
+# the sweep's, a seventh of the parameters each (bench/sweep.py)
+_DEADLINE_FIRED = (update(deadlines).where(deadlines.c.id == bindparam("b_id"))
+                   .values(fire_index=bindparam("b_fire_index"),
+                           next_fire_at=bindparam("b_next_fire_at")))
 _DEADLINE_BY_ID = (update(deadlines).where(deadlines.c.id == bindparam("b_id"))
                    .values(status=bindparam("b_status"), closed_at=bindparam("b_closed_at"),
                            due_at=bindparam("b_due_at"), fire_index=bindparam("b_fire_index"),
