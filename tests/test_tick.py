@@ -123,6 +123,32 @@ def test_an_obligation_keeps_its_timers_until_the_act_that_meets_it(
     assert rows["assessment_right"].status == "pending"
 
 
+def test_a_stored_wake_up_that_disagrees_with_its_deadline_is_mended_not_swept_forever(
+        engine: PathwayEngine, caplog: pytest.LogCaptureFixture) -> None:
+    """Attack: a pending deadline whose wake-ups have all fired, its stored next wake-up set
+    back into the past (as a row changed by hand would be). Every batch found the instance
+    again and fired nothing, so `tick` never ended. Now the first batch writes the wake-up
+    again from the deadline, says so once, and the sweep ends."""
+    [instance] = populate(engine, 1)
+    assert tick(engine, WEEK_LATER).total == 5
+    with engine.db.engine.begin() as c:  # the hand edit
+        changed = c.execute(deadlines.update().where(
+            deadlines.c.instance_id == instance, deadlines.c.status == "pending")
+            .values(next_fire_at=START)).rowcount
+    assert changed == 2  # both of BUP's deadlines: overdue, nothing left to fire
+    with caplog.at_level(logging.WARNING, logger="pathways.tick"):
+        summary = tick(engine, WEEK_LATER, max_batches=20)
+    assert (summary.total, summary.batches) == (0, 1)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"instance {instance}: its stored next wake-up did not match its deadlines' wake-ups; "
+        "written again from them"]
+    with engine.db.reading() as c:
+        stored = list(c.execute(select(deadlines.c.next_fire_at).where(
+            deadlines.c.instance_id == instance, deadlines.c.status == "pending")).scalars())
+    assert stored == [None, None]
+    assert tick(engine, WEEK_LATER).batches == 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [1, 5, 10])
 def test_tick_killed_halfway_then_rerun_fires_every_timer_once(

@@ -99,7 +99,8 @@ def tick(engine: PathwayEngine, now: dt.datetime, *, batch_size: int = DEFAULT_B
             held = batch.load(due, skip_locked=True, with_deadlines=True)
             busy.update(set(due) - set(held))
             for instance_id in held:
-                _fire_due(batch, instance_id, now, summary)
+                if not _fire_due(batch, instance_id, now, summary):
+                    _mend_wake_ups(batch, instance_id)
         if held:
             summary.batches += 1
             if on_batch:
@@ -121,17 +122,30 @@ def _next_due(batch: Batch, instance_id: str, now: dt.datetime) -> DeadlineRow |
                                    r.id or 0))
 
 
-def _fire_due(batch: Batch, instance_id: str, now: dt.datetime, summary: TickSummary) -> None:
-    for _ in range(MAX_CASCADE):
+def _fire_due(batch: Batch, instance_id: str, now: dt.datetime, summary: TickSummary) -> int:
+    """Fire the instance's due wake-ups in due order; return how many fired."""
+    for fired in range(MAX_CASCADE):
         row = _next_due(batch, instance_id, now)
         if row is None:
-            return
+            return fired
         with batch.step(instance_id, undo=False) as step:  # a failure aborts the batch
             _fire(step, row, summary)
         failpoints.hit("tick.fired")
     log.warning("instance %s: more than %d wake-ups due in one sweep; the rest wait for the "
                 "next sweep (do its timeouts keep entering states that are due at once?)",
                 instance_id, MAX_CASCADE)
+    return MAX_CASCADE
+
+
+def _mend_wake_ups(batch: Batch, instance_id: str) -> None:
+    """The index said a wake-up of this instance was due, but its deadlines have none due:
+    the stored next wake-up disagrees with them (a row changed by hand, or restored from
+    elsewhere). Write it again from the deadlines, or every batch would find the instance
+    again, fire nothing, and the sweep would never end."""
+    log.warning("instance %s: its stored next wake-up did not match its deadlines' wake-ups; "
+                "written again from them", instance_id)
+    for row in batch.cases[instance_id].pending():
+        row.changed = True
 
 
 def _fire(step: StepContext, row: DeadlineRow, summary: TickSummary) -> None:
