@@ -221,10 +221,12 @@ def test_a_sweep_writes_a_wake_up_that_only_fired_as_two_columns(
 
         for name in ("do_execute", "do_executemany"):
             event.listen(db.engine, name, listener)
-        for day in range(1, 60):
-            tick(engine, START + dt.timedelta(days=day))
-        for name in ("do_execute", "do_executemany"):
-            event.remove(db.engine, name, listener)
+        try:
+            for day in range(1, 60):
+                tick(engine, START + dt.timedelta(days=day))
+        finally:
+            for name in ("do_execute", "do_executemany"):
+                event.remove(db.engine, name, listener)
         with db.reading() as connection:
             rows = [dict(row._mapping) for row in connection.execute(
                 select(deadlines).order_by(deadlines.c.id))]

@@ -426,7 +426,7 @@ _INSTANCE_UPDATE = (update(instances)
                     .values({name: bindparam(f"v_{name}") for name in _UPDATED}))
 
 # a row of `changed_deadlines` whose other columns are as read (DeadlineRow.only_fired):
-# the sweep's, a seventh of the parameters each (bench/sweep.py)
+# the sweep's: three parameters a row where `_DEADLINE_BY_ID` takes ten (bench/sweep.py)
 _DEADLINE_FIRED = (update(deadlines).where(deadlines.c.id == bindparam("b_id"))
                    .values(fire_index=bindparam("b_fire_index"),
                            next_fire_at=bindparam("b_next_fire_at")))
