@@ -13,6 +13,11 @@ On PostgreSQL pathways sends a step's writes as one statement (store/writes.py
 pipelined, the same number of round trips, so what that saves is shown, not credited to the
 rest of pathways.
 
+One commit per step, pathways, the floor and the rows beside it take turns: five rounds, a
+fifth of each one's steps a round, in an order that turns, and each figure is its median round
+(`_pathways`). Run one after the other, the first ran beside the server's work on the rows
+seeding had just written, and the machine's drift over the run fell on one side.
+
 Each one-commit-per-step figure also names the client's CPU per step (this process's, not the
 server's): the ratio to the floor depends on what a commit costs the server, so a disk with slow
 fsync flatters it, and the CPU figures show which of the two bounds it on the machine at hand.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -83,78 +89,94 @@ def _rows(n: int, instance: str, who: str) -> dict[str, Any]:
             "instance": {**base, "d": json.dumps({"x": 1})}}
 
 
-def _floor(url: str, instances: list[str], pipelined: bool = False) -> tuple[float, float]:
-    """The same statements and rows with the driver alone, one transaction per step.
+class _Floor:
+    """The same statements and rows with the driver alone, one transaction per step, on one
+    connection kept for every round.
 
     `pipelined` (PostgreSQL): the close, the inserts and the version-checked update in one
     libpq pipeline (store/writes.py `pipelined`; pathways sends them as one statement) - the
     floor with the same round trips as pathways, so the trick is not counted as pathways'
     own."""
-    from contextlib import nullcontext
 
-    engine = create_db_engine(url)
-    raw = engine.raw_connection()
-    cursor = raw.cursor()
-    sqlite = engine.dialect.name == "sqlite"
+    def __init__(self, url: str, pipelined: bool = False) -> None:
+        self.engine = create_db_engine(url)
+        self.raw = self.engine.raw_connection()
+        self.cursor = self.raw.cursor()
+        self.pipelined = pipelined
+        self.sqlite = self.engine.dialect.name == "sqlite"
 
-    def sql(text: str) -> str:
-        return text if sqlite else re.sub(r":(\w+)", r"%(\1)s", text)
+        def sql(text: str) -> str:
+            return text if self.sqlite else re.sub(r":(\w+)", r"%(\1)s", text)
 
-    read = sql(READ.format(lock="" if sqlite else " FOR UPDATE OF i"))
-    statements = {name: sql(text) for name, text in
-                  (("close", CLOSE), ("deadline", DEADLINE), ("audit", AUDIT),
-                   ("outbox", OUTBOX), ("instance", INSTANCE))}
+        self.read = sql(READ.format(lock="" if self.sqlite else " FOR UPDATE OF i"))
+        self.statements = {name: sql(text) for name, text in
+                           (("close", CLOSE), ("deadline", DEADLINE), ("audit", AUDIT),
+                            ("outbox", OUTBOX), ("instance", INSTANCE))}
 
-    def step(n: int, instance: str) -> None:
+    def _step(self, n: int, instance: str) -> None:
+        from contextlib import nullcontext
+
+        cursor, statements = self.cursor, self.statements
         rows = _rows(n, instance, "floor")
-        if sqlite:
+        if self.sqlite:
             cursor.execute("BEGIN IMMEDIATE")
-        cursor.execute(read, rows["read"])
+        cursor.execute(self.read, rows["read"])
         version = cursor.fetchone()[8]  # type: ignore[index]
-        with raw.driver_connection.pipeline() if pipelined else nullcontext():  # type: ignore[attr-defined]
+        with self.raw.driver_connection.pipeline() if self.pipelined else nullcontext():  # type: ignore[attr-defined]
             cursor.execute(statements["close"], rows["close"])
             for table in ("deadline", "audit", "outbox"):
                 cursor.executemany(statements[table], rows[table])
             cursor.execute(statements["instance"], {**rows["instance"], "v": version})
         assert cursor.rowcount == 1  # the version check, as pathways makes it
-        raw.commit()
+        self.raw.commit()
 
-    def run() -> None:
-        for n, instance in enumerate(instances):
-            step(n, instance)
+    def __call__(self, instances: list[str]) -> tuple[float, float]:
+        """(steps/s, client CPU ms a step) over these instances."""
+        def run() -> None:
+            for n, instance in enumerate(instances):
+                self._step(n, instance)
 
-    took = cpu_ms(run, len(instances))
-    raw.close()
-    engine.dispose()
-    return len(instances) / took.seconds, took.per_item
+        took = cpu_ms(run, len(instances))
+        return len(instances) / took.seconds, took.per_item
+
+    def close(self) -> None:
+        self.raw.close()
+        self.engine.dispose()
 
 
-def _core(url: str, instances: list[str]) -> float:
+class _Core:
     """The floor's statements and rows through SQLAlchemy Core (`text`, executemany), on the
     engine settings pathways opens a database with: what SQLAlchemy alone leaves of the floor,
     before pathways' own step (machine, calendar, audit chain, messages) costs anything."""
-    from sqlalchemy import text
 
-    engine = create_db_engine(url)
-    lock = "" if engine.dialect.name == "sqlite" else " FOR UPDATE OF i"
-    read = text(READ.format(lock=lock))
-    statements = {name: text(sql) for name, sql in
-                  (("close", CLOSE), ("deadline", DEADLINE), ("audit", AUDIT),
-                   ("outbox", OUTBOX), ("instance", INSTANCE))}
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import text
 
-    def run() -> None:
-        for n, instance in enumerate(instances):
-            rows = _rows(n, instance, "core")
-            with engine.begin() as connection:
-                version = connection.execute(read, rows["read"]).one()[8]
-                connection.execute(statements["close"], rows["close"])
-                for table in ("deadline", "audit", "outbox"):
-                    connection.execute(statements[table], rows[table])
-                connection.execute(statements["instance"], {**rows["instance"], "v": version})
+        self.engine = create_db_engine(url)
+        lock = "" if self.engine.dialect.name == "sqlite" else " FOR UPDATE OF i"
+        self.read = text(READ.format(lock=lock))
+        self.statements = {name: text(sql) for name, sql in
+                           (("close", CLOSE), ("deadline", DEADLINE), ("audit", AUDIT),
+                            ("outbox", OUTBOX), ("instance", INSTANCE))}
 
-    elapsed = seconds(run)
-    engine.dispose()
-    return len(instances) / elapsed
+    def __call__(self, instances: list[str]) -> tuple[float, None]:
+        statements = self.statements
+
+        def run() -> None:
+            for n, instance in enumerate(instances):
+                rows = _rows(n, instance, "core")
+                with self.engine.begin() as connection:
+                    version = connection.execute(self.read, rows["read"]).one()[8]
+                    connection.execute(statements["close"], rows["close"])
+                    for table in ("deadline", "audit", "outbox"):
+                        connection.execute(statements[table], rows[table])
+                    connection.execute(statements["instance"],
+                                       {**rows["instance"], "v": version})
+
+        return len(instances) / seconds(run), None
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def _captured(engine: Any, instance: str) -> list[tuple[str, Any, bool]]:
@@ -186,32 +208,40 @@ def _for(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def _replayed(url: str, sent: list[tuple[str, Any, bool]], of: str,
-              instances: list[str]) -> float:
+class _Replayed:
     """Steps/s of pathways' own SQL and parameters, as captured, sent through the DB-API for
     other instances (each started like the captured one, so the same revision and audit
     sequence apply): the floor without a single statement simplified."""
-    engine = create_db_engine(url)
-    raw = engine.raw_connection()
-    cursor = raw.cursor()
 
-    steps = [[(statement, _for(parameters, of, instance), many)  # made before the clock runs
-              for statement, parameters, many in sent] for instance in instances]
+    def __init__(self, url: str, sent: list[tuple[str, Any, bool]], of: str) -> None:
+        self.engine = create_db_engine(url)
+        self.raw = self.engine.raw_connection()
+        self.cursor = self.raw.cursor()
+        self.sent, self.of = sent, of
 
-    def run() -> None:
-        for step in steps:  # on SQLite the captured statements begin with BEGIN IMMEDIATE
-            for statement, parameters, many in step:
-                (cursor.executemany if many else cursor.execute)(statement, parameters)
-                if statement.startswith("SELECT"):
-                    cursor.fetchall()
-                elif "UPDATE instances SET" in statement and cursor.rowcount != 1:
-                    raise RuntimeError("the replayed step did not apply: the floor would lie")
-            raw.commit()
+    def __call__(self, instances: list[str]) -> tuple[float, None]:
+        cursor = self.cursor
+        steps = [[(statement, _for(parameters, self.of, instance), many)  # before the clock
+                  for statement, parameters, many in self.sent] for instance in instances]
 
-    elapsed = seconds(run)
-    raw.close()
-    engine.dispose()
-    return len(instances) / elapsed
+        def run() -> None:
+            for step in steps:  # on SQLite the captured statements begin with BEGIN IMMEDIATE
+                for statement, parameters, many in step:
+                    (cursor.executemany if many else cursor.execute)(statement, parameters)
+                    if statement.startswith("SELECT"):
+                        cursor.fetchall()
+                    elif "UPDATE instances SET" in statement and cursor.rowcount != 1:
+                        raise RuntimeError("the replayed step did not apply: the floor would lie")
+                self.raw.commit()
+
+        return len(instances) / seconds(run), None
+
+    def close(self) -> None:
+        self.raw.close()
+        self.engine.dispose()
+
+
+ROUNDS = 5  # one commit per step: the contenders take turns, a chunk of steps each
 
 
 def _pathways(url: str, count: int, batch: int | None
@@ -219,39 +249,75 @@ def _pathways(url: str, count: int, batch: int | None
                          float | None]:
     """(pathways, floor, Core, replayed) steps/s in one database, Core and replayed only for
     one commit per step; the client's CPU milliseconds a step (pathways, floor); and the
-    pipelined floor's steps/s (PostgreSQL, one commit per step)."""
+    pipelined floor's steps/s (PostgreSQL, one commit per step).
+
+    One commit per step, each contender runs a fifth of its steps in each of five rounds, in
+    an order that turns round by round, and each figure is its median round: the machine's
+    speed drifts within a run, and the one that ran first also ran beside the server's work
+    on the rows seeding had just written. (A batch of 200 needs its 200 in one piece: it runs
+    whole, after pathways' own.)"""
     engine = make_engine(url)
     steps = start_children(engine, count, "S")
     floor_ids = start_children(engine, count, "F")
-    piped = engine.db.dialect == "postgresql" and batch is None
+    single = batch is None
+    piped = engine.db.dialect == "postgresql" and single
     piped_ids = start_children(engine, count, "P") if piped else []
-    core_ids = start_children(engine, count, "C") if batch is None else []
-    replay_ids = start_children(engine, count, "R") if batch is None else []
+    core_ids = start_children(engine, count, "C") if single else []
+    replay_ids = start_children(engine, count, "R") if single else []
     kind, actor, role, values = EVENT
     warm = start_children(engine, 2, "W")
     engine.advance(warm[0], kind, actor=actor, role=role, values=values)
     sent = _captured(engine, warm[1])
 
-    def one_by_one() -> None:
-        for instance in steps:
-            engine.advance(instance, kind, actor=actor, role=role, values=values)
+    def ours(ids: list[str]) -> tuple[float, float]:
+        def one_by_one() -> None:
+            for instance in ids:
+                engine.advance(instance, kind, actor=actor, role=role, values=values)
 
-    def grouped() -> None:
+        took = cpu_ms(one_by_one, len(ids))
+        return len(ids) / took.seconds, took.per_item
+
+    if not single:
         assert batch is not None
-        for k in range(0, len(steps), batch):
-            results = engine.advance_many([StepRequest(i, kind, actor, role, values)
-                                           for i in steps[k:k + batch]])
-            assert not any(isinstance(r, Exception) for r in results), results[0]
 
-    work: Callable[[], Any] = grouped if batch else one_by_one
-    took = cpu_ms(work, count)
-    floor, floor_cpu = _floor(url, floor_ids)
-    floor_piped = _floor(url, piped_ids, pipelined=True)[0] if piped_ids else None
-    core = _core(url, core_ids) if core_ids else None
-    replayed = _replayed(url, sent, warm[1], replay_ids) if replay_ids else None
+        def grouped() -> None:
+            for k in range(0, len(steps), batch):
+                results = engine.advance_many([StepRequest(i, kind, actor, role, values)
+                                               for i in steps[k:k + batch]])
+                assert not any(isinstance(r, Exception) for r in results), results[0]
+
+        took = cpu_ms(grouped, count)
+        alone = _Floor(url)
+        floor, floor_cpu = alone(floor_ids)
+        alone.close()
+        engine.db.dispose()
+        return count / took.seconds, floor, None, None, (took.per_item, floor_cpu), None
+
+    others: dict[str, tuple[_Floor | _Core | _Replayed, list[str]]] = {
+        "floor": (_Floor(url), floor_ids), "core": (_Core(url), core_ids),
+        "replayed": (_Replayed(url, sent, warm[1]), replay_ids)}
+    if piped:
+        others["piped"] = (_Floor(url, pipelined=True), piped_ids)
+    contenders: dict[str, tuple[Callable[[list[str]], tuple[float, float | None]], list[str]]]
+    contenders = {"pathways": (ours, steps), **others}
+    rounds: dict[str, list[tuple[float, float | None]]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for r in range(ROUNDS):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            run, ids = contenders[name]
+            rounds[name].append(run(ids[r::ROUNDS]))
+    for runner, _ in others.values():
+        runner.close()
     engine.db.dispose()
-    return (count / took.seconds, floor, core, replayed, (took.per_item, floor_cpu),
-            floor_piped)
+
+    def rate(name: str) -> float:
+        return statistics.median(rate for rate, _ in rounds[name])
+
+    def cpu(name: str) -> float:
+        return statistics.median(cpu for _, cpu in rounds[name] if cpu is not None)
+
+    return (rate("pathways"), rate("floor"), rate("core"), rate("replayed"),
+            (cpu("pathways"), cpu("floor")), rate("piped") if piped else None)
 
 
 def _transactions(url: str, rounds: int, each: int) -> dict[str, float]:
