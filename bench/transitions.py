@@ -34,6 +34,7 @@ import json
 import re
 import statistics
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from pathways_engine import StepRequest
@@ -114,8 +115,6 @@ class _Floor:
                             ("outbox", OUTBOX), ("instance", INSTANCE))}
 
     def _step(self, n: int, instance: str) -> None:
-        from contextlib import nullcontext
-
         cursor, statements = self.cursor, self.statements
         rows = _rows(n, instance, "floor")
         if self.sqlite:
