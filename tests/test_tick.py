@@ -127,8 +127,8 @@ def test_a_stored_wake_up_that_disagrees_with_its_deadline_is_mended_not_swept_f
         engine: PathwayEngine, caplog: pytest.LogCaptureFixture) -> None:
     """Attack: a pending deadline whose wake-ups have all fired, its stored next wake-up set
     back into the past (as a row changed by hand would be). Every batch found the instance
-    again and fired nothing, so `tick` never ended. Now the first batch writes the wake-up
-    again from the deadline, says so once, and the sweep ends."""
+    again and fired nothing, so `tick` never ended. Now the second batch that finds it writes
+    the wake-up again from the deadline, says so once, and the sweep ends."""
     [instance] = populate(engine, 1)
     assert tick(engine, WEEK_LATER).total == 5
     with engine.db.engine.begin() as c:  # the hand edit
@@ -138,7 +138,7 @@ def test_a_stored_wake_up_that_disagrees_with_its_deadline_is_mended_not_swept_f
     assert changed == 2  # both of BUP's deadlines: overdue, nothing left to fire
     with caplog.at_level(logging.WARNING, logger="pathways.tick"):
         summary = tick(engine, WEEK_LATER, max_batches=20)
-    assert (summary.total, summary.batches) == (0, 1)
+    assert (summary.total, summary.batches) == (0, 2)
     assert [r.getMessage() for r in caplog.records] == [
         f"instance {instance}: its stored next wake-up did not match its deadlines' wake-ups; "
         "written again from them"]
@@ -147,6 +147,33 @@ def test_a_stored_wake_up_that_disagrees_with_its_deadline_is_mended_not_swept_f
             deadlines.c.instance_id == instance, deadlines.c.status == "pending")).scalars())
     assert stored == [None, None]
     assert tick(engine, WEEK_LATER).batches == 0
+
+
+def test_an_instance_whose_wake_up_was_taken_meanwhile_is_left_alone(
+        engine: PathwayEngine, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL another sweep, or a step that meets the deadline, can commit between a
+    batch's search for due wake-ups and its lock: the instance it holds then has nothing due.
+    That is no stale row: nothing is rewritten and no warning is logged."""
+    from pathways_engine.runtime import sweep
+
+    [instance] = populate(engine, 1)
+    now = START + dt.timedelta(days=3)  # its first wake-up is on day 9
+    with engine.db.reading() as c:
+        before = list(c.execute(select(deadlines).order_by(deadlines.c.id)))
+    found = sweep.reads.due_instances
+    calls = iter([[instance]])  # the first search found it due, as it was a moment before
+
+    def due_instances(*args: Any, **kwargs: Any) -> list[str]:
+        return next(calls, None) or found(*args, **kwargs)
+
+    monkeypatch.setattr(sweep.reads, "due_instances", due_instances)
+    with caplog.at_level(logging.WARNING, logger="pathways.tick"):
+        summary = tick(engine, now)
+    assert (summary.total, summary.batches) == (0, 1)
+    assert caplog.records == []
+    with engine.db.reading() as c:
+        assert list(c.execute(select(deadlines).order_by(deadlines.c.id))) == before
 
 
 @pytest.mark.slow

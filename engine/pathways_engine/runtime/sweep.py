@@ -92,6 +92,7 @@ def tick(engine: PathwayEngine, now: dt.datetime, *, batch_size: int = DEFAULT_B
     summary = TickSummary()
     summary.signals = deliver(engine)
     busy: set[str] = set()  # held by another sweep or step now: theirs to finish
+    idle: set[str] = set()  # found due, but nothing of theirs was (see _mend_wake_ups)
     while max_batches is None or summary.batches < max_batches:
         before = summary.total
         with gcpause.paused(), engine.batch() as batch:
@@ -99,8 +100,11 @@ def tick(engine: PathwayEngine, now: dt.datetime, *, batch_size: int = DEFAULT_B
             held = batch.load(due, skip_locked=True, with_deadlines=True)
             busy.update(set(due) - set(held))
             for instance_id in held:
-                if not _fire_due(batch, instance_id, now, summary):
+                if _fire_due(batch, instance_id, now, summary):
+                    continue
+                if instance_id in idle:
                     _mend_wake_ups(batch, instance_id)
+                idle.add(instance_id)
         if held:
             summary.batches += 1
             if on_batch:
@@ -138,10 +142,14 @@ def _fire_due(batch: Batch, instance_id: str, now: dt.datetime, summary: TickSum
 
 
 def _mend_wake_ups(batch: Batch, instance_id: str) -> None:
-    """The index said a wake-up of this instance was due, but its deadlines have none due:
-    the stored next wake-up disagrees with them (a row changed by hand, or restored from
+    """The index said a wake-up of this instance was due, twice, but its deadlines have none
+    due: the stored next wake-up disagrees with them (a row changed by hand, or restored from
     elsewhere). Write it again from the deadlines, or every batch would find the instance
-    again, fire nothing, and the sweep would never end."""
+    again, fire nothing, and the sweep would never end.
+
+    Once is no sign of that: on PostgreSQL another sweep, or a step that met the deadline,
+    can commit between a batch's search for due wake-ups and its lock, and then the instance
+    is not found again."""
     log.warning("instance %s: its stored next wake-up did not match its deadlines' wake-ups; "
                 "written again from them", instance_id)
     for row in batch.cases[instance_id].pending():
