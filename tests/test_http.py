@@ -602,3 +602,39 @@ def test_a_retried_write_with_its_idempotency_key_acts_once(
         without = http.post(f"/api/instances/{instance}/{path}", headers=author,
                             json={**body, **other})
         assert without.status_code == 200, without.text  # a new request acts
+
+
+def test_the_benchmarks_client_reads_what_httpx_reads(server: Server) -> None:
+    """bench/http.py measures the API through its own few-line client: it must send the same
+    requests and read the same answers, refusals included, or the figure is not the API's."""
+    import sys
+
+    from support import ROOT
+
+    sys.path.insert(0, str(ROOT))
+    from bench.http import _Client
+
+    gp, ppr = server.token("dr.a"), server.token("p1")
+    body = json.dumps({"event": "triage_to_ppr", "role": "ppr"}).encode()
+    json_body = {**ppr, "Content-Type": "application/json"}
+    client = _Client(server.url)
+    try:
+        with server.client() as http:
+            instance = started(http, gp)
+            status, answer = client.request("POST", f"/api/instances/{instance}/events",
+                                            json_body, body)
+            assert status == 200
+            assert json.loads(answer)["to"] == "ppr_assessment"
+            for path, headers in [(f"/api/instances/{instance}", ppr),
+                                  (f"/api/instances/{instance}/history", ppr),
+                                  (f"/api/instances/{instance}", {}),
+                                  ("/api/instances/not-an-id", ppr)]:
+                expected = http.get(path, headers=headers)
+                status, answer = client.request("GET", path, headers)  # the same connection
+                assert (status, json.loads(answer)) == (expected.status_code, expected.json())
+            status, answer = client.request("POST", f"/api/instances/{instance}/events",
+                                            json_body, body)  # not allowed now
+            assert status == 422
+            assert "triage_to_ppr" in json.loads(answer)["error"]
+    finally:
+        client.close()
