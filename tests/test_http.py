@@ -638,3 +638,61 @@ def test_the_benchmarks_client_reads_what_httpx_reads(server: Server) -> None:
             assert "triage_to_ppr" in json.loads(answer)["error"]
     finally:
         client.close()
+
+
+def _serve_lifespan(app: Any) -> None:
+    """Start and stop the server's app as uvicorn does, without a socket."""
+    import asyncio
+
+    from pathways.web.server import create_app
+
+    api = create_app(app)
+
+    async def once() -> None:
+        async with api.router.lifespan_context(api):
+            pass
+
+    asyncio.run(once())
+
+
+def test_a_server_prepares_its_running_pathways_before_its_first_request(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A fresh process compiled a pathway (and imported python-statemachine) on the first
+    step of one of its instances, and parsed its read view on the first read: about 100 ms a
+    request, twenty at once behind a restart. It does both before it serves; a snapshot that
+    does not compile is logged and keeps nothing else from being prepared or served."""
+    from pathways_engine import Database
+    from pathways_engine.definition import compiler
+    from pathways_engine.definition import view
+    from pathways_engine.store.tables import definition_snapshots
+    from pathways_engine.store.tables import instances
+    from sqlalchemy import insert
+    from sqlalchemy import select
+    from support import ACTORS
+    from support import DEFINITIONS
+
+    from pathways.app import App
+    from pathways.config import Settings
+
+    Database(db_url).dispose()  # the schema, as `pathways db upgrade` leaves it
+    app = App(Settings.resolve(db_url, (DEFINITIONS,), DEFINITIONS / "parties.yaml", ACTORS))
+    try:
+        app.engine.start("mistrivsel_referral", subject_ref="W-1", actor="dr.a", role="gp",
+                         birth_date=dt.date(2014, 5, 2),
+                         values={"severity": "moderate", "consent_exchange": True})
+        with app.db.writing() as connection:
+            pinned = connection.execute(select(instances.c.content_hash)).scalar_one()
+            connection.execute(insert(definition_snapshots).values(
+                content_hash="f" * 64, pathway_id="broken", version=1, source="{not json",
+                created_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
+        compiler._cache.pop(pinned, None)  # as in a process that has not run this pathway
+        view._views.pop(pinned, None)
+        with caplog.at_level(logging.WARNING, logger="pathways.http"):
+            _serve_lifespan(app)
+        assert compiler.cached(pinned) is not None
+        assert view.cached_view(pinned, None) is not None
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warning.startswith(f"pathway snapshot {'f' * 12} not prepared")
+        assert compiler.cached("f" * 64) is None
+    finally:
+        app.close()

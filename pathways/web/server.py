@@ -302,6 +302,9 @@ def create_app(app: App, threads: int = DEFAULT_THREADS) -> FastAPI:
 
         # the pages' sync endpoints run in anyio's threads (FastAPI's way): the same bound
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        from pathways_engine.reading.warm import prepare
+
+        prepare(app.engine)  # before the first request, not during it (reading/warm.py)
         try:
             yield
         finally:

@@ -122,6 +122,14 @@ def snapshot_source(connection: Connection, content_hash: str) -> str | None:
         definition_snapshots.c.content_hash == content_hash)).scalar()
 
 
+def recent_snapshots(connection: Connection, limit: int) -> list[str]:
+    """The content hashes of the `limit` newest stored definition snapshots, newest first."""
+    return list(connection.execute(
+        select(definition_snapshots.c.content_hash)
+        .order_by(definition_snapshots.c.created_at.desc(), definition_snapshots.c.content_hash)
+        .limit(limit)).scalars())
+
+
 def snapshot_exists(connection: Connection, content_hash: str) -> bool:
     return connection.execute(select(definition_snapshots.c.content_hash).where(
         definition_snapshots.c.content_hash == content_hash)).first() is not None
