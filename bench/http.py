@@ -12,9 +12,10 @@
 - `show` latency under 20 concurrent clients: the 99th percentile of `GET /api/instances/{id}`,
   against the same read through the library, one at a time, in this process. Each server
   answers a round of reads first, not counted (`_warm`): a fresh server process compiles
-  its statements and the pathway it reads on its first requests (about 100 ms each, 20 at
-  once), and until 2026-12-03 those first requests of `--workers 2`'s two new processes were
-  its p99 (about 500 ms, against 76-140 ms once warm);
+  its statements on its first requests (and, until `serve` prepared its pathways before
+  serving, reading/warm.py, the pathways too: 58-80 ms a request then, 18-40 now), and until
+  2026-12-03 those first requests of `--workers 2`'s two new processes were its p99 (about
+  500 ms, against 76-140 ms once warm);
 - what leaving the event loop costs: the same library advance called from a uvloop event
   loop through the server's own `one_hop` (to a worker thread and back, the answer encoded),
   against the library called directly - the part of the gap that is neither HTTP nor the step.
