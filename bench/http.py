@@ -247,8 +247,7 @@ def _advance_seconds(base: str, secret: str, ids: list[str]) -> tuple[float, flo
 
 def _warm(base: str, auth: dict[str, str], ids: list[str], reads: int) -> None:
     """A round of `_show_latencies`, not counted: a server process's first requests compile
-    its statements and load the pathway they read, which a server that has run for a minute
-    has long done."""
+    the statements they run, which a server that has run for a minute has long done."""
     _show_latencies(base, auth, ids, reads)
 
 

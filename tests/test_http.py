@@ -658,7 +658,7 @@ def _serve_lifespan(app: Any) -> None:
 def test_a_server_prepares_its_running_pathways_before_its_first_request(
         db_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """A fresh process compiled a pathway (and imported python-statemachine) on the first
-    step of one of its instances, and parsed its read view on the first read: about 100 ms a
+    step of one of its instances, and parsed its read view on the first read: 58-80 ms a
     request, twenty at once behind a restart. It does both before it serves; a snapshot that
     does not compile is logged and keeps nothing else from being prepared or served."""
     from pathways_engine import Database
@@ -687,7 +687,7 @@ def test_a_server_prepares_its_running_pathways_before_its_first_request(
                 created_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
         compiler._cache.pop(pinned, None)  # as in a process that has not run this pathway
         view._views.pop(pinned, None)
-        with caplog.at_level(logging.WARNING, logger="pathways.http"):
+        with caplog.at_level(logging.WARNING, logger="pathways.prepare"):
             _serve_lifespan(app)
         assert compiler.cached(pinned) is not None
         assert view.cached_view(pinned, None) is not None

@@ -2,8 +2,8 @@
 
 A fresh process compiles each pathway its instances are pinned to (and imports
 python-statemachine) on the first step of one of them, and parses the pathway's read view on
-the first read: about 100 ms a request on the benchmark machine, against a few ms after, and
-behind a restart twenty clients arrive together (bench/http.py). `prepare` does it from the
+the first read: 58-80 ms a request on the benchmark machine, against a few ms after, and
+behind a restart twenty clients arrive together (bench/http.py, docs/http.md). `prepare` does it from the
 stored snapshots before the process serves. It writes nothing, and a snapshot that does not
 compile is logged and left to the requests that need it, which then fail as they did before:
 a broken pathway must not keep the others from being served.
@@ -18,7 +18,7 @@ from pathways_engine.store import reads
 
 from .views import read_view
 
-log = logging.getLogger("pathways.http")
+log = logging.getLogger("pathways.prepare")
 NEWEST = 50  # snapshots prepared: each definition version ever started is one
 
 
