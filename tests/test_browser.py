@@ -1,6 +1,7 @@
 """The coordinators' pages in a real browser (issue 18): Debian's Chromium, driven through its
 chromedriver by Selenium, against a real uvicorn server. Sign in with the keyboard, follow the
-links a team lead follows, switch language, and check that what people typed cannot run.
+links a team lead follows, switch language, check that what people typed cannot run, read why
+a page cannot be shown, sign out, and sign in again from a link to come back to it.
 
 `.ci/run` installs chromium and chromium-driver and sets PATHWAYS_REQUIRE_BROWSER=1, so there
 a missing browser fails the suite; elsewhere these tests skip and say why.
@@ -51,6 +52,8 @@ def test_a_team_lead_signs_in_reads_overdue_and_nothing_she_sees_runs(
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.expected_conditions import url_contains
+    from selenium.webdriver.support.ui import WebDriverWait
 
     gp, ppr = server.token("dr.a"), server.token("p1")
     with httpx.Client(base_url=server.url, headers=gp) as api:
@@ -67,14 +70,16 @@ def test_a_team_lead_signs_in_reads_overdue_and_nothing_she_sees_runs(
             "pathway": "mistrivsel_referral", "subject": "B-2", "birth_date": "2014-05-02",
             "role": "gp", "area": "norddjurs", "at": "2026-11-02T09:00:00+01:00",
             "values": {"severity": "moderate", "consent_exchange": True}}).raise_for_status()
-    browser.get(f"{server.url}/ui/overdue")
-    assert browser.current_url.endswith("/ui/login")  # not signed in: the sign-in page
+    browser.get(f"{server.url}/")  # the server's address: what is overdue, once signed in
+    assert "/ui/login?" in browser.current_url  # not signed in: the sign-in page
     field = browser.find_element(By.ID, "token")
     label = browser.find_element(By.CSS_SELECTOR, "label[for=token]")
     assert label.text == "API token"
-    field.send_keys(server.token("leader")["Authorization"].removeprefix("Bearer "))
+    token = server.token("leader")["Authorization"].removeprefix("Bearer ")
+    field.send_keys(token)
     field.send_keys(Keys.ENTER)  # the keyboard is enough
-    assert browser.current_url.endswith("/ui/overdue")
+    WebDriverWait(browser, 10).until(url_contains("/ui/overdue"))
+    assert browser.current_url.endswith("/ui/overdue?lang=en")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Overdue now"
     rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "tr")]
     assert any("B-2" in r and "Municipal triage" in r for r in rows), rows
@@ -92,3 +97,15 @@ def test_a_team_lead_signs_in_reads_overdue_and_nothing_she_sees_runs(
         browser.switch_to.alert.text  # noqa: B018
     browser.get(f"{server.url}/ui/report")
     assert browser.find_element(By.CSS_SELECTOR, "svg title").get_attribute("textContent")
+    browser.get(f"{server.url}/ui/instances/0000000000000000?lang=da")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Ikke fundet"
+    assert "0000000000000000" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    browser.find_element(By.CSS_SELECTOR, "form.out button").send_keys(Keys.ENTER)
+    WebDriverWait(browser, 10).until(url_contains("/ui/login"))
+    assert browser.current_url.endswith("/ui/login?lang=da")  # signed out
+    browser.get(f"{server.url}/ui/instances/{child}?lang=sv")  # a link from a colleague
+    assert browser.find_element(By.CSS_SELECTOR, "label[for=token]").text == "API-nyckel"
+    browser.find_element(By.ID, "token").send_keys(token, Keys.ENTER)
+    WebDriverWait(browser, 10).until(url_contains("/ui/instances/"))
+    assert browser.current_url.endswith(f"/ui/instances/{child}?lang=sv")  # back where asked
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "sv"

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Annotated
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -208,6 +209,114 @@ def test_pages_escape_what_people_typed_and_speak_the_readers_language(server: S
         bad = http.post("/ui/login", content="token=nope",
                         headers={"content-type": "application/x-www-form-urlencoded"})
         assert bad.status_code == 401
+
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def signed_in_page(http: httpx.Client, server: Server, actor: str) -> None:
+    token = server.token(actor)["Authorization"].removeprefix("Bearer ")
+    assert http.post("/ui/login", content=f"token={token}", headers=FORM,
+                     follow_redirects=False).status_code == 303
+
+
+def test_a_page_that_cannot_be_shown_says_why_as_a_page_in_the_readers_language(
+        server: Server) -> None:
+    author = server.token("dr.a")
+    with server.client() as http:
+        instance = started(http, author)
+        signed_in_page(http, server, "ppr.syd")  # PPR Syddjurs: not this Norddjurs child
+        refused = http.get(f"/ui/instances/{instance}", params={"lang": "da"})
+        assert refused.status_code == 403
+        assert refused.headers["content-type"].startswith("text/html")
+        assert 'lang="da"' in refused.text
+        assert "<h1>Ikke tilladt</h1>" in refused.text
+        assert "norddjurs" in refused.text  # the API's one-line reason
+        missing = http.get("/ui/instances/0000000000000000",
+                           headers={"accept-language": "sv-SE,sv;q=0.9,en;q=0.5"})
+        assert missing.status_code == 404
+        assert "<h1>Hittades inte</h1>" in missing.text
+        assert "0000000000000000" in missing.text
+        typed = http.get("/ui/subjects/%3Cb%3E", params={"lang": "nb"})  # refused by pattern
+        assert typed.status_code == 422
+        assert "<b>" not in typed.text
+        assert "Forespørselen kan ikke brukes" in typed.text
+        nowhere = http.get("/ui/no-such-page", params={"lang": "en"})
+        assert nowhere.status_code == 404
+        assert "<h1>Not found</h1>" in nowhere.text
+        assert "Sign out" in nowhere.text  # still signed in: the way out is on every page
+        api = http.get("/api/no-such-thing")  # the API keeps answering JSON
+        assert api.status_code == 404
+        assert api.json() == {"detail": "Not Found"}
+        assert http.get(f"/api/instances/{instance}", headers=server.token("ppr.syd")
+                        ).json()["status"] == 403
+
+
+def test_the_servers_address_leads_to_the_pages_in_the_browsers_language(
+        server: Server) -> None:
+    with server.client() as http:
+        for where, spoken, lang in [("/", "da-DK,da;q=0.9,en;q=0.8", "da"),
+                                    ("/ui", "nn-NO,en;q=0.5", "nb"),
+                                    ("/ui/", "en;q=0.2,sv;q=0.9", "sv"),
+                                    ("/", "fr-FR,de;q=0.8", "en"),
+                                    ("/?lang=sv", "da", "sv")]:
+            home = http.get(where, headers={"accept-language": spoken},
+                            follow_redirects=False)
+            assert home.status_code == 303, where
+            assert home.headers["location"] == f"/ui/overdue?lang={lang}", (where, spoken)
+        login = http.get("/ui/login", headers={"accept-language": "nb-NO"})
+        assert 'lang="nb"' in login.text
+        assert "Logg inn" in login.text
+        bad = http.post("/ui/login", content="token=nope&lang=sv", headers=FORM)
+        assert bad.status_code == 401
+        assert "Nyckeln är okänd eller återkallad." in bad.text
+
+
+def test_signing_in_returns_to_the_page_asked_for_and_never_to_another_site(
+        server: Server) -> None:
+    author = server.token("dr.a")
+    token = server.token("leader")["Authorization"].removeprefix("Bearer ")
+    with server.client() as http:
+        instance = started(http, author)
+        asked = http.get(f"/ui/instances/{instance}", params={"lang": "sv"},
+                         follow_redirects=False)
+        assert asked.status_code == 303
+        form = http.get(asked.headers["location"])
+        assert 'lang="sv"' in form.text
+        assert f'name="next" value="/ui/instances/{instance}?lang=sv"' in form.text
+        back = http.post("/ui/login", headers=FORM, follow_redirects=False, content=(
+            f"token={token}&lang=sv&next=/ui/instances/{instance}%3Flang%3Dsv"))
+        assert back.headers["location"] == f"/ui/instances/{instance}?lang=sv"
+        for elsewhere in ["https://evil.example/ui/x", "//evil.example/", "/ui/../../etc",
+                          "/ui/%2e%2e/docs", "/ui/../api/instances", "/ui/..\\/evil.example",
+                          "/ui/x\r\nLocation: //evil.example", "/ui/login", "/docs"]:
+            went = http.post("/ui/login", headers=FORM, follow_redirects=False,
+                             content=f"token={token}&next={quote(elsewhere)}")
+            assert went.status_code == 303
+            assert went.headers["location"] == "/ui/overdue?lang=en", elsewhere
+
+
+def test_signing_out_forgets_the_token_in_this_browser_only(server: Server) -> None:
+    leader = server.token("leader")
+    token = leader["Authorization"].removeprefix("Bearer ")
+    with server.client() as http:
+        assert http.post("/ui/login", content=f"token={token}", headers=FORM,
+                         follow_redirects=False).status_code == 303
+        overdue = http.get("/ui/overdue", params={"lang": "da"})
+        assert overdue.status_code == 200
+        assert "Log ud" in overdue.text
+        out = http.post("/ui/logout", content="lang=da", headers=FORM, follow_redirects=False)
+        assert out.status_code == 303
+        assert out.headers["location"] == "/ui/login?lang=da"
+        cookie = out.headers["set-cookie"].lower()
+        assert "pathways_token=" in cookie
+        assert "max-age=0" in cookie
+        assert "httponly" in cookie
+        assert "pathways_token" not in http.cookies
+        after = http.get("/ui/overdue", follow_redirects=False)
+        assert after.status_code == 303
+        assert after.headers["location"].startswith("/ui/login")
+        assert http.get("/api/instances", headers=leader).status_code == 200  # not revoked
 
 
 def test_health_metrics_and_openapi(server: Server) -> None:

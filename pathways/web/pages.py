@@ -8,6 +8,7 @@ Strict cookie; the pages check it exactly as the API checks the bearer header.
 
 from __future__ import annotations
 
+import posixpath
 import urllib.parse
 from collections import defaultdict
 from pathlib import Path
@@ -35,7 +36,11 @@ LABELS: dict[str, dict[str, str]] = {
            "sign_in": "Sign in", "token": "API token", "history": "History",
            "deadlines": "Deadlines", "status": "Status", "contact": "Contact person",
            "consents": "Consents", "diagram": "Diagram", "by_area": "By area",
-           "by_party": "By responsible party", "by_pathway": "By pathway", "open": "Open"},
+           "by_party": "By responsible party", "by_pathway": "By pathway", "open": "Open",
+           "sign_out": "Sign out", "skip": "Skip to content",
+           "bad_token": "The token is unknown or revoked.", "e400": "This request cannot be used",
+           "e403": "Not allowed", "e404": "Not found", "e409": "Changed meanwhile",
+           "e500": "Something went wrong"},
     "da": {"overdue": "Overskredet nu", "child": "Barn", "pathway": "Forløb", "step": "Trin",
            "deadline": "Frist", "due": "Udløber", "late": "Overskredet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Intet er overskredet.", "report": "Rapport",
@@ -43,7 +48,11 @@ LABELS: dict[str, dict[str, str]] = {
            "sign_in": "Log ind", "token": "API-nøgle", "history": "Historik",
            "deadlines": "Frister", "status": "Status", "contact": "Kontaktperson",
            "consents": "Samtykker", "diagram": "Diagram", "by_area": "Efter område",
-           "by_party": "Efter ansvarlig", "by_pathway": "Efter forløb", "open": "Åbn"},
+           "by_party": "Efter ansvarlig", "by_pathway": "Efter forløb", "open": "Åbn",
+           "sign_out": "Log ud", "skip": "Spring til indhold",
+           "bad_token": "Nøglen er ukendt eller tilbagekaldt.",
+           "e400": "Forespørgslen kan ikke bruges", "e403": "Ikke tilladt",
+           "e404": "Ikke fundet", "e409": "Ændret imens", "e500": "Noget gik galt"},
     "nb": {"overdue": "Oversittet nå", "child": "Barn", "pathway": "Forløp", "step": "Steg",
            "deadline": "Frist", "due": "Går ut", "late": "Oversittet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Ingenting er oversittet.", "report": "Rapport",
@@ -51,7 +60,11 @@ LABELS: dict[str, dict[str, str]] = {
            "sign_in": "Logg inn", "token": "API-nøkkel", "history": "Historikk",
            "deadlines": "Frister", "status": "Status", "contact": "Kontaktperson",
            "consents": "Samtykker", "diagram": "Diagram", "by_area": "Etter område",
-           "by_party": "Etter ansvarlig", "by_pathway": "Etter forløp", "open": "Åpne"},
+           "by_party": "Etter ansvarlig", "by_pathway": "Etter forløp", "open": "Åpne",
+           "sign_out": "Logg ut", "skip": "Hopp til innhold",
+           "bad_token": "Nøkkelen er ukjent eller tilbakekalt.",
+           "e400": "Forespørselen kan ikke brukes", "e403": "Ikke tillatt",
+           "e404": "Ikke funnet", "e409": "Endret i mellomtiden", "e500": "Noe gikk galt"},
     "sv": {"overdue": "Försenat nu", "child": "Barn", "pathway": "Förlopp", "step": "Steg",
            "deadline": "Tidsgräns", "due": "Löper ut", "late": "Försenat med",
            "area": "Område", "party": "Ansvarig", "nothing": "Inget är försenat.",
@@ -60,14 +73,42 @@ LABELS: dict[str, dict[str, str]] = {
            "history": "Historik", "deadlines": "Tidsgränser", "status": "Status",
            "contact": "Kontaktperson", "consents": "Samtycken", "diagram": "Diagram",
            "by_area": "Per område", "by_party": "Per ansvarig", "by_pathway": "Per förlopp",
-           "open": "Öppna"},
+           "open": "Öppna", "sign_out": "Logga ut", "skip": "Hoppa till innehållet",
+           "bad_token": "Nyckeln är okänd eller återkallad.",
+           "e400": "Begäran kan inte användas", "e403": "Inte tillåtet",
+           "e404": "Hittades inte", "e409": "Ändrat under tiden", "e500": "Något gick fel"},
 }
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                    autoescape=select_autoescape(default=True, default_for_string=True),
                    trim_blocks=True, lstrip_blocks=True)
 
-Lang = Annotated[str, Query(pattern="^(da|nb|sv|en)$")]
+Lang = Annotated[str | None, Query(pattern="^(da|nb|sv|en)$")]
+
+# the primary language subtags a browser may ask for, and the labels that answer them (a
+# Nynorsk reader reads Bokmål)
+_SPOKEN = {"da": "da", "nb": "nb", "no": "nb", "nn": "nb", "sv": "sv", "en": "en"}
+HOME = "/ui/overdue"
+
+
+def language(request: Request, asked: str | None = None) -> str:
+    """`?lang=` when given, else the first language of the browser's Accept-Language that the
+    pages speak, else English: a team lead in Aarhus reads Danish without asking for it."""
+    if asked in LABELS:
+        return asked
+    wanted: list[tuple[float, int, str]] = []
+    for order, part in enumerate(request.headers.get("accept-language", "").split(",")):
+        tag, _, rest = part.strip().partition(";")
+        q = 1.0
+        if rest.strip().startswith("q="):
+            try:
+                q = float(rest.strip()[2:])
+            except ValueError:
+                q = 0.0
+        primary = tag.strip().split("-")[0].lower()
+        if q > 0 and primary in _SPOKEN:
+            wanted.append((-q, order, _SPOKEN[primary]))
+    return min(wanted)[2] if wanted else "en"
 
 
 def page(name: str, lang: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -75,8 +116,40 @@ def page(name: str, lang: str, status: int = 200, **context: Any) -> HTMLRespons
     return HTMLResponse(html, status_code=status)
 
 
-def login_redirect() -> Response:
-    return RedirectResponse("/ui/login", status_code=303)
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """What a page that cannot be shown answers: the same status and one-line message as the
+    API, as a page in the reader's language - a team lead following a link to another
+    municipality's child reads why, not a JSON object."""
+    lang = language(request, request.query_params.get("lang"))
+    title = {403: "e403", 401: "e403", 404: "e404", 409: "e409"}.get(status, "e400")
+    if status >= 500:
+        title = "e500"
+    return page("error.html", lang, status=status, title=LABELS[lang][title], message=message,
+                signed_in=COOKIE in request.cookies)
+
+
+def is_page(request: Request) -> bool:
+    return request.url.path == "/ui" or request.url.path.startswith("/ui/")
+
+
+def login_redirect(request: Request, lang: str) -> Response:
+    """To the sign-in page, which comes back here once signed in."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    query = urllib.parse.urlencode({"lang": lang, "next": here})
+    return RedirectResponse(f"/ui/login?{query}", status_code=303)
+
+
+def back_to(asked: str | None) -> str:
+    """Where signing in goes next: a page of this site, never another (`next` comes from
+    the address bar, so an outside link could otherwise send a signed-in reader anywhere)."""
+    if not asked or not asked.startswith("/ui/") or any(c in asked for c in "\\\r\n"):
+        return HOME
+    where = urllib.parse.urlsplit(asked)
+    path = posixpath.normpath(urllib.parse.unquote(where.path))  # a browser resolves "%2e%2e"
+    if where.scheme or where.netloc or not path.startswith("/ui/") or \
+            path in ("/ui/login", "/ui/logout"):
+        return HOME
+    return asked
 
 
 def add_pages(api: FastAPI, app: Any, caller: Any) -> None:
@@ -89,43 +162,73 @@ def add_pages(api: FastAPI, app: Any, caller: Any) -> None:
         except Exception:  # noqa: BLE001 - an unknown or revoked token: sign in again
             return None
 
+    @api.get("/", include_in_schema=False)
+    @api.get("/ui", include_in_schema=False)
+    @api.get("/ui/", include_in_schema=False)
+    def home(request: Request, lang: Lang = None) -> Response:
+        """A browser opening the server's address lands on what is overdue (or signs in)."""
+        return RedirectResponse(f"{HOME}?lang={language(request, lang)}", status_code=303)
+
     _add_login(api, caller)
     _add_cases(api, app, signed_in)
     _add_figures(api, app, signed_in)
 
 
+def _form(body: bytes) -> dict[str, str]:
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    return {key: values[0].strip() for key, values in form.items() if values}
+
+
+def _secure(request: Request) -> bool:
+    return request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
+
+
 def _add_login(api: FastAPI, caller: Any) -> None:
     @api.get("/ui/login", response_class=HTMLResponse, include_in_schema=False)
-    def login_form(lang: Lang = "en") -> HTMLResponse:
-        return page("login.html", lang)
+    def login_form(request: Request, lang: Lang = None,
+                   after: Annotated[str | None, Query(alias="next", max_length=2000)] = None
+                   ) -> HTMLResponse:
+        return page("login.html", language(request, lang), next=back_to(after))
 
     @api.post("/ui/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
-        token = (form.get("token") or [""])[0].strip()
+        form = _form(await request.body())
+        lang, token = language(request, form.get("lang")), form.get("token", "")
+        where = back_to(form.get("next"))
         try:
             caller(f"Bearer {token}")
         except Exception:  # noqa: BLE001 - the same answer for every bad token
-            return page("login.html", "en", status=401, failed=True)
-        response = RedirectResponse("/ui/overdue", status_code=303)
-        secure = request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure,
-                            max_age=8 * 3600)
+            return page("login.html", lang, status=401, failed=True, next=where)
+        joined = "&" if "?" in where else "?"
+        target = where if "lang=" in where else f"{where}{joined}lang={lang}"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                            secure=_secure(request), max_age=8 * 3600)
         return response
 
+    @api.post("/ui/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        """Forget the token in this browser (a shared computer in a school office); the token
+        itself stays valid until `pathways token revoke`."""
+        lang = language(request, _form(await request.body()).get("lang"))
+        response = RedirectResponse(f"/ui/login?lang={lang}", status_code=303)
+        response.delete_cookie(COOKIE, httponly=True, samesite="strict",
+                               secure=_secure(request))
+        return response
 
 
 def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
     @api.get("/ui/overdue", response_class=HTMLResponse, include_in_schema=False)
-    def overdue(request: Request, lang: Lang = "en") -> Response:
+    def overdue(request: Request, lang: Lang = None) -> Response:
         from pathways_engine.reading.views import overdue as overdue_rows
 
         from pathways.cases import assigned_by_instance
         from pathways.cases import party_of
 
+        lang = language(request, lang)
         actor = signed_in(request)
         if actor is None:
-            return login_redirect()
+            return login_redirect(request, lang)
         scope = app.actors.scope(actor)
         rows = overdue_rows(app, areas=set(scope) if scope is not None else None,
                             language=lang)
@@ -134,57 +237,61 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
             r["party"] = party_of(app, r["responsible"], r["area"],
                                   assigned.get(r["instance"], {})) or "-"
         groups = {key: _count(rows, key) for key in ("area", "party", "pathway")}
-        return page("overdue.html", lang, rows=rows, groups=groups)
+        return page("overdue.html", lang, rows=rows, groups=groups, signed_in=True)
 
     @api.get("/ui/subjects/{ref}", response_class=HTMLResponse, include_in_schema=False)
     def subject(request: Request,
                 ref: Annotated[str, PathParam(max_length=64, pattern=r"^[A-Za-z0-9_.:/#-]+$")],
-                lang: Lang = "en") -> Response:
+                lang: Lang = None) -> Response:
         from pathways_engine.reading.subjects import subject as subject_view
 
+        lang = language(request, lang)
         actor = signed_in(request)
         if actor is None:
-            return login_redirect()
+            return login_redirect(request, lang)
         scope = app.actors.scope(actor)
         data = subject_view(app, ref, language=lang,
                             areas=set(scope) if scope is not None else None)
-        return page("subject.html", lang, data=data)
+        return page("subject.html", lang, data=data, signed_in=True)
 
     @api.get("/ui/instances/{instance}", response_class=HTMLResponse, include_in_schema=False)
     def instance(request: Request,
                  instance: Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")],
-                 lang: Lang = "en") -> Response:
+                 lang: Lang = None) -> Response:
         from pathways_engine.reading.views import show
 
+        lang = language(request, lang)
         actor = signed_in(request)
         if actor is None:
-            return login_redirect()
+            return login_redirect(request, lang)
         data = show(app, instance, language=lang,
                     authorize=lambda area: app.actors.check_area(actor, area, instance))
-        return page("instance.html", lang, data=data)
-
+        return page("instance.html", lang, data=data, signed_in=True)
 
 
 def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
     @api.get("/ui/pathways/{pathway}", response_class=HTMLResponse, include_in_schema=False)
     def diagram(request: Request,
                 pathway: Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9_]{0,63}$")],
-                lang: Lang = "en") -> Response:
+                lang: Lang = None) -> Response:
         from pathways_engine.definition.diagrams import mermaid
 
+        lang = language(request, lang)
         if signed_in(request) is None:
-            return login_redirect()
+            return login_redirect(request, lang)
         compiled = app.registry.compiled(pathway)
-        return page("diagram.html", lang, spec=compiled.spec, text=mermaid(compiled))
+        return page("diagram.html", lang, spec=compiled.spec, text=mermaid(compiled),
+                    signed_in=True)
 
     @api.get("/ui/report", response_class=HTMLResponse, include_in_schema=False)
-    def report(request: Request, lang: Lang = "en") -> Response:
+    def report(request: Request, lang: Lang = None) -> Response:
         from pathways.readouts import report_rows
 
+        lang = language(request, lang)
         if signed_in(request) is None:
-            return login_redirect()
+            return login_redirect(request, lang)
         rows = report_rows(app, None, None, None, "step")
-        return page("report.html", lang, rows=rows)
+        return page("report.html", lang, rows=rows, signed_in=True)
 
 
 def _count(rows: list[dict[str, Any]], key: str) -> list[tuple[str, int]]:

@@ -35,6 +35,7 @@ from fastapi import Header
 from fastapi import Path
 from fastapi import Query
 from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.responses import Response
@@ -43,6 +44,7 @@ from pathways_engine.errors import PathwaysError
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pathways.app import App
 
@@ -320,15 +322,29 @@ def create_app(app: App, threads: int = DEFAULT_THREADS) -> FastAPI:
 
     api.add_middleware(_Guard)
 
+    from . import pages  # the pages answer their errors as pages, the API as JSON
+
     @api.exception_handler(PathwaysError)
     async def pathways_error(request: Request, exc: PathwaysError) -> Response:
+        if pages.is_page(request):
+            return pages.error_page(request, status_of(exc), str(exc))
         return _error(status_of(exc), str(exc), type(exc).__name__)
 
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(422, f"{where}: {first.get('msg', 'invalid')}", "RequestValidationError")
+        message = f"{where}: {first.get('msg', 'invalid')}"
+        if pages.is_page(request):
+            return pages.error_page(request, 422, message)
+        return _error(422, message, "RequestValidationError")
+
+    @api.exception_handler(StarletteHTTPException)
+    async def not_served(request: Request, exc: StarletteHTTPException) -> Response:
+        """An address or method nothing answers: a page under /ui, FastAPI's JSON elsewhere."""
+        if pages.is_page(request):
+            return pages.error_page(request, exc.status_code, "")
+        return await http_exception_handler(request, exc)
 
     @api.exception_handler(_Unauthorized)
     async def unauthorized(request: Request, exc: _Unauthorized) -> Response:
@@ -341,9 +357,7 @@ def create_app(app: App, threads: int = DEFAULT_THREADS) -> FastAPI:
     _operations(api, app)
     _writes(api, app, hop)
     _reads(api, app, hop)
-    from .pages import add_pages
-
-    add_pages(api, app, lambda header: actor_for(app, header))
+    pages.add_pages(api, app, lambda header: actor_for(app, header))
     return api
 
 
