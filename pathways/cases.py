@@ -100,6 +100,29 @@ def filters(app: App, *, pathway: str | None = None, state: str | None = None,
     return Filters(pathway, state, roles_wanted, areas, party)
 
 
+def overdue_cases(app: App, chosen: Filters, *, scope: Iterable[str] | None = None,
+                  language: str | None = None) -> list[dict[str, Any]]:
+    """What is overdue that the filters ask for, within the reader's areas (`scope`; None:
+    every area), each row naming the party whose turn it is (`responsible_party`): the CLI's
+    `overdue`, the API's and the coordinators' page answer alike."""
+    from pathways_engine.reading.views import overdue as overdue_rows
+
+    areas = chosen.areas
+    if scope is not None:
+        areas = frozenset(scope) if areas is None else areas & frozenset(scope)
+    rows = overdue_rows(app, pathway=chosen.pathway, language=language,
+                        areas=set(areas) if areas is not None else None)
+    if chosen.roles is not None:
+        rows = [r for r in rows if r["responsible"] in chosen.roles]
+    assigned = assigned_by_instance(app, sorted({r["instance"] for r in rows}))
+    for r in rows:
+        r["responsible_party"] = party_of(app, r["responsible"], r["area"],
+                                          assigned.get(r["instance"], {}))
+    if chosen.party is not None:
+        rows = [r for r in rows if r["responsible_party"] == chosen.party]
+    return rows
+
+
 def party_of(app: App, role: str | None, area: str | None,
              assigned: dict[str, str]) -> str | None:
     """Who has `role` for this case: its assignment, else the area's party, else the default."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from pathways_engine.ports import FixedClock
@@ -202,17 +203,13 @@ def overdue(app: App, role: str | None, pathway: str | None, area: str | None,
             party: str | None, mine: str | None, now: dt.datetime | None,
             as_json: bool) -> None:
     """What is overdue now, whose turn it is, and by how long; every filter is checked."""
-    from pathways_engine.reading.views import overdue as overdue_rows
-
     from .cases import filters
-    from .cases import keep
+    from .cases import overdue_cases
 
     if now is not None:
         app.clock = FixedClock(aware_or_utc(now) or app.clock.now())
-    chosen = filters(app, pathway=pathway, role=role, area=area, party=party, mine=mine)
-    rows = overdue_rows(app, pathway=pathway,
-                        areas=set(chosen.areas) if chosen.areas is not None else None)
-    rows = keep(app, rows, chosen, role_key="responsible", instance_key="instance")
+    rows = overdue_cases(app, filters(app, pathway=pathway, role=role, area=area, party=party,
+                                      mine=mine))
     if as_json:
         emit(rows, True)
         return
@@ -221,11 +218,17 @@ def overdue(app: App, role: str | None, pathway: str | None, area: str | None,
         ["instance", "child", "pathway", "state", "deadline", "responsible", "due",
          "overdue by", *(["note"] if warned else [])],
         [[r["instance"], r["subject"], r["pathway"], r["state"],
-          f"{r['deadline_title']} ({r['deadline']})", r["responsible"] or "-",
+          f"{r['deadline_title']} ({r['deadline']})", _whose(r),
           r["due_local"][:16].replace("T", " "), r["overdue_by"],
           *([f"! {r['rule']['warning']}" if r["rule"].get("warning") else ""]
             if warned else [])] for r in rows],
         empty="nothing is overdue", style=lambda row: "red"))
+
+
+def _whose(row: dict[str, Any]) -> str:
+    """The party whose turn it is and the role it has it in: "ppr_norddjurs (ppr)"."""
+    role, party = row["responsible"], row["responsible_party"]
+    return f"{party} ({role})" if party else (role or "-")
 
 
 COMMANDS = [db, tick, scheduler, overdue]

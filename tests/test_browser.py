@@ -1,7 +1,8 @@
 """The coordinators' pages in a real browser (issue 18): Debian's Chromium, driven through its
 chromedriver by Selenium, against a real uvicorn server. Sign in with the keyboard, follow the
-links a team lead follows, switch language, check that what people typed cannot run, read why
-a page cannot be shown, sign out, and sign in again from a link to come back to it.
+links a team lead follows, narrow what is overdue to one municipality, switch language, check
+that what people typed cannot run, read why a page cannot be shown, sign out, and sign in
+again from a link to come back to it.
 
 `.ci/run` installs chromium and chromium-driver and sets PATHWAYS_REQUIRE_BROWSER=1, so there
 a missing browser fails the suite; elsewhere these tests skip and say why.
@@ -87,6 +88,11 @@ def test_a_team_lead_signs_in_reads_overdue_and_nothing_she_sees_runs(
     assert browser.find_element(By.TAG_NAME, "h1").text == "Overskredet nu"
     assert "Visitation i kommunen" in browser.find_element(By.TAG_NAME, "main").text
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "da"
+    browser.find_element(By.LINK_TEXT, "norddjurs").click()  # one municipality's
+    assert browser.current_url.endswith("/ui/overdue?lang=da&area=norddjurs")
+    assert browser.find_element(By.CSS_SELECTOR, "p.narrowed").text.startswith("Kun:")
+    browser.find_element(By.LINK_TEXT, "Vis alt, der er overskredet").click()
+    assert browser.current_url.endswith("/ui/overdue?lang=da")
     browser.get(f"{server.url}/ui/instances/{child}?lang=da")
     assert "<script>alert('note')</script>" in browser.find_element(By.TAG_NAME, "main").text
     with pytest.raises(NoAlertPresentException):

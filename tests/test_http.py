@@ -296,6 +296,54 @@ def test_signing_in_returns_to_the_page_asked_for_and_never_to_another_site(
             assert went.headers["location"] == "/ui/overdue?lang=en", elsewhere
 
 
+def test_the_overdue_page_narrows_to_an_area_a_party_or_a_pathway_as_the_cli_does(
+        server: Server) -> None:
+    author, leader = server.token("dr.a"), server.token("leader")
+    long_ago = "2026-11-02T09:00:00+01:00"
+    with server.client() as http:
+        north = started(http, author, at=long_ago, subject="N-1")
+        south = started(http, author, at=long_ago, subject="S-1", area="syddjurs")
+        started(http, author, at=long_ago, subject="N-2")
+        every = http.get("/api/overdue", headers=leader).json()
+        assert {r["subject"] for r in every} == {"N-1", "S-1", "N-2"}
+        assert {r["instance"]: r["responsible_party"] for r in every
+                if r["instance"] in (north, south)} == {north: "ppr_norddjurs",
+                                                        south: "ppr_syddjurs"}
+        api = http.get("/api/overdue", params={"party": "ppr_syddjurs"}, headers=leader)
+        assert [r["subject"] for r in api.json()] == ["S-1"]
+        assert [r["subject"] for r in http.get(
+            "/api/overdue", params={"area": "norddjurs"}, headers=leader).json()] == \
+            ["N-1", "N-2"]
+        typo = http.get("/api/overdue", params={"area": "nordjurs"}, headers=leader)
+        assert typo.status_code == 400
+        assert "norddjurs" in typo.json()["error"]  # did you mean
+        scoped = http.get("/api/overdue", params={"area": "norddjurs"},
+                          headers=server.token("ppr.syd"))
+        assert scoped.json() == []  # PPR Syddjurs reads no Norddjurs child, asked or not
+
+        signed_in_page(http, server, "leader")
+        whole = http.get("/ui/overdue", params={"lang": "en"}).text
+        assert all(f">{ref}</a>" in whole for ref in ("N-1", "S-1", "N-2"))
+        assert '<a href="/ui/overdue?lang=en&amp;area=syddjurs">syddjurs</a>' in whole
+        assert '<a href="/ui/overdue?lang=en&amp;party=ppr_syddjurs">ppr_syddjurs</a>' in whole
+        south_page = http.get("/ui/overdue", params={"lang": "da", "area": "syddjurs"}).text
+        assert ">S-1</a>" in south_page
+        assert ">N-1</a>" not in south_page
+        assert ">N-2</a>" not in south_page
+        assert "Kun:" in south_page
+        assert "<strong>syddjurs</strong>" in south_page
+        assert '<a href="/ui/overdue?lang=da">Vis alt, der er overskredet</a>' in south_page
+        both = http.get("/ui/overdue", params={"lang": "en", "area": "norddjurs",
+                                               "pathway": "mistrivsel_referral"}).text
+        assert ">N-1</a>" in both
+        assert ">S-1</a>" not in both
+        assert 'href="/ui/overdue?lang=en&amp;pathway=mistrivsel_referral"' in both  # area off
+        unknown = http.get("/ui/overdue", params={"lang": "sv", "party": "ppr_nowhere"})
+        assert unknown.status_code == 400
+        assert "<h1>Begäran kan inte användas</h1>" in unknown.text
+        assert "ppr_nowhere" in unknown.text
+
+
 def test_signing_out_forgets_the_token_in_this_browser_only(server: Server) -> None:
     leader = server.token("leader")
     token = leader["Authorization"].removeprefix("Bearer ")

@@ -169,6 +169,13 @@ def test_area_routes_to_that_areas_party_and_unknown_area_is_refused(
     bad = run(*base, "--subject", "C-B", "--area", "Syd Djurs", code=1)
     assert "--area 'Syd Djurs': use a lower-case code" in bad.stderr
     assert len(json.loads(run("list", "--json").output)) == 3
+    late = ["--parties", str(parties), "overdue", "--now", "2027-02-01T12:00"]
+    theirs = json.loads(run(*late, "--party", "ppr_syddjurs", "--json").output)
+    assert [(r["instance"], r["responsible_party"]) for r in theirs] == \
+        [(south, "ppr_syddjurs")]
+    assert {r["instance"] for r in json.loads(run(*late, "--party", "ppr_x", "--json").output)
+            } == {north, plain}
+    assert "ppr_syddjurs (ppr)" in run(*late, "--area", "syddjurs").output
 
 
 def test_render_for_an_instance_uses_its_recipient_and_legal_basis(

@@ -40,7 +40,8 @@ LABELS: dict[str, dict[str, str]] = {
            "sign_out": "Sign out", "skip": "Skip to content",
            "bad_token": "The token is unknown or revoked.", "e400": "This request cannot be used",
            "e403": "Not allowed", "e404": "Not found", "e409": "Changed meanwhile",
-           "e500": "Something went wrong"},
+           "e500": "Something went wrong", "only": "Only", "remove": "remove",
+           "show_all": "Show everything overdue"},
     "da": {"overdue": "Overskredet nu", "child": "Barn", "pathway": "Forløb", "step": "Trin",
            "deadline": "Frist", "due": "Udløber", "late": "Overskredet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Intet er overskredet.", "report": "Rapport",
@@ -52,7 +53,8 @@ LABELS: dict[str, dict[str, str]] = {
            "sign_out": "Log ud", "skip": "Spring til indhold",
            "bad_token": "Nøglen er ukendt eller tilbagekaldt.",
            "e400": "Forespørgslen kan ikke bruges", "e403": "Ikke tilladt",
-           "e404": "Ikke fundet", "e409": "Ændret imens", "e500": "Noget gik galt"},
+           "e404": "Ikke fundet", "e409": "Ændret imens", "e500": "Noget gik galt",
+           "only": "Kun", "remove": "fjern", "show_all": "Vis alt, der er overskredet"},
     "nb": {"overdue": "Oversittet nå", "child": "Barn", "pathway": "Forløp", "step": "Steg",
            "deadline": "Frist", "due": "Går ut", "late": "Oversittet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Ingenting er oversittet.", "report": "Rapport",
@@ -64,7 +66,8 @@ LABELS: dict[str, dict[str, str]] = {
            "sign_out": "Logg ut", "skip": "Hopp til innhold",
            "bad_token": "Nøkkelen er ukjent eller tilbakekalt.",
            "e400": "Forespørselen kan ikke brukes", "e403": "Ikke tillatt",
-           "e404": "Ikke funnet", "e409": "Endret i mellomtiden", "e500": "Noe gikk galt"},
+           "e404": "Ikke funnet", "e409": "Endret i mellomtiden", "e500": "Noe gikk galt",
+           "only": "Bare", "remove": "fjern", "show_all": "Vis alt som er oversittet"},
     "sv": {"overdue": "Försenat nu", "child": "Barn", "pathway": "Förlopp", "step": "Steg",
            "deadline": "Tidsgräns", "due": "Löper ut", "late": "Försenat med",
            "area": "Område", "party": "Ansvarig", "nothing": "Inget är försenat.",
@@ -76,7 +79,8 @@ LABELS: dict[str, dict[str, str]] = {
            "open": "Öppna", "sign_out": "Logga ut", "skip": "Hoppa till innehållet",
            "bad_token": "Nyckeln är okänd eller återkallad.",
            "e400": "Begäran kan inte användas", "e403": "Inte tillåtet",
-           "e404": "Hittades inte", "e409": "Ändrat under tiden", "e500": "Något gick fel"},
+           "e404": "Hittades inte", "e409": "Ändrat under tiden", "e500": "Något gick fel",
+           "only": "Endast", "remove": "ta bort", "show_all": "Visa allt som är försenat"},
 }
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -219,25 +223,29 @@ def _add_login(api: FastAPI, caller: Any) -> None:
 
 def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
     @api.get("/ui/overdue", response_class=HTMLResponse, include_in_schema=False)
-    def overdue(request: Request, lang: Lang = None) -> Response:
-        from pathways_engine.reading.views import overdue as overdue_rows
-
-        from pathways.cases import assigned_by_instance
-        from pathways.cases import party_of
+    def overdue(request: Request, lang: Lang = None,
+                area: Annotated[str | None, Query(max_length=64)] = None,
+                party: Annotated[str | None, Query(max_length=64)] = None,
+                pathway: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+        """Grouped by area, party and pathway; a group's name narrows the list to it, as
+        `pathways overdue --area/--party/--pathway` does (and checks the values alike)."""
+        from pathways.cases import filters
+        from pathways.cases import overdue_cases
 
         lang = language(request, lang)
         actor = signed_in(request)
         if actor is None:
             return login_redirect(request, lang)
-        scope = app.actors.scope(actor)
-        rows = overdue_rows(app, areas=set(scope) if scope is not None else None,
-                            language=lang)
-        assigned = assigned_by_instance(app, sorted({r["instance"] for r in rows}))
+        chosen = {"area": area or None, "party": party or None, "pathway": pathway or None}
+        rows = overdue_cases(app, filters(app, **chosen), scope=app.actors.scope(actor),
+                             language=lang)
         for r in rows:
-            r["party"] = party_of(app, r["responsible"], r["area"],
-                                  assigned.get(r["instance"], {})) or "-"
+            r["party"] = r["responsible_party"] or "-"
         groups = {key: _count(rows, key) for key in ("area", "party", "pathway")}
-        return page("overdue.html", lang, rows=rows, groups=groups, signed_in=True)
+        narrowed = {key: value for key, value in chosen.items() if value}
+        return page("overdue.html", lang, rows=rows, groups=groups, signed_in=True,
+                    narrowed=narrowed, narrow_all=f"{HOME}?lang={lang}",
+                    narrow=lambda key, value: _narrow(lang, narrowed, key, value))
 
     @api.get("/ui/subjects/{ref}", response_class=HTMLResponse, include_in_schema=False)
     def subject(request: Request,
@@ -292,6 +300,13 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
             return login_redirect(request, lang)
         rows = report_rows(app, None, None, None, "step")
         return page("report.html", lang, rows=rows, signed_in=True)
+
+
+def _narrow(lang: str, narrowed: dict[str, str], key: str, value: str | None) -> str:
+    """The overdue page's address with one filter set (`value`) or taken off (None)."""
+    wanted = {**narrowed, key: value} if value is not None else \
+        {k: v for k, v in narrowed.items() if k != key}
+    return f"{HOME}?{urllib.parse.urlencode({'lang': lang, **wanted})}"
 
 
 def _count(rows: list[dict[str, Any]], key: str) -> list[tuple[str, int]]:

@@ -55,6 +55,9 @@ log = logging.getLogger("pathways.http")
 MAX_BODY = 64 * 1024  # a step's request is a few hundred bytes; refuse what is not a request
 INSTANCE_ID = r"^[0-9a-f]{16}$"
 IDENT = r"^[a-z][a-z0-9_]{0,63}$"
+# an area of the parties file (engine/areas.py checks the form) and a party's id
+AreaQuery = Annotated[str | None, Query(max_length=64)]
+PartyQuery = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 TOUCH_EVERY = dt.timedelta(minutes=5)  # last_used_at is written at most this often per token
 
 InstanceId = Annotated[str, Path(pattern=INSTANCE_ID, description="A pathway instance's id.")]
@@ -528,17 +531,15 @@ def _reads(api: FastAPI, app: App, hop: Hop) -> None:
     @hop()
     def overdue(actor: Caller,
                 pathway: Annotated[str | None, Query(pattern=IDENT)] = None,
-                role: Annotated[str | None, Query(pattern=IDENT)] = None
+                role: Annotated[str | None, Query(pattern=IDENT)] = None,
+                area: AreaQuery = None, party: PartyQuery = None
                 ) -> list[dict[str, Any]]:
         actor = actor_for(app, actor)
-        from pathways_engine.reading.views import overdue as overdue_rows
-
         from pathways.cases import filters
-        from pathways.cases import keep
+        from pathways.cases import overdue_cases
 
-        chosen = filters(app, pathway=pathway, role=role)
-        rows = overdue_rows(app, pathway=pathway, areas=areas_of(app, actor))
-        return keep(app, rows, chosen, role_key="responsible", instance_key="instance")
+        chosen = filters(app, pathway=pathway, role=role, area=area, party=party)
+        return overdue_cases(app, chosen, scope=areas_of(app, actor))
 
     @api.get("/api/subjects/{ref}", tags=["subjects"])
     @hop()
