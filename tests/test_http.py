@@ -284,6 +284,8 @@ def test_signing_in_returns_to_the_page_asked_for_and_never_to_another_site(
         form = http.get(asked.headers["location"])
         assert 'lang="sv"' in form.text
         assert f'name="next" value="/ui/instances/{instance}?lang=sv"' in form.text
+        assert f'<a href="?lang=da&amp;next=%2Fui%2Finstances%2F{instance}%3Flang%3Dsv"' \
+            in form.text  # signing in in Danish still returns to the page asked for
         back = http.post("/ui/login", headers=FORM, follow_redirects=False, content=(
             f"token={token}&lang=sv&next=/ui/instances/{instance}%3Flang%3Dsv"))
         assert back.headers["location"] == f"/ui/instances/{instance}?lang=sv"
@@ -333,6 +335,7 @@ def test_the_overdue_page_narrows_to_an_area_a_party_or_a_pathway_as_the_cli_doe
         assert "Kun:" in south_page
         assert "<strong>syddjurs</strong>" in south_page
         assert '<a href="/ui/overdue?lang=da">Vis alt, der er overskredet</a>' in south_page
+        assert '<a href="?lang=sv&amp;area=syddjurs" lang="sv"' in south_page  # same list
         both = http.get("/ui/overdue", params={"lang": "en", "area": "norddjurs",
                                                "pathway": "mistrivsel_referral"}).text
         assert ">N-1</a>" in both

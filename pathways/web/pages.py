@@ -192,7 +192,9 @@ def _add_login(api: FastAPI, caller: Any) -> None:
     def login_form(request: Request, lang: Lang = None,
                    after: Annotated[str | None, Query(alias="next", max_length=2000)] = None
                    ) -> HTMLResponse:
-        return page("login.html", language(request, lang), next=back_to(after))
+        where = back_to(after)
+        keep = urllib.parse.urlencode({"next": where}) if where != HOME else ""
+        return page("login.html", language(request, lang), next=where, keep=keep)
 
     @api.post("/ui/login", include_in_schema=False)
     async def login(request: Request) -> Response:
@@ -245,6 +247,7 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
         narrowed = {key: value for key, value in chosen.items() if value}
         return page("overdue.html", lang, rows=rows, groups=groups, signed_in=True,
                     narrowed=narrowed, narrow_all=f"{HOME}?lang={lang}",
+                    keep=urllib.parse.urlencode(narrowed),  # another language, same list
                     narrow=lambda key, value: _narrow(lang, narrowed, key, value))
 
     @api.get("/ui/subjects/{ref}", response_class=HTMLResponse, include_in_schema=False)
