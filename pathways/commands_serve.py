@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import click
 
 from .app import App
 from .cli_output import emit
 from .cli_output import table
 from .commands_caseworker import pass_app
+from .timeparse import LASTING
 
 
 def _allowed_cpu(_ctx: click.Context, _param: click.Parameter, cpu: int | None) -> int | None:
@@ -113,21 +117,72 @@ def token() -> None:
     """API tokens for `pathways serve`: each stands for one actor of the actors file."""
 
 
+_EXPIRES = click.option(
+    "--expires-in", "expires_in", type=LASTING, default=None,
+    help="Stop working this long from now ('90 days', 'P90D'); without it, until revoked.")
+
+
+def _shown(token_id: int, actor: str, secret: str, expires_at: dt.datetime | None,
+           as_json: bool, rotated: int | None = None) -> None:
+    until = f", until {_when(expires_at)}" if expires_at else ""
+    emit({"id": token_id, "actor": actor, "token": secret,
+          "expires_at": expires_at.isoformat() if expires_at else None,
+          **({"rotated": rotated} if rotated is not None else {})}, as_json,
+         f"token {token_id} for {actor}{until} (shown once, keep it secret):\n{secret}")
+
+
+def _when(at: dt.datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
 @token.command(name="create")
 @click.option("--actor", required=True, metavar="ACTOR",
               help="The actor (of the actors file) the token acts as.")
 @click.option("--note", default=None, help="What or who the token is for (shown by list).")
-@click.option("--json", "as_json", is_flag=True, help="Print {id, actor, token}.")
+@_EXPIRES
+@click.option("--json", "as_json", is_flag=True, help="Print {id, actor, token, expires_at}.")
 @pass_app
-def create(app: App, actor: str, note: str | None, as_json: bool) -> None:
+def create(app: App, actor: str, note: str | None, expires_in: dt.timedelta | None,
+           as_json: bool) -> None:
     """Create a token and print it once: only its SHA-256 is stored."""
     from pathways_engine.store import tokens
 
     app.actors.known(actor)
+    now = app.clock.now()
+    expires_at = now + expires_in if expires_in is not None else None
     with app.may("write").db.writing() as connection:
-        token_id, secret = tokens.create(connection, actor, note, app.clock.now())
-    emit({"id": token_id, "actor": actor, "token": secret}, as_json,
-         f"token {token_id} for {actor} (shown once, keep it secret):\n{secret}")
+        token_id, secret = tokens.create(connection, actor, note, now, expires_at)
+    _shown(token_id, actor, secret, expires_at, as_json)
+
+
+@token.command(name="rotate")
+@click.argument("token_id", type=int)
+@click.option("--overlap", type=LASTING, default="1 day", show_default=True,
+              help="How long the old token keeps working, for the switch-over ('0 minutes': "
+                   "revoked at once).")
+@_EXPIRES
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {id, actor, token, expires_at, rotated}.")
+@pass_app
+def rotate(app: App, token_id: int, overlap: dt.timedelta, expires_in: dt.timedelta | None,
+           as_json: bool) -> None:
+    """Replace token TOKEN_ID: a new token for the same actor, printed once; the old one
+    stops after --overlap, so the integration can switch over without a gap."""
+    from pathways_engine.errors import InvalidArgument
+    from pathways_engine.store import tokens
+
+    now = app.clock.now()
+    expires_at = now + expires_in if expires_in is not None else None
+    with app.may("write").db.writing() as connection:
+        old = tokens.live_by_id(connection, token_id, now)
+        if old is None:
+            raise InvalidArgument(f"no live token {token_id} (see `pathways token list`)")
+        app.actors.known(old.actor)  # an actor since removed from the actors file gets none
+        new_id, secret, ends = tokens.rotate(connection, old, now, overlap, expires_at)
+    if not as_json:
+        click.echo(f"token {token_id} stops at {_when(ends)}" if ends > now
+                   else f"token {token_id} revoked")
+    _shown(new_id, old.actor, secret, expires_at, as_json, rotated=token_id)
 
 
 @token.command(name="list")
@@ -138,26 +193,43 @@ def list_tokens(app: App, as_json: bool) -> None:
     from pathways_engine.store import tokens
 
     with app.db.reading() as connection:
-        rows = [{"id": r.id, "actor": r.actor, "note": r.note,
-                 "created_at": r.created_at.isoformat(),
-                 "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
-                 "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}
-                for r in tokens.listed(connection)]
+        listed = tokens.listed(connection)
+    now = app.clock.now()
+    rows = [{"id": r.id, "actor": r.actor, "note": r.note,
+             "created_at": r.created_at.isoformat(),
+             "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+             "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+             "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+             "status": _status(r, now)} for r in listed]
     if as_json:
         emit(rows, True)
         return
     click.echo(table(["id", "actor", "status", "last used", "note"],
-                     [[str(r["id"]), r["actor"], "revoked" if r["revoked_at"] else "live",
-                       r["last_used_at"] or "never", r["note"] or ""] for r in rows],
+                     [[str(r["id"]), r["actor"], _status_text(r, listed[i]), r["last_used_at"]
+                       or "never", r["note"] or ""] for i, r in enumerate(rows)],
                      empty="(no tokens)", right={0},
-                     style=lambda row: "dim" if row[2] == "revoked" else None))
+                     style=lambda row: "dim" if row[2] in ("revoked", "expired") else None))
+
+
+def _status(row: Any, now: dt.datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "live"
+
+
+def _status_text(shown: dict[str, Any], row: Any) -> str:
+    if shown["status"] == "live" and row.expires_at is not None:
+        return f"live until {_when(row.expires_at)}"
+    return str(shown["status"])
 
 
 @token.command(name="revoke")
 @click.argument("token_id", type=int)
 @pass_app
 def revoke(app: App, token_id: int) -> None:
-    """Revoke token TOKEN_ID at once (rotate: create a new one, then revoke the old)."""
+    """Revoke token TOKEN_ID at once (to replace it without a gap: `token rotate`)."""
     from pathways_engine.errors import InvalidArgument
     from pathways_engine.store import tokens
 

@@ -39,8 +39,33 @@ class IsoDate(click.ParamType):  # type: ignore[type-arg]
             self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
 
 
+class Lasting(click.ParamType):  # type: ignore[type-arg]
+    """How long, as definitions write it ("90 days", "12 hours", "P90D"); elapsed time, so
+    minutes, hours, days or weeks (zero allowed: at once)."""
+
+    name = "DURATION"
+    _SPAN = {"minutes": dt.timedelta(minutes=1), "hours": dt.timedelta(hours=1),
+             "days": dt.timedelta(days=1), "weeks": dt.timedelta(weeks=1)}
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> dt.timedelta:
+        if isinstance(value, dt.timedelta):
+            return value
+        from pathways_engine.rules.durations import parse_duration
+
+        try:
+            duration = parse_duration(str(value), allow_zero=True)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if duration.unit not in self._SPAN:
+            self.fail(f"{value!r}: give minutes, hours, days or weeks (such as '90 days' or "
+                      "'P90D'), not working days or months", param, ctx)
+        return duration.amount * self._SPAN[duration.unit]
+
+
 ISO_TIME = IsoDateTime()
 ISO_DATE = IsoDate()
+LASTING = Lasting()
 
 
 def aware_or_utc(value: dt.datetime | None) -> dt.datetime | None:

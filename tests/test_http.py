@@ -55,6 +55,55 @@ def test_tokens_authenticate_and_the_actors_file_authorizes(server: Server) -> N
         assert http.get("/api/instances", headers=gp).status_code == 401  # revoked at once
 
 
+def test_tokens_expire_and_rotate_without_a_gap(server: Server) -> None:
+    from pathways_engine.store.tables import api_tokens
+    from sqlalchemy import update
+    from support import Cli
+
+    run = Cli(server.app.settings.database_url)
+    made = json.loads(run("token", "create", "--actor", "dr.a", "--expires-in", "90 days",
+                          "--json").output)
+    left = dt.datetime.fromisoformat(made["expires_at"]) - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(days=89, hours=23) < left <= dt.timedelta(days=90)
+    old = {"Authorization": f"Bearer {made['token']}"}
+    with server.client() as http:
+        assert http.get("/api/instances", headers=old).status_code == 200
+        rotated = json.loads(run("token", "rotate", str(made["id"]), "--overlap", "1 hour",
+                                 "--json").output)
+        assert (rotated["rotated"], rotated["actor"], rotated["expires_at"]) == \
+            (made["id"], "dr.a", None)
+        new = {"Authorization": f"Bearer {rotated['token']}"}
+        assert http.get("/api/instances", headers=old).status_code == 200  # the switch-over
+        assert http.get("/api/instances", headers=new).status_code == 200
+        listed = {r["id"]: r for r in json.loads(run("token", "list", "--json").output)}
+        assert listed[made["id"]]["status"] == "live"
+        stops = dt.datetime.fromisoformat(listed[made["id"]]["expires_at"])
+        assert dt.timedelta(minutes=59) < stops - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=1)
+        with server.app.db.writing() as connection:  # the hour has passed
+            connection.execute(update(api_tokens).where(api_tokens.c.id == made["id"]).values(
+                expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+        read = http.get("/api/instances", headers=old)
+        assert read.status_code == 401
+        assert "expired" in read.json()["error"]
+        before = len(http.get("/api/instances", headers=new).json())
+        step = http.post("/api/instances", json=START, headers=old)
+        assert step.status_code == 401  # a step checks its token in its own transaction
+        assert len(http.get("/api/instances", headers=new).json()) == before
+        shown = run("token", "list").output
+        assert any(line.split()[:3] == [str(made["id"]), "dr.a", "expired"]
+                   for line in shown.splitlines()), shown
+        at_once = json.loads(run("token", "rotate", str(rotated["id"]), "--overlap",
+                                 "0 minutes", "--expires-in", "P30D", "--json").output)
+        assert http.get("/api/instances", headers=new).status_code == 401  # revoked at once
+        assert http.get("/api/instances", headers={
+            "Authorization": f"Bearer {at_once['token']}"}).status_code == 200
+        assert json.loads(run("token", "list", "--json").output)[-2]["status"] == "revoked"
+    refused = run("token", "rotate", str(made["id"]), code=1)  # expired: nothing to rotate
+    assert f"no live token {made['id']}" in refused.stderr
+    months = run("token", "create", "--actor", "dr.a", "--expires-in", "2 months", code=2)
+    assert "not working days or months" in months.stderr
+
+
 def test_a_token_revoked_between_two_steps_acts_on_nothing(server: Server) -> None:
     gp, ppr = server.token("dr.a"), server.token("p1")
     with server.client() as http:
@@ -269,7 +318,7 @@ def test_the_servers_address_leads_to_the_pages_in_the_browsers_language(
         assert "Logg inn" in login.text
         bad = http.post("/ui/login", content="token=nope&lang=sv", headers=FORM)
         assert bad.status_code == 401
-        assert "Nyckeln är okänd eller återkallad." in bad.text
+        assert "Nyckeln är okänd, återkallad eller har gått ut." in bad.text
 
 
 def test_signing_in_returns_to_the_page_asked_for_and_never_to_another_site(

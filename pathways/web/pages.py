@@ -38,7 +38,7 @@ LABELS: dict[str, dict[str, str]] = {
            "consents": "Consents", "diagram": "Diagram", "by_area": "By area",
            "by_party": "By responsible party", "by_pathway": "By pathway", "open": "Open",
            "sign_out": "Sign out", "skip": "Skip to content",
-           "bad_token": "The token is unknown or revoked.", "e400": "This request cannot be used",
+           "bad_token": "The token is unknown, revoked or expired.", "e400": "This request cannot be used",
            "e403": "Not allowed", "e404": "Not found", "e409": "Changed meanwhile",
            "e500": "Something went wrong", "only": "Only", "remove": "remove",
            "show_all": "Show everything overdue"},
@@ -51,7 +51,7 @@ LABELS: dict[str, dict[str, str]] = {
            "consents": "Samtykker", "diagram": "Diagram", "by_area": "Efter område",
            "by_party": "Efter ansvarlig", "by_pathway": "Efter forløb", "open": "Åbn",
            "sign_out": "Log ud", "skip": "Spring til indhold",
-           "bad_token": "Nøglen er ukendt eller tilbagekaldt.",
+           "bad_token": "Nøglen er ukendt, tilbagekaldt eller udløbet.",
            "e400": "Forespørgslen kan ikke bruges", "e403": "Ikke tilladt",
            "e404": "Ikke fundet", "e409": "Ændret imens", "e500": "Noget gik galt",
            "only": "Kun", "remove": "fjern", "show_all": "Vis alt, der er overskredet"},
@@ -64,7 +64,7 @@ LABELS: dict[str, dict[str, str]] = {
            "consents": "Samtykker", "diagram": "Diagram", "by_area": "Etter område",
            "by_party": "Etter ansvarlig", "by_pathway": "Etter forløp", "open": "Åpne",
            "sign_out": "Logg ut", "skip": "Hopp til innhold",
-           "bad_token": "Nøkkelen er ukjent eller tilbakekalt.",
+           "bad_token": "Nøkkelen er ukjent, tilbakekalt eller utløpt.",
            "e400": "Forespørselen kan ikke brukes", "e403": "Ikke tillatt",
            "e404": "Ikke funnet", "e409": "Endret i mellomtiden", "e500": "Noe gikk galt",
            "only": "Bare", "remove": "fjern", "show_all": "Vis alt som er oversittet"},
@@ -77,7 +77,7 @@ LABELS: dict[str, dict[str, str]] = {
            "contact": "Kontaktperson", "consents": "Samtycken", "diagram": "Diagram",
            "by_area": "Per område", "by_party": "Per ansvarig", "by_pathway": "Per förlopp",
            "open": "Öppna", "sign_out": "Logga ut", "skip": "Hoppa till innehållet",
-           "bad_token": "Nyckeln är okänd eller återkallad.",
+           "bad_token": "Nyckeln är okänd, återkallad eller har gått ut.",
            "e400": "Begäran kan inte användas", "e403": "Inte tillåtet",
            "e404": "Hittades inte", "e409": "Ändrat under tiden", "e500": "Något gick fel",
            "only": "Endast", "remove": "ta bort", "show_all": "Visa allt som är försenat"},
@@ -163,7 +163,7 @@ def add_pages(api: FastAPI, app: Any, caller: Any) -> None:
             return None
         try:
             return str(caller(f"Bearer {token}"))
-        except Exception:  # noqa: BLE001 - an unknown or revoked token: sign in again
+        except Exception:  # noqa: BLE001 - an unknown, revoked or expired token: sign in again
             return None
 
     @api.get("/", include_in_schema=False)

@@ -118,17 +118,20 @@ class CorrectBody(_Strict):
     role: str = Field(pattern=IDENT)
 
 
+UNAUTHORIZED = "the token is unknown, revoked or expired"
+
+
 def actor_for(app: App, authorization: str | None) -> str:
     """The actor a bearer token stands for (401 without a live token), checked in a read
     transaction of its own."""
     from pathways_engine.store import tokens
 
     token = _token(authorization)
-    with app.db.reading() as connection:
-        found = tokens.live(connection, token)
-    if found is None:
-        raise _Unauthorized("the token is unknown or revoked")
     now = app.clock.now()
+    with app.db.reading() as connection:
+        found = tokens.live(connection, token, now)
+    if found is None:
+        raise _Unauthorized(UNAUTHORIZED)
     if _stale(found.last_used_at, now):
         with app.db.writing() as connection:
             tokens.touch(connection, found.id, now)
@@ -155,11 +158,11 @@ def step_actor(app: App, authorization: str | None) -> tuple[str, Callable[[Any]
     actor = _TOKEN_ACTORS.get(key) or actor_for(app, authorization)
 
     def check(connection: Any) -> None:
-        found = tokens.live(connection, token)
+        now = app.clock.now()
+        found = tokens.live(connection, token, now)
         if found is None:
             _TOKEN_ACTORS.pop(key, None)
-            raise _Unauthorized("the token is unknown or revoked")
-        now = app.clock.now()
+            raise _Unauthorized(UNAUTHORIZED)
         if _stale(found.last_used_at, now):
             tokens.touch(connection, found.id, now)  # commits with the step, or not at all
 

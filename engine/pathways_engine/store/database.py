@@ -38,7 +38,7 @@ from pathways_engine.errors import MissingExtra
 DEFAULT_URL = "sqlite:///pathways.db"
 # The newest migration. Opening a database compares it with `alembic_version` in plain SQL and
 # imports Alembic only to upgrade; tests check it equals Alembic's head (test_migrations.py).
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 SQLITE_BUSY_TIMEOUT_S = 30
 # A pooled PostgreSQL connection idle at least this long is pinged before use, since a server
 # restart or an idle timeout may have closed it; one in steady use is not (HikariCP's "alive

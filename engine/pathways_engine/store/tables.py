@@ -278,5 +278,6 @@ api_tokens = Table(
     _time("created_at"),
     _time("revoked_at", nullable=True),
     _time("last_used_at", nullable=True),
+    _time("expires_at", nullable=True),  # NULL: until revoked
 )
 
