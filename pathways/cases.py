@@ -67,26 +67,28 @@ def _checked(option: str, value: str | None, known: Iterable[str], kind: str) ->
 
 def filters(app: App, *, pathway: str | None = None, state: str | None = None,
             role: str | None = None, area: str | None = None, party: str | None = None,
-            mine: str | None = None) -> Filters:
-    """The filters, each value checked; `mine`: an actor's roles, areas and organisation."""
+            mine: str | None = None, prefix: str = "--") -> Filters:
+    """The filters, each value checked; `mine`: an actor's roles, areas and organisation.
+    A refusal names the value as the reader gave it: `--area` on the command line, `area`
+    (prefix "") in an address."""
     if any(v is not None for v in (pathway, state, role)):
         pathways, states, roles = _known(app, pathway)
-        _checked("--pathway", pathway, pathways, "pathway")
-        _checked("--state", state, states, "state")
-        _checked("--role", role, roles, "role")
+        _checked(f"{prefix}pathway", pathway, pathways, "pathway")
+        _checked(f"{prefix}state", state, states, "state")
+        _checked(f"{prefix}role", role, roles, "role")
     # the parties file only when a filter needs it: reading it costs pydantic's start-up
     parties = app.parties if area is not None or party is not None else None
     if area is not None:
         from pathways_engine.areas import check_area
 
-        check_area(area)
+        check_area(area, f"{prefix}area")
         if parties is not None:
-            _checked("--area", area, parties.areas, "area in the parties file")
+            _checked(f"{prefix}area", area, parties.areas, "area in the parties file")
     if party is not None:
         if parties is None:
-            raise InvalidArgument("--party needs the parties file (--parties or "
+            raise InvalidArgument(f"{prefix}party needs the parties file (--parties or "
                                   "PATHWAYS_PARTIES)")
-        _checked("--party", party, parties.by_id, "party")
+        _checked(f"{prefix}party", party, parties.by_id, "party")
     roles_wanted = frozenset([role]) if role else None
     areas = frozenset([area]) if area else None
     if mine is not None:

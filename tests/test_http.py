@@ -367,7 +367,8 @@ def test_the_overdue_page_narrows_to_an_area_a_party_or_a_pathway_as_the_cli_doe
             ["N-1", "N-2"]
         typo = http.get("/api/overdue", params={"area": "nordjurs"}, headers=leader)
         assert typo.status_code == 400
-        assert "norddjurs" in typo.json()["error"]  # did you mean
+        assert typo.json()["error"].startswith("area 'nordjurs': no such area")  # not "--area"
+        assert "did you mean 'norddjurs'" in typo.json()["error"]
         scoped = http.get("/api/overdue", params={"area": "norddjurs"},
                           headers=server.token("ppr.syd"))
         assert scoped.json() == []  # PPR Syddjurs reads no Norddjurs child, asked or not

@@ -239,7 +239,7 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
         if actor is None:
             return login_redirect(request, lang)
         chosen = {"area": area or None, "party": party or None, "pathway": pathway or None}
-        rows = overdue_cases(app, filters(app, **chosen), scope=app.actors.scope(actor),
+        rows = overdue_cases(app, filters(app, **chosen, prefix=""), scope=app.actors.scope(actor),
                              language=lang)
         for r in rows:
             r["party"] = r["responsible_party"] or "-"

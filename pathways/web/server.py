@@ -526,7 +526,7 @@ def _reads(api: FastAPI, app: App, hop: Hop) -> None:
 
         from pathways.cases import filters
 
-        filters(app, pathway=pathway, state=state)
+        filters(app, pathway=pathway, state=state, prefix="")
         return list_instances(app, pathway=pathway, state=state, subject=subject,
                               areas=areas_of(app, actor), limit=limit)
 
@@ -541,7 +541,7 @@ def _reads(api: FastAPI, app: App, hop: Hop) -> None:
         from pathways.cases import filters
         from pathways.cases import overdue_cases
 
-        chosen = filters(app, pathway=pathway, role=role, area=area, party=party)
+        chosen = filters(app, pathway=pathway, role=role, area=area, party=party, prefix="")
         return overdue_cases(app, chosen, scope=areas_of(app, actor))
 
     @api.get("/api/subjects/{ref}", tags=["subjects"])
