@@ -356,7 +356,8 @@ def plan_definition(spec: Any) -> dict[str, Any]:
             "text": text(spec.roles[role].label) or role}}
 
     actions = []
-    for name, state in spec.states.items():
+    for name in spec.reading_order():
+        state = spec.states[name]
         action: dict[str, Any] = {
             "id": _fhir_id(name), "title": text(state.title) or name,
             "code": [{"coding": [{"system": f"urn:pathways:{spec.id}:state", "code": name}]}]}

@@ -62,6 +62,27 @@ def test_diagram_shows_states_guards_roles_and_deadlines() -> None:
     assert "note_bup_referred -> bup_referred" in dot.output
 
 
+def test_a_pathway_draws_the_same_from_its_file_and_from_its_stored_snapshot() -> None:
+    """A running instance's pathway is compiled from its stored snapshot, JSON with sorted
+    keys; a server compiles those before it serves. Its pages and exports showed the states
+    in alphabetical order, the CLI in the file's."""
+    from pathways_engine.definition.compiler import CompiledPathway
+    from pathways_engine.definition.diagrams import mermaid
+    from pathways_engine.definition.loader import from_snapshot
+    from pathways_engine.definition.registry import Registry
+
+    for definition in Registry.from_paths([DEFINITIONS]).all():
+        from_file = CompiledPathway(definition)
+        stored = CompiledPathway(from_snapshot(definition.snapshot()))
+        assert list(stored.spec.states) != list(from_file.spec.states) or \
+            list(from_file.spec.states) == sorted(from_file.spec.states)  # the order was lost
+        assert stored.spec.reading_order() == from_file.spec.reading_order()
+        assert mermaid(stored) == mermaid(from_file), definition.spec.id
+        order = from_file.spec.reading_order()
+        assert order[0] == from_file.spec.initial_state
+        assert sorted(order) == sorted(from_file.spec.states)
+
+
 def test_svg_says_clearly_when_graphviz_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     result = CliRunner().invoke(cli, ["diagram", "mistrivsel_referral", "--format", "svg"])

@@ -401,7 +401,7 @@ def _writes(api: FastAPI, app: App, hop: Hop) -> None:
         actor = actor_for(app, actor)
         return [{"id": d.spec.id, "version": d.spec.version, "title": d.spec.title,
                  "country": d.spec.country, "languages": d.spec.languages,
-                 "states": list(d.spec.states), "start_roles": d.spec.start.roles}
+                 "states": d.spec.reading_order(), "start_roles": d.spec.start.roles}
                 for d in app.registry.all()]
 
     @api.get("/api/definitions/{pathway}/fhir", tags=["definitions"])

@@ -171,7 +171,8 @@ class CompiledPathway:
         from statemachine import StateChart
 
         states: dict[str, State] = {}
-        for name, state in self.spec.states.items():
+        for name in self.spec.reading_order():  # a drawing follows the class's order
+            state = self.spec.states[name]
             title = state.title or {}
             states[name] = State(name=title.get("en") or next(iter(title.values()), name),
                                  initial=state.initial, final=state.final)

@@ -336,6 +336,22 @@ class PathwaySpec(Part):
     def initial_state(self) -> str:
         return next(name for name, s in self.states.items() if s.initial)
 
+    def reading_order(self) -> list[str]:
+        """The states as a reader follows them: from the initial one along the transitions
+        in their order, the final ones last, then any not reached, by name. A definition read from its stored
+        snapshot (JSON with sorted keys) has lost its file's order; drawings, pages and
+        exports use this one, so a pathway looks the same however it was loaded."""
+        order = [self.initial_state]
+        seen = set(order)
+        for name in order:  # grows while it is walked
+            for t in self.transitions:
+                if name in t.sources and t.target_from(name) not in seen:
+                    seen.add(t.target_from(name))
+                    order.append(t.target_from(name))
+        ending = [name for name in order if self.states[name].final]  # drawn last
+        return ([name for name in order if not self.states[name].final] + ending
+                + sorted(set(self.states) - seen))
+
     @property
     def final_states(self) -> set[str]:
         return {name for name, s in self.states.items() if s.final}
