@@ -103,6 +103,9 @@ def test_a_team_lead_signs_in_reads_overdue_and_nothing_she_sees_runs(
         browser.switch_to.alert.text  # noqa: B018
     browser.get(f"{server.url}/ui/report")
     assert browser.find_element(By.CSS_SELECTOR, "svg title").get_attribute("textContent")
+    browser.find_element(By.LINK_TEXT, "Pathways").click()  # every pathway, from the menu
+    browser.find_element(By.CSS_SELECTOR, "a[href^='/ui/pathways/mistrivsel_referral']").click()
+    assert browser.find_element(By.TAG_NAME, "caption").text == "Steps"
     browser.get(f"{server.url}/ui/instances/0000000000000000?lang=da")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Ikke fundet"
     assert "0000000000000000" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text

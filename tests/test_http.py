@@ -397,6 +397,61 @@ def test_the_overdue_page_narrows_to_an_area_a_party_or_a_pathway_as_the_cli_doe
         assert "ppr_nowhere" in unknown.text
 
 
+def test_each_pathway_has_a_page_with_its_steps_in_words_and_its_drawing(
+        server: Server) -> None:
+    import shutil
+
+    with server.client() as http:
+        signed_in_page(http, server, "leader")
+        index = http.get("/ui/pathways", params={"lang": "da"})
+        assert index.status_code == 200
+        assert '<a href="/ui/pathways?lang=da">Forløb</a>' in index.text  # in every menu
+        assert '<a href="/ui/pathways/mistrivsel_referral?lang=da">' in index.text
+        assert '<a href="/ui/pathways/discharge_to_municipality?lang=da">' in index.text
+        page = http.get("/ui/pathways/mistrivsel_referral", params={"lang": "da"}).text
+        assert "<caption>Trin</caption>" in page
+        # a step in words: from the state, by whom, on which condition, to the state
+        assert ("<tr><td>PPR-vurdering</td><td>Henvist til BUP</td>"
+                "<td>Henvist til BUP - barnet venter</td><td>gp, ppr, ltt</td>") in page
+        assert "<td>triage to ppr</td>" in page  # an event without a title: its name
+        assert "<code>severity in [&#39;moderate&#39;, &#39;severe&#39;]</code>" in page
+        assert "responsible: bup" in page  # the states' deadlines and who has them
+        assert "stateDiagram-v2" in page  # the Mermaid source, folded away
+        if shutil.which("dot"):
+            assert '<figure role="img" aria-label="Tegning: ' in page
+            assert "<svg" in page
+        missing = http.get("/ui/pathways/no_such_pathway", params={"lang": "en"})
+        assert missing.status_code == 404
+        assert "<h1>Not found</h1>" in missing.text
+
+
+@pytest.mark.skipif(__import__("shutil").which("dot") is None,
+                    reason="Graphviz is not installed here (.ci/run installs it)")
+def test_a_drawing_escapes_what_a_definition_says(tmp_path: Any) -> None:
+    from pathways_engine.definition.registry import Registry
+    from support import copy_pathway
+
+    from pathways.web import pages
+
+    folder = copy_pathway(tmp_path / "mistrivsel_referral")
+    source = folder / "pathway.yaml"
+    source.write_text(source.read_text(encoding="utf-8").replace(
+        "en: Referred - municipal triage", 'en: "<script>alert(1)</script> & <img src=x '
+        'onerror=alert(2)>"'), encoding="utf-8")
+    compiled = Registry.from_paths([tmp_path]).compiled("mistrivsel_referral")
+    drawing = pages._drawing(compiled)
+    assert drawing is not None
+    assert drawing.startswith("<svg")
+    assert "<script" not in drawing
+    assert "<img" not in drawing
+    assert "&lt;script&gt;" in drawing
+    html = pages.page("diagram.html", "en", spec=compiled.spec, text="", drawing=drawing,
+                      steps=pages._steps(compiled, "en"), states=pages._states(compiled, "en"),
+                      said=lambda text, name: pages._said(text, "en", name)).body.decode()
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img" in html  # the steps, escaped
+
+
 def test_signing_out_forgets_the_token_in_this_browser_only(server: Server) -> None:
     leader = server.token("leader")
     token = leader["Authorization"].removeprefix("Bearer ")

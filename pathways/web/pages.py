@@ -41,7 +41,10 @@ LABELS: dict[str, dict[str, str]] = {
            "bad_token": "The token is unknown, revoked or expired.", "e400": "This request cannot be used",
            "e403": "Not allowed", "e404": "Not found", "e409": "Changed meanwhile",
            "e500": "Something went wrong", "only": "Only", "remove": "remove",
-           "show_all": "Show everything overdue"},
+           "show_all": "Show everything overdue", "pathways": "Pathways",
+           "from": "From", "event": "Event", "to": "To", "who": "Who may", "condition": "When",
+           "stays": "(stays)", "system": "the system", "states": "States",
+           "transitions": "Steps", "drawing": "Drawing"},
     "da": {"overdue": "Overskredet nu", "child": "Barn", "pathway": "Forløb", "step": "Trin",
            "deadline": "Frist", "due": "Udløber", "late": "Overskredet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Intet er overskredet.", "report": "Rapport",
@@ -54,7 +57,10 @@ LABELS: dict[str, dict[str, str]] = {
            "bad_token": "Nøglen er ukendt, tilbagekaldt eller udløbet.",
            "e400": "Forespørgslen kan ikke bruges", "e403": "Ikke tilladt",
            "e404": "Ikke fundet", "e409": "Ændret imens", "e500": "Noget gik galt",
-           "only": "Kun", "remove": "fjern", "show_all": "Vis alt, der er overskredet"},
+           "only": "Kun", "remove": "fjern", "show_all": "Vis alt, der er overskredet", "pathways": "Forløb",
+           "from": "Fra", "event": "Hændelse", "to": "Til", "who": "Hvem må", "condition": "Når",
+           "stays": "(bliver)", "system": "systemet", "states": "Tilstande",
+           "transitions": "Trin", "drawing": "Tegning"},
     "nb": {"overdue": "Oversittet nå", "child": "Barn", "pathway": "Forløp", "step": "Steg",
            "deadline": "Frist", "due": "Går ut", "late": "Oversittet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Ingenting er oversittet.", "report": "Rapport",
@@ -67,7 +73,10 @@ LABELS: dict[str, dict[str, str]] = {
            "bad_token": "Nøkkelen er ukjent, tilbakekalt eller utløpt.",
            "e400": "Forespørselen kan ikke brukes", "e403": "Ikke tillatt",
            "e404": "Ikke funnet", "e409": "Endret i mellomtiden", "e500": "Noe gikk galt",
-           "only": "Bare", "remove": "fjern", "show_all": "Vis alt som er oversittet"},
+           "only": "Bare", "remove": "fjern", "show_all": "Vis alt som er oversittet", "pathways": "Forløp",
+           "from": "Fra", "event": "Hendelse", "to": "Til", "who": "Hvem kan", "condition": "Når",
+           "stays": "(blir)", "system": "systemet", "states": "Tilstander",
+           "transitions": "Steg", "drawing": "Tegning"},
     "sv": {"overdue": "Försenat nu", "child": "Barn", "pathway": "Förlopp", "step": "Steg",
            "deadline": "Tidsgräns", "due": "Löper ut", "late": "Försenat med",
            "area": "Område", "party": "Ansvarig", "nothing": "Inget är försenat.",
@@ -80,7 +89,11 @@ LABELS: dict[str, dict[str, str]] = {
            "bad_token": "Nyckeln är okänd, återkallad eller har gått ut.",
            "e400": "Begäran kan inte användas", "e403": "Inte tillåtet",
            "e404": "Hittades inte", "e409": "Ändrat under tiden", "e500": "Något gick fel",
-           "only": "Endast", "remove": "ta bort", "show_all": "Visa allt som är försenat"},
+           "only": "Endast", "remove": "ta bort", "show_all": "Visa allt som är försenat",
+           "pathways": "Förlopp",
+           "from": "Från", "event": "Händelse", "to": "Till", "who": "Vem får", "condition": "När",
+           "stays": "(stannar)", "system": "systemet", "states": "Tillstånd",
+           "transitions": "Steg", "drawing": "Ritning"},
 }
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -292,7 +305,19 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
             return login_redirect(request, lang)
         compiled = app.registry.compiled(pathway)
         return page("diagram.html", lang, spec=compiled.spec, text=mermaid(compiled),
-                    signed_in=True)
+                    signed_in=True, drawing=_drawing(compiled), steps=_steps(compiled, lang),
+                    states=_states(compiled, lang), said=lambda text, name: _said(text, lang,
+                                                                                  name))
+
+    @api.get("/ui/pathways", response_class=HTMLResponse, include_in_schema=False)
+    def pathways(request: Request, lang: Lang = None) -> Response:
+        """Every pathway this server runs, each linked to its drawing and steps."""
+        lang = language(request, lang)
+        if signed_in(request) is None:
+            return login_redirect(request, lang)
+        shown = sorted(((d.spec.id, d.spec.version, _said(d.spec.title, lang, d.spec.id))
+                        for d in app.registry.all()), key=lambda row: row[2].lower())
+        return page("pathways.html", lang, shown=shown, signed_in=True)
 
     @api.get("/ui/report", response_class=HTMLResponse, include_in_schema=False)
     def report(request: Request, lang: Lang = None) -> Response:
@@ -303,6 +328,56 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
             return login_redirect(request, lang)
         rows = report_rows(app, None, None, None, "step")
         return page("report.html", lang, rows=rows, signed_in=True)
+
+
+def _said(text: Any, lang: str, fallback: str) -> str:
+    """A definition's text in the reader's language, else its first, else `fallback`."""
+    if not text:
+        return fallback
+    return str(text.get(lang) or next(iter(text.values()), fallback))
+
+
+def _steps(compiled: Any, lang: str) -> list[dict[str, str]]:
+    """Each transition from each of its states, worded for people: the table that says in
+    text what the drawing shows (and what a screen reader reads)."""
+    spec, t = compiled.spec, LABELS[lang]
+    rows = []
+    for transition in spec.transitions:
+        for source in transition.sources:
+            target = transition.target_from(source)
+            rows.append({
+                "from": _said(spec.states[source].title, lang, source),
+                "event": _said(transition.title, lang, transition.event.replace("_", " ")),
+                "to": _said(spec.states[target].title, lang, target) if target else t["stays"],
+                "who": ", ".join(transition.roles) or t["system"],
+                "condition": transition.guard or ""})
+    return rows
+
+
+def _states(compiled: Any, lang: str) -> list[tuple[str, list[str]]]:
+    from pathways_engine.definition.diagrams import state_notes
+
+    notes = state_notes(compiled)
+    return [(_said(state.title, lang, name), notes.get(name, []))
+            for name, state in ((n, compiled.spec.states[n])
+                                for n in compiled.spec.reading_order())]
+
+
+def _drawing(compiled: Any) -> str | None:
+    """The state diagram as inline SVG where Graphviz is installed, shown unescaped (Graphviz
+    escapes every label it draws); None without it, and the page shows the steps as text."""
+    import shutil
+
+    if shutil.which("dot") is None:
+        return None
+    from pathways_engine.definition.diagrams import svg
+
+    try:
+        drawn = svg(compiled)
+    except Exception:  # noqa: BLE001 - a drawing that fails leaves the text, which says it all
+        return None
+    start = drawn.find("<svg")
+    return drawn[start:] if start >= 0 else None
 
 
 def _narrow(lang: str, narrowed: dict[str, str], key: str, value: str | None) -> str:

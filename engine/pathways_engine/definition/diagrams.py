@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from typing import Any
 
 from pathways_engine.errors import InvalidArgument
 from pathways_engine.errors import MissingExtra
@@ -103,7 +104,8 @@ def _without_marks(text: str) -> str:
 def state_notes(compiled: CompiledPathway) -> dict[str, list[str]]:
     """State -> lines: responsible role, then each deadline."""
     notes: dict[str, list[str]] = {}
-    for name, state in compiled.spec.states.items():
+    for name in compiled.spec.reading_order():
+        state = compiled.spec.states[name]
         lines = [f"responsible: {state.responsible}"] if state.responsible else []
         lines += [_deadline_line(d) for d in state.deadlines]
         lines += [_handover_line(h) for h in compiled.spec.handovers
@@ -135,6 +137,7 @@ def dot(compiled: CompiledPathway) -> str:
     from statemachine.contrib.diagram import DotGraphMachine
 
     graph = DotGraphMachine(compiled.machine_class).get_graph()  # type: ignore[no-untyped-call]
+    _plain_labels(graph)
     for state, lines in state_notes(compiled).items():
         note = f"note_{state}"
         label = "\\l".join(line.replace('"', "'") for line in lines) + "\\l"
@@ -142,6 +145,18 @@ def dot(compiled: CompiledPathway) -> str:
                                   style="filled", fillcolor="lightyellow"))
         graph.add_edge(pydot.Edge(note, state, style="dashed", arrowhead="none"))
     return _without_marks(str(graph.to_string()))
+
+
+def _plain_labels(graph: Any) -> None:
+    """Quote every label that looks like one of Graphviz's HTML labels (`<...>`): pydot leaves
+    those unquoted, so a title such as "<b>x</b> (y)" broke `dot` or was drawn as markup
+    (tables, fonts, images from the disk) instead of as the text the coordinator wrote."""
+    for item in [*graph.get_nodes(), *graph.get_edges()]:
+        label = item.get("label")
+        if isinstance(label, str) and label.startswith("<") and label.endswith(">"):
+            item.set("label", '"' + label.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    for sub in graph.get_subgraphs():
+        _plain_labels(sub)
 
 
 def svg(compiled: CompiledPathway) -> str:
