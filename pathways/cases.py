@@ -86,8 +86,10 @@ def filters(app: App, *, pathway: str | None = None, state: str | None = None,
             _checked(f"{prefix}area", area, parties.areas, "area in the parties file")
     if party is not None:
         if parties is None:
-            raise InvalidArgument(f"{prefix}party needs the parties file (--parties or "
-                                  "PATHWAYS_PARTIES)")
+            where = "--parties or PATHWAYS_PARTIES" if prefix else \
+                "this server was started without one: `pathways serve --parties` or " \
+                "PATHWAYS_PARTIES"
+            raise InvalidArgument(f"{prefix}party needs the parties file ({where})")
         _checked(f"{prefix}party", party, parties.by_id, "party")
     roles_wanted = frozenset([role]) if role else None
     areas = frozenset([area]) if area else None

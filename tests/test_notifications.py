@@ -178,6 +178,35 @@ def test_area_routes_to_that_areas_party_and_unknown_area_is_refused(
     assert "ppr_syddjurs (ppr)" in run(*late, "--area", "syddjurs").output
 
 
+def test_a_party_filter_without_a_parties_file_says_where_to_give_one(
+        db_url: str, tmp_path: Path) -> None:
+    """On the command line the option; over HTTP the server's start-up, not a CLI option the
+    caller cannot give."""
+    import shutil
+
+    from pathways_engine.errors import InvalidArgument
+
+    from pathways.app import App
+    from pathways.cases import filters
+    from pathways.config import Settings
+
+    alone = tmp_path / "definitions"
+    shutil.copytree(DEFINITIONS, alone, ignore=shutil.ignore_patterns("parties.yaml"))
+    run = Cli(db_url, alone)
+    refused = run("overdue", "--party", "ppr_x", code=1)
+    assert refused.stderr.strip().endswith(
+        "--party needs the parties file (--parties or PATHWAYS_PARTIES)")
+    app = App(Settings.resolve(db_url, (alone,)))
+    try:
+        with pytest.raises(InvalidArgument) as over_http:
+            filters(app, party="ppr_x", prefix="")
+    finally:
+        app.close()
+    assert str(over_http.value) == (
+        "party needs the parties file (this server was started without one: "
+        "`pathways serve --parties` or PATHWAYS_PARTIES)")
+
+
 def test_render_for_an_instance_uses_its_recipient_and_legal_basis(
         notifying: PathwayEngine, parties: Path, db_url: str) -> None:
     instance = start_child(notifying)
