@@ -9,16 +9,26 @@ from typing import Any
 from .app import App
 
 
-def report_rows(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None,
-                by: str) -> list[dict[str, object]]:
-    """The report's rows (the CLI and the HTTP API print the same)."""
+def report_period(app: App, start: dt.date | None, end: dt.date | None, *,
+                  prefix: str = "--") -> tuple[dt.date, dt.date]:
+    """The report's first and last day: by default the year up to today. A refusal names the
+    bounds as the reader gave them: `--from` on the command line, `from` (prefix "") in an
+    address."""
     from pathways_engine.errors import InvalidArgument
-    from pathways_engine.reading.reporting import report as compute
 
     end = end or app.clock.now().date()
     start = start or end - dt.timedelta(days=365)
     if start > end:
-        raise InvalidArgument(f"--from {start} is after --to {end}")
+        raise InvalidArgument(f"{prefix}from {start} is after {prefix}to {end}")
+    return start, end
+
+
+def report_rows(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None,
+                by: str, *, prefix: str = "--") -> list[dict[str, object]]:
+    """The report's rows (the CLI, the HTTP API and the report page show the same)."""
+    from pathways_engine.reading.reporting import report as compute
+
+    start, end = report_period(app, start, end, prefix=prefix)
     if pathway is not None:
         app.registry.get(pathway)  # an unknown pathway is an error, not an empty report
     roles = {(d.spec.id, name): state.responsible for d in app.registry.all()

@@ -54,6 +54,7 @@ def test_a_team_lead_signs_in_reads_overdue_and_nothing_she_sees_runs(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.expected_conditions import url_contains
+    from selenium.webdriver.support.ui import Select
     from selenium.webdriver.support.ui import WebDriverWait
 
     gp, ppr = server.token("dr.a"), server.token("p1")
@@ -103,6 +104,10 @@ def test_a_team_lead_signs_in_reads_overdue_and_nothing_she_sees_runs(
         browser.switch_to.alert.text  # noqa: B018
     browser.get(f"{server.url}/ui/report")
     assert browser.find_element(By.CSS_SELECTOR, "svg title").get_attribute("textContent")
+    Select(browser.find_element(By.ID, "by")).select_by_visible_text("Organisation")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button").send_keys(Keys.ENTER)
+    WebDriverWait(browser, 10).until(url_contains("by=organisation"))
+    assert "Organisation" in [th.text for th in browser.find_elements(By.TAG_NAME, "th")]
     browser.find_element(By.LINK_TEXT, "Pathways").click()  # every pathway, from the menu
     browser.find_element(By.CSS_SELECTOR, "a[href^='/ui/pathways/mistrivsel_referral']").click()
     assert browser.find_element(By.TAG_NAME, "caption").text == "Steps"

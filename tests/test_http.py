@@ -263,6 +263,50 @@ def test_pages_escape_what_people_typed_and_speak_the_readers_language(server: S
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
+def test_the_report_page_takes_a_period_a_pathway_and_a_grouping_and_names_them_for_people(
+        server: Server) -> None:
+    """What `pathways report --from --to --pathway --by` gives, as a form a team lead fills in,
+    with each pathway, step and party by its title, not the engine's id."""
+    author, leader = server.token("dr.a"), server.token("leader")
+    with server.client() as http:
+        instance = started(http, author, at="2026-11-02T09:00:00+01:00")
+        moved = http.post(f"/api/instances/{instance}/events", headers=server.token("p1"),
+                          json={"event": "triage_to_ppr", "role": "ppr",
+                                "at": "2026-11-04T10:00:00+01:00"})
+        assert moved.status_code == 200, moved.text
+        signed_in_page(http, server, "leader")
+        year = http.get("/ui/report", params={"lang": "da", "from": "2026-01-01",
+                                              "to": "2026-12-31"})
+        assert year.status_code == 200
+        assert '<input id="from" name="from" type="date" value="2026-01-01">' in year.text
+        assert '<label for="by">Gruppér efter</label>' in year.text
+        assert ">Henvisning af børn og unge i mental mistrivsel</a></td><td>Henvist - " \
+            "visitation i kommunen</td><td>1</td><td>1</td>" in year.text
+        assert "<th scope=\"col\">Median, dage</th>" in year.text
+        assert "100%" in year.text  # the triage deadline, closed in time, in the chart
+        assert 'href="?lang=sv&amp;from=2026-01-01&amp;to=2026-12-31"' in year.text
+        by_party = http.get("/ui/report", params={
+            "lang": "en", "from": "2026-01-01", "to": "2026-12-31", "by": "organisation",
+            "pathway": "mistrivsel_referral"})
+        assert "<td>PPR Norddjurs</td>" in by_party.text
+        assert '<option value="mistrivsel_referral" selected>' in by_party.text
+        assert '<option value="organisation" selected>Organisation</option>' in by_party.text
+        later = http.get("/ui/report", params={"lang": "en", "from": "2027-01-01",
+                                               "to": "2027-12-31", "pathway": ""})
+        assert "Nothing started in this period." in later.text
+        not_a_day = http.get("/ui/report", params={"lang": "sv", "from": "2026-13-01"})
+        assert not_a_day.status_code == 400
+        assert "from &#39;2026-13-01&#39; is not a date (YYYY-MM-DD)" in not_a_day.text
+        backwards = http.get("/ui/report", params={"from": "2027-01-01", "to": "2026-01-01"})
+        assert backwards.status_code == 400
+        assert "from 2027-01-01 is after to 2026-01-01" in backwards.text
+        assert "--from" not in backwards.text
+        api = http.get("/api/report", params={"from": "2027-01-01", "to": "2026-01-01"},
+                       headers=leader)
+        assert api.status_code == 400
+        assert api.json()["error"] == "from 2027-01-01 is after to 2026-01-01"
+
+
 def signed_in_page(http: httpx.Client, server: Server, actor: str) -> None:
     token = server.token(actor)["Authorization"].removeprefix("Bearer ")
     assert http.post("/ui/login", content=f"token={token}", headers=FORM,

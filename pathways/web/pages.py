@@ -8,6 +8,7 @@ Strict cookie; the pages check it exactly as the API checks the bearer header.
 
 from __future__ import annotations
 
+import datetime as dt
 import posixpath
 import urllib.parse
 from collections import defaultdict
@@ -25,6 +26,7 @@ from fastapi.responses import Response
 from jinja2 import Environment
 from jinja2 import FileSystemLoader
 from jinja2 import select_autoescape
+from pathways_engine.errors import InvalidArgument
 
 COOKIE = "pathways_token"
 LANGS = ("da", "nb", "sv", "en")
@@ -44,7 +46,12 @@ LABELS: dict[str, dict[str, str]] = {
            "show_all": "Show everything overdue", "pathways": "Pathways",
            "from": "From", "event": "Event", "to": "To", "who": "Who may", "condition": "When",
            "stays": "(stays)", "system": "the system", "states": "States",
-           "transitions": "Steps", "drawing": "Drawing"},
+           "transitions": "Steps", "drawing": "Drawing",
+           "by": "Group by", "all_pathways": "All pathways", "show": "Show",
+           "median": "Median days", "p90": "90 % within (days)", "role": "Role",
+           "organisation": "Organisation", "period": "Period",
+           "no_figures": "Nothing started in this period.",
+           "whole": "(whole pathway)", "no_area": "(no area)"},
     "da": {"overdue": "Overskredet nu", "child": "Barn", "pathway": "Forløb", "step": "Trin",
            "deadline": "Frist", "due": "Udløber", "late": "Overskredet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Intet er overskredet.", "report": "Rapport",
@@ -60,7 +67,12 @@ LABELS: dict[str, dict[str, str]] = {
            "only": "Kun", "remove": "fjern", "show_all": "Vis alt, der er overskredet", "pathways": "Forløb",
            "from": "Fra", "event": "Hændelse", "to": "Til", "who": "Hvem må", "condition": "Når",
            "stays": "(bliver)", "system": "systemet", "states": "Tilstande",
-           "transitions": "Trin", "drawing": "Tegning"},
+           "transitions": "Trin", "drawing": "Tegning",
+           "by": "Gruppér efter", "all_pathways": "Alle forløb", "show": "Vis",
+           "median": "Median, dage", "p90": "90 % inden for (dage)", "role": "Rolle",
+           "organisation": "Organisation", "period": "Periode",
+           "no_figures": "Intet er startet i perioden.",
+           "whole": "(hele forløbet)", "no_area": "(intet område)"},
     "nb": {"overdue": "Oversittet nå", "child": "Barn", "pathway": "Forløp", "step": "Steg",
            "deadline": "Frist", "due": "Går ut", "late": "Oversittet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Ingenting er oversittet.", "report": "Rapport",
@@ -76,7 +88,12 @@ LABELS: dict[str, dict[str, str]] = {
            "only": "Bare", "remove": "fjern", "show_all": "Vis alt som er oversittet", "pathways": "Forløp",
            "from": "Fra", "event": "Hendelse", "to": "Til", "who": "Hvem kan", "condition": "Når",
            "stays": "(blir)", "system": "systemet", "states": "Tilstander",
-           "transitions": "Steg", "drawing": "Tegning"},
+           "transitions": "Steg", "drawing": "Tegning",
+           "by": "Grupper etter", "all_pathways": "Alle forløp", "show": "Vis",
+           "median": "Median, dager", "p90": "90 % innen (dager)", "role": "Rolle",
+           "organisation": "Organisasjon", "period": "Periode",
+           "no_figures": "Ingenting er startet i perioden.",
+           "whole": "(hele forløpet)", "no_area": "(uten område)"},
     "sv": {"overdue": "Försenat nu", "child": "Barn", "pathway": "Förlopp", "step": "Steg",
            "deadline": "Tidsgräns", "due": "Löper ut", "late": "Försenat med",
            "area": "Område", "party": "Ansvarig", "nothing": "Inget är försenat.",
@@ -93,7 +110,12 @@ LABELS: dict[str, dict[str, str]] = {
            "pathways": "Förlopp",
            "from": "Från", "event": "Händelse", "to": "Till", "who": "Vem får", "condition": "När",
            "stays": "(stannar)", "system": "systemet", "states": "Tillstånd",
-           "transitions": "Steg", "drawing": "Ritning"},
+           "transitions": "Steg", "drawing": "Ritning",
+           "by": "Gruppera efter", "all_pathways": "Alla förlopp", "show": "Visa",
+           "median": "Median, dagar", "p90": "90 % inom (dagar)", "role": "Roll",
+           "organisation": "Organisation", "period": "Period",
+           "no_figures": "Inget har startat under perioden.",
+           "whole": "(hela förloppet)", "no_area": "(inget område)"},
 }
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -320,14 +342,77 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
         return page("pathways.html", lang, shown=shown, signed_in=True)
 
     @api.get("/ui/report", response_class=HTMLResponse, include_in_schema=False)
-    def report(request: Request, lang: Lang = None) -> Response:
+    def report(request: Request, lang: Lang = None,
+               start: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+               end: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+               pathway: Annotated[str | None, Query(max_length=64)] = None,
+               by: Annotated[str, Query(pattern="^(step|role|organisation|area)$")] = "step"
+               ) -> Response:
+        """The steering group's figures for a period, a pathway and a grouping, as `pathways
+        report --from --to --pathway --by` computes them; the form's empty fields mean its
+        defaults (the year up to today, every pathway)."""
+        from pathways.readouts import report_period
         from pathways.readouts import report_rows
 
         lang = language(request, lang)
         if signed_in(request) is None:
             return login_redirect(request, lang)
-        rows = report_rows(app, None, None, None, "step")
-        return page("report.html", lang, rows=rows, signed_in=True)
+        first, last = report_period(app, _day("from", start), _day("to", end), prefix="")
+        rows = report_rows(app, first, last, pathway or None, by, prefix="")
+        named = _Names(app, lang)
+        for r in rows:
+            r["pathway_title"] = named.pathway(str(r["pathway"]))
+            r["group"] = named.group(by, str(r["pathway"]), r.get(by))
+            r["linked"] = r["pathway"] in named.specs  # one that left the definitions has no page
+        choices = sorted(((d.spec.id, _said(d.spec.title, lang, d.spec.id))
+                          for d in app.registry.all()), key=lambda row: row[1].lower())
+        return page("report.html", lang, rows=rows, signed_in=True, by=by, first=first,
+                    last=last, pathway=pathway or "", choices=choices,
+                    keep=urllib.parse.urlencode({key: value for key, value in (
+                        ("from", start), ("to", end), ("pathway", pathway),
+                        ("by", by if by != "step" else None)) if value}))
+
+
+def _day(name: str, text: str | None) -> dt.date | None:
+    """A date field of a GET form: empty is its default, anything else must be YYYY-MM-DD."""
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+class _Names:
+    """The report's pathways, states, roles and parties as their titles say them in the
+    reader's language (the engine's ids where a title is missing, or a pathway has left the
+    definitions)."""
+
+    def __init__(self, app: Any, lang: str) -> None:
+        self.lang = lang
+        self.specs = {d.spec.id: d.spec for d in app.registry.all()}
+        self.parties = app.parties.by_id if app.parties is not None else {}
+
+    def pathway(self, pathway: str) -> str:
+        spec = self.specs.get(pathway)
+        return _said(spec.title, self.lang, pathway) if spec else pathway
+
+    def group(self, by: str, pathway: str, value: Any) -> str:
+        from pathways_engine.reading.reporting import NO_AREA
+        from pathways_engine.reading.reporting import WHOLE_PATHWAY
+
+        if value is None:
+            return "-"
+        if value in (WHOLE_PATHWAY, NO_AREA):
+            return LABELS[self.lang]["whole" if value == WHOLE_PATHWAY else "no_area"]
+        spec = self.specs.get(pathway)
+        if by == "step" and spec is not None and value in spec.states:
+            return _said(spec.states[value].title, self.lang, str(value))
+        if by == "role" and spec is not None and value in spec.roles:
+            return _said(spec.roles[value].label, self.lang, str(value))
+        if by == "organisation" and value in self.parties:
+            return str(self.parties[value].name)
+        return str(value)
 
 
 def _said(text: Any, lang: str, fallback: str) -> str:

@@ -569,7 +569,7 @@ def _reads(api: FastAPI, app: App, hop: Hop) -> None:
         actor = actor_for(app, actor)
         from pathways.readouts import report_rows
 
-        return report_rows(app, start, end, pathway, by)
+        return report_rows(app, start, end, pathway, by, prefix="")
 
     @api.get("/api/outbox", tags=["operations"])
     @hop()

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pathways_engine.runtime.engine import PathwayEngine
 
 GROUPINGS = reports.GROUPINGS
+WHOLE_PATHWAY, NO_AREA = reports.WHOLE_PATHWAY, reports.NO_AREA
 
 
 def report(engine: PathwayEngine, *, start: dt.datetime, end: dt.datetime, now: dt.datetime,

@@ -51,6 +51,8 @@ from .tables import deadlines as deadline_table
 from .tables import instances as instance_table
 
 GROUPINGS = ("step", "role", "organisation", "area")
+WHOLE_PATHWAY = "(whole pathway)"  # the step of a deadline over the whole pathway
+NO_AREA = "(no area)"  # the area of an instance started without one
 _STAY_KINDS = ("start", "transition", "migration", "undo", "withdrawn")
 # (role, area) -> party; area None: the role's default party
 Routing = Mapping[tuple[str, str | None], str]
@@ -87,7 +89,7 @@ def _group(by: str, instance: Any, state: Any, roles: Mapping[tuple[str, str], s
     if by == "step":
         return state  # type: ignore[no-any-return]
     if by == "area":
-        return func.coalesce(instance.area, literal("(no area)"))
+        return func.coalesce(instance.area, literal(NO_AREA))
     role = _role_of(instance.pathway_id, state, roles)
     if by == "role":
         return role  # type: ignore[no-any-return]
@@ -218,9 +220,9 @@ def _ceil(n: Any, numerator: int, denominator: int) -> ColumnElement[int]:
 def _deadline_group(by: str, roles: Mapping[tuple[str, str], str], routing: Routing,
                     Deadline: Any, Instance: Any) -> ColumnElement[Any]:  # noqa: N803
     if by == "step":
-        return func.coalesce(Deadline.state, literal("(whole pathway)"))
+        return func.coalesce(Deadline.state, literal(WHOLE_PATHWAY))
     if by == "area":
-        return func.coalesce(Instance.area, literal("(no area)"))
+        return func.coalesce(Instance.area, literal(NO_AREA))
     role = func.coalesce(Deadline.responsible, _role_of(Instance.pathway_id, Deadline.state,
                                                         roles))
     if by == "role":
