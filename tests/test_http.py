@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -263,18 +264,58 @@ def test_pages_escape_what_people_typed_and_speak_the_readers_language(server: S
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
+def triaged_and_signed_in(http: httpx.Client, server: Server, author: dict[str, str]) -> str:
+    """A child referred on 2 November and triaged to PPR on the 4th; the leader's pages."""
+    instance = started(http, author, at="2026-11-02T09:00:00+01:00")
+    moved = http.post(f"/api/instances/{instance}/events", headers=server.token("p1"),
+                      json={"event": "triage_to_ppr", "role": "ppr",
+                            "at": "2026-11-04T10:00:00+01:00"})
+    assert moved.status_code == 200, moved.text
+    signed_in_page(http, server, "leader")
+    return instance
+
+
+def test_an_instance_page_says_its_history_and_deadlines_in_words_and_local_time(
+        server: Server) -> None:
+    """A team lead reads what happened, by whom and when, in her language and the pathway's
+    zone: not the audit's kinds, the actors' ids or UTC (`show --json` keeps those)."""
+    author = server.token("dr.a")
+    with server.client() as http:
+        instance = triaged_and_signed_in(http, server, author)
+        da = http.get(f"/ui/instances/{instance}", params={"lang": "da"}).text
+        assert "<td>2. november 2026 kl. 09.00</td><td>Test GP 2 (Egen læge)</td>" \
+            "<td>Startet: Henvist - visitation i kommunen</td>" in da
+        assert "<td>systemet</td><td>Besked lagt i kø: PPR (pædagogisk psykologisk " \
+            "rådgivning)</td>" in da
+        assert "<td>Test PPR 2 (PPR (pædagogisk psykologisk rådgivning))</td>" in da
+        assert "<td>Visitation i kommunen</td><td>PPR (pædagogisk psykologisk rådgivning)" \
+            "</td><td>16. november 2026 kl. 23.59</td><td>overholdt</td>" \
+            "<td>4. november 2026 kl. 10.00</td>" in da
+        assert "(aktivt)" in da
+        for engine_speak in ("notification_queued", "dr.a (gp)", "2026-11-02 08:00",
+                             "triage_to_ppr", ">met<", ">pending<"):
+            assert engine_speak not in da, engine_speak
+        en = http.get(f"/ui/instances/{instance}", params={"lang": "en"}).text
+        assert "<th scope=\"col\">When</th>" in en
+        assert "<td>Message queued: Educational psychology service (PPR)</td>" in en
+        assert "<td>Referred - municipal triage → PPR assessment</td>" in en  # no title
+        child = http.get("/ui/subjects/H-1", params={"lang": "da"}).text
+        assert "(aktivt)</h2>" in child
+        assert "Ansvarlig: PPR Norddjurs</p>" in child  # routed by the parties file
+        assert "(active)" not in child
+        started(http, author, at="2026-11-02T09:00:00+01:00", subject="H-2")
+        waiting = http.get("/ui/subjects/H-2", params={"lang": "da"}).text
+        assert re.search(r"<td>Visitation i kommunen</td><td( class=\"late\")?>(åben|"
+                         r"overskredet)</td><td>16\. november 2026 kl\. 23\.59</td>", waiting)
+
+
 def test_the_report_page_takes_a_period_a_pathway_and_a_grouping_and_names_them_for_people(
         server: Server) -> None:
     """What `pathways report --from --to --pathway --by` gives, as a form a team lead fills in,
     with each pathway, step and party by its title, not the engine's id."""
     author, leader = server.token("dr.a"), server.token("leader")
     with server.client() as http:
-        instance = started(http, author, at="2026-11-02T09:00:00+01:00")
-        moved = http.post(f"/api/instances/{instance}/events", headers=server.token("p1"),
-                          json={"event": "triage_to_ppr", "role": "ppr",
-                                "at": "2026-11-04T10:00:00+01:00"})
-        assert moved.status_code == 200, moved.text
-        signed_in_page(http, server, "leader")
+        triaged_and_signed_in(http, server, author)
         year = http.get("/ui/report", params={"lang": "da", "from": "2026-01-01",
                                               "to": "2026-12-31"})
         assert year.status_code == 200
@@ -491,7 +532,7 @@ def test_a_drawing_escapes_what_a_definition_says(tmp_path: Any) -> None:
     assert "&lt;script&gt;" in drawing
     html = pages.page("diagram.html", "en", spec=compiled.spec, text="", drawing=drawing,
                       steps=pages._steps(compiled, "en"), states=pages._states(compiled, "en"),
-                      said=lambda text, name: pages._said(text, "en", name)).body.decode()
+                      said=lambda text, name: pages.said(text, "en", name)).body.decode()
     assert "<script" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img" in html  # the steps, escaped
 

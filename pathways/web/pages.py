@@ -28,6 +28,8 @@ from jinja2 import FileSystemLoader
 from jinja2 import select_autoescape
 from pathways_engine.errors import InvalidArgument
 
+from .worded import said
+
 COOKIE = "pathways_token"
 LANGS = ("da", "nb", "sv", "en")
 LABELS: dict[str, dict[str, str]] = {
@@ -290,6 +292,9 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
                 ref: Annotated[str, PathParam(max_length=64, pattern=r"^[A-Za-z0-9_.:/#-]+$")],
                 lang: Lang = None) -> Response:
         from pathways_engine.reading.subjects import subject as subject_view
+        from pathways_notifications.wording import local_time
+
+        from .worded import word
 
         lang = language(request, lang)
         actor = signed_in(request)
@@ -298,13 +303,19 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
         scope = app.actors.scope(actor)
         data = subject_view(app, ref, language=lang,
                             areas=set(scope) if scope is not None else None)
-        return page("subject.html", lang, data=data, signed_in=True)
+        return page("subject.html", lang, data=data, signed_in=True,
+                    word=lambda key: word(key, lang),
+                    when=lambda at, zone: local_time(at, zone, lang) or "-",
+                    whose=lambda p: _responsible(app, lang, p))
 
     @api.get("/ui/instances/{instance}", response_class=HTMLResponse, include_in_schema=False)
     def instance(request: Request,
                  instance: Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")],
                  lang: Lang = None) -> Response:
+        from pathways_engine.definition.view import cached_view
         from pathways_engine.reading.views import show
+
+        from .worded import Worded
 
         lang = language(request, lang)
         actor = signed_in(request)
@@ -312,7 +323,12 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
             return login_redirect(request, lang)
         data = show(app, instance, language=lang,
                     authorize=lambda area: app.actors.check_area(actor, area, instance))
-        return page("instance.html", lang, data=data, signed_in=True)
+        worded = Worded(data, cached_view(data["definition_hash"], None),
+                        _step_titles(app, data["pathway"], data["version"]), app.actors,
+                        app.parties, lang)
+        return page("instance.html", lang, data=data, signed_in=True,
+                    status_text=worded.word(data["status"]), deadlines=worded.deadlines(),
+                    history=worded.history(), w=worded.words)
 
 
 def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
@@ -328,7 +344,7 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
         compiled = app.registry.compiled(pathway)
         return page("diagram.html", lang, spec=compiled.spec, text=mermaid(compiled),
                     signed_in=True, drawing=_drawing(compiled), steps=_steps(compiled, lang),
-                    states=_states(compiled, lang), said=lambda text, name: _said(text, lang,
+                    states=_states(compiled, lang), said=lambda text, name: said(text, lang,
                                                                                   name))
 
     @api.get("/ui/pathways", response_class=HTMLResponse, include_in_schema=False)
@@ -337,7 +353,7 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
         lang = language(request, lang)
         if signed_in(request) is None:
             return login_redirect(request, lang)
-        shown = sorted(((d.spec.id, d.spec.version, _said(d.spec.title, lang, d.spec.id))
+        shown = sorted(((d.spec.id, d.spec.version, said(d.spec.title, lang, d.spec.id))
                         for d in app.registry.all()), key=lambda row: row[2].lower())
         return page("pathways.html", lang, shown=shown, signed_in=True)
 
@@ -364,13 +380,49 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
             r["pathway_title"] = named.pathway(str(r["pathway"]))
             r["group"] = named.group(by, str(r["pathway"]), r.get(by))
             r["linked"] = r["pathway"] in named.specs  # one that left the definitions has no page
-        choices = sorted(((d.spec.id, _said(d.spec.title, lang, d.spec.id))
+        choices = sorted(((d.spec.id, said(d.spec.title, lang, d.spec.id))
                           for d in app.registry.all()), key=lambda row: row[1].lower())
         return page("report.html", lang, rows=rows, signed_in=True, by=by, first=first,
                     last=last, pathway=pathway or "", choices=choices,
                     keep=urllib.parse.urlencode({key: value for key, value in (
                         ("from", start), ("to", end), ("pathway", pathway),
                         ("by", by if by != "step" else None)) if value}))
+
+
+def _responsible(app: Any, lang: str, shown: dict[str, Any]) -> str:
+    """Whose turn it is in one of a child's pathways: the party (assigned, else routed by
+    the parties file, as the overdue page finds it) by its name, else the role by its label
+    in the pathway's file."""
+    from pathways.cases import party_of
+
+    party = shown.get("responsible_party") or party_of(
+        app, shown.get("responsible"), shown.get("area"), dict(shown.get("assigned") or {}))
+    if party and app.parties is not None and party in app.parties.by_id:
+        return str(app.parties.by_id[party].name)
+    role = shown.get("responsible")
+    if not role:
+        return party or "-"
+    from pathways_engine.errors import UnknownPathway
+
+    try:
+        roles = app.registry.get(shown["pathway"]).spec.roles
+    except UnknownPathway:  # a pathway that left the files: the role as named
+        return str(party or role)
+    return str(party or (said(roles[role].label, lang, role) if role in roles else role))
+
+
+def _step_titles(app: Any, pathway: str, version: int) -> dict[str, Any]:
+    """Each event's title, from the pathway's file (a snapshot's read view has none): the
+    instance's version where the files still have it, else the newest."""
+    from pathways_engine.errors import UnknownPathway
+
+    for wanted in (version, None):
+        try:
+            spec = app.registry.get(pathway, wanted).spec
+        except UnknownPathway:
+            continue
+        return {t.event: t.title for t in spec.transitions if t.title}
+    return {}  # a pathway that left the files: its events as they are named
 
 
 def _day(name: str, text: str | None) -> dt.date | None:
@@ -395,7 +447,7 @@ class _Names:
 
     def pathway(self, pathway: str) -> str:
         spec = self.specs.get(pathway)
-        return _said(spec.title, self.lang, pathway) if spec else pathway
+        return said(spec.title, self.lang, pathway) if spec else pathway
 
     def group(self, by: str, pathway: str, value: Any) -> str:
         from pathways_engine.reading.reporting import NO_AREA
@@ -407,19 +459,12 @@ class _Names:
             return LABELS[self.lang]["whole" if value == WHOLE_PATHWAY else "no_area"]
         spec = self.specs.get(pathway)
         if by == "step" and spec is not None and value in spec.states:
-            return _said(spec.states[value].title, self.lang, str(value))
+            return said(spec.states[value].title, self.lang, str(value))
         if by == "role" and spec is not None and value in spec.roles:
-            return _said(spec.roles[value].label, self.lang, str(value))
+            return said(spec.roles[value].label, self.lang, str(value))
         if by == "organisation" and value in self.parties:
             return str(self.parties[value].name)
         return str(value)
-
-
-def _said(text: Any, lang: str, fallback: str) -> str:
-    """A definition's text in the reader's language, else its first, else `fallback`."""
-    if not text:
-        return fallback
-    return str(text.get(lang) or next(iter(text.values()), fallback))
 
 
 def _steps(compiled: Any, lang: str) -> list[dict[str, str]]:
@@ -431,9 +476,9 @@ def _steps(compiled: Any, lang: str) -> list[dict[str, str]]:
         for source in transition.sources:
             target = transition.target_from(source)
             rows.append({
-                "from": _said(spec.states[source].title, lang, source),
-                "event": _said(transition.title, lang, transition.event.replace("_", " ")),
-                "to": _said(spec.states[target].title, lang, target) if target else t["stays"],
+                "from": said(spec.states[source].title, lang, source),
+                "event": said(transition.title, lang, transition.event.replace("_", " ")),
+                "to": said(spec.states[target].title, lang, target) if target else t["stays"],
                 "who": ", ".join(transition.roles) or t["system"],
                 "condition": transition.guard or ""})
     return rows
@@ -443,7 +488,7 @@ def _states(compiled: Any, lang: str) -> list[tuple[str, list[str]]]:
     from pathways_engine.definition.diagrams import state_notes
 
     notes = state_notes(compiled)
-    return [(_said(state.title, lang, name), notes.get(name, []))
+    return [(said(state.title, lang, name), notes.get(name, []))
             for name, state in ((n, compiled.spec.states[n])
                                 for n in compiled.spec.reading_order())]
 

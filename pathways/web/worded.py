@@ -1,0 +1,177 @@
+"""An instance's deadlines and history as the instance page says them to a team lead: what
+happened in words of her language (a step by its title, from which state to which), who did
+it by name and role, and every time in the pathway's own zone - not the engine's kinds, ids
+and UTC stamps, which `show --json` and the API keep for programs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pathways_notifications.wording import local_time
+
+# the audit's kinds (engine runtime/*.py `audit(...)`) and the statuses `show` gives
+WORDS: dict[str, dict[str, str]] = {
+    "en": {"start": "Started", "handover": "Handed over to another pathway",
+           "joined": "Joined from another pathway", "notification_queued": "Message queued",
+           "notification_sent": "Message sent", "notification_cancelled": "Messages cancelled",
+           "timer_reminder": "Reminder", "timer_due": "Deadline reached",
+           "timer_escalation": "Escalated", "timer_timeout": "Timed out",
+           "timeout_not_applied": "Time-out not applied", "assignment": "Assigned",
+           "consent": "Consent recorded", "consent_withdrawn": "Consent withdrawn",
+           "correction": "Corrected", "undo": "Step undone", "withdrawn": "Withdrawn",
+           "migration": "Moved to a new version", "deadline_extended": "Deadline extended",
+           "deadline_paused": "Deadline paused", "deadline_resumed": "Deadline resumed",
+           "signal_refused": "Signal refused",
+           "active": "active", "completed": "completed", "pending": "open", "due": "due today",
+           "overdue": "overdue", "paused": "paused", "met": "met", "met_early": "met early",
+           "met_late": "met late", "unmet": "not met", "timed_out": "timed out",
+           "cancelled": "cancelled", "what": "What", "when": "When", "who": "Who",
+           "closed": "Closed", "responsible": "Responsible", "system": "the system"},
+    "da": {"start": "Startet", "handover": "Overdraget til et andet forløb",
+           "joined": "Kommet fra et andet forløb", "notification_queued": "Besked lagt i kø",
+           "notification_sent": "Besked sendt", "notification_cancelled": "Beskeder annulleret",
+           "timer_reminder": "Påmindelse", "timer_due": "Fristen er nået",
+           "timer_escalation": "Eskaleret", "timer_timeout": "Tiden er udløbet",
+           "timeout_not_applied": "Udløb ikke gennemført", "assignment": "Tildelt",
+           "consent": "Samtykke registreret", "consent_withdrawn": "Samtykke trukket tilbage",
+           "correction": "Rettet", "undo": "Trin fortrudt", "withdrawn": "Trukket tilbage",
+           "migration": "Flyttet til ny version", "deadline_extended": "Frist forlænget",
+           "deadline_paused": "Frist sat på pause", "deadline_resumed": "Frist genoptaget",
+           "signal_refused": "Signal afvist",
+           "active": "aktivt", "completed": "afsluttet", "pending": "åben",
+           "due": "udløber i dag", "overdue": "overskredet", "paused": "på pause",
+           "met": "overholdt", "met_early": "overholdt før tid", "met_late": "overholdt for sent",
+           "unmet": "ikke overholdt", "timed_out": "udløbet", "cancelled": "annulleret",
+           "what": "Hvad", "when": "Hvornår", "who": "Hvem", "closed": "Lukket",
+           "responsible": "Ansvarlig", "system": "systemet"},
+    "nb": {"start": "Startet", "handover": "Overført til et annet forløp",
+           "joined": "Kommet fra et annet forløp", "notification_queued": "Melding lagt i kø",
+           "notification_sent": "Melding sendt", "notification_cancelled": "Meldinger kansellert",
+           "timer_reminder": "Påminnelse", "timer_due": "Fristen er nådd",
+           "timer_escalation": "Eskalert", "timer_timeout": "Tiden er ute",
+           "timeout_not_applied": "Utløp ikke gjennomført", "assignment": "Tildelt",
+           "consent": "Samtykke registrert", "consent_withdrawn": "Samtykke trukket tilbake",
+           "correction": "Rettet", "undo": "Steg angret", "withdrawn": "Trukket tilbake",
+           "migration": "Flyttet til ny versjon", "deadline_extended": "Frist forlenget",
+           "deadline_paused": "Frist satt på pause", "deadline_resumed": "Frist gjenopptatt",
+           "signal_refused": "Signal avvist",
+           "active": "aktivt", "completed": "avsluttet", "pending": "åpen",
+           "due": "går ut i dag", "overdue": "oversittet", "paused": "på pause",
+           "met": "overholdt", "met_early": "overholdt før tiden",
+           "met_late": "overholdt for sent", "unmet": "ikke overholdt", "timed_out": "utløpt",
+           "cancelled": "kansellert", "what": "Hva", "when": "Når", "who": "Hvem",
+           "closed": "Lukket", "responsible": "Ansvarlig", "system": "systemet"},
+    "sv": {"start": "Startat", "handover": "Överlämnat till ett annat förlopp",
+           "joined": "Kommit från ett annat förlopp", "notification_queued": "Meddelande köat",
+           "notification_sent": "Meddelande skickat",
+           "notification_cancelled": "Meddelanden avbrutna", "timer_reminder": "Påminnelse",
+           "timer_due": "Tidsgränsen är nådd", "timer_escalation": "Eskalerat",
+           "timer_timeout": "Tiden har gått ut", "timeout_not_applied": "Utgång inte genomförd",
+           "assignment": "Tilldelat", "consent": "Samtycke registrerat",
+           "consent_withdrawn": "Samtycke återkallat", "correction": "Rättat",
+           "undo": "Steg ångrat", "withdrawn": "Återkallat",
+           "migration": "Flyttat till ny version", "deadline_extended": "Tidsgräns förlängd",
+           "deadline_paused": "Tidsgräns pausad", "deadline_resumed": "Tidsgräns återupptagen",
+           "signal_refused": "Signal avvisad",
+           "active": "aktivt", "completed": "avslutat", "pending": "öppen",
+           "due": "löper ut i dag", "overdue": "försenad", "paused": "pausad",
+           "met": "hållen", "met_early": "hållen i förtid", "met_late": "hållen för sent",
+           "unmet": "inte hållen", "timed_out": "utgången", "cancelled": "avbruten",
+           "what": "Vad", "when": "När", "who": "Vem", "closed": "Stängd",
+           "responsible": "Ansvarig", "system": "systemet"},
+}
+
+
+def said(text: Any, lang: str, fallback: str) -> str:
+    """A definition's text in the reader's language, else its first, else `fallback`."""
+    if not text:
+        return fallback
+    return str(text.get(lang) or next(iter(text.values()), fallback))
+
+
+def word(key: str, lang: str) -> str:
+    """A kind or status in words; one this module does not know, as its id reads."""
+    return WORDS[lang].get(key) or key.replace("_", " ")
+
+
+class Worded:
+    """One instance's `show` data, worded for the reader (see the module docstring).
+
+    `view`: the read view of the instance's own definition snapshot (its states and roles);
+    `steps`: each event's title, from the pathway's file where the server has it."""
+
+    def __init__(self, data: dict[str, Any], view: Any, steps: dict[str, Any], actors: Any,
+                 parties: Any, lang: str) -> None:
+        self.data, self.view, self.steps, self.actors, self.lang = data, view, steps, actors, lang
+        self.parties = parties.by_id if parties is not None else {}
+        self.zone = str(data.get("timezone") or "UTC")
+        self.words = WORDS[lang]
+
+    def word(self, key: str) -> str:
+        return word(key, self.lang)
+
+    def time(self, at: str | None) -> str:
+        return local_time(at, self.zone, self.lang) or "-"
+
+    def state(self, name: str | None) -> str:
+        if name is None:
+            return "-"
+        titles = self.view.state_titles if self.view is not None else {}
+        return said(titles.get(name), self.lang, name)
+
+    def role(self, role: str | None) -> str:
+        if not role or role == "system":
+            return ""
+        labels = (self.view.role_labels or {}) if self.view is not None else {}
+        return said(labels.get(role), self.lang, role)
+
+    def who(self, actor: str, role: str | None) -> str:
+        if actor == "system":
+            return word("system", self.lang)
+        person = self.actors.by_id.get(actor) if self.actors is not None else None
+        name = person.name if person is not None and person.name else actor
+        label = self.role(role)
+        return f"{name} ({label})" if label else name
+
+    def event(self, event: str) -> str:
+        """The step's title; none for one without a title, which its move then says."""
+        return said(self.steps.get(event), self.lang, "")
+
+    def history(self) -> list[dict[str, str]]:
+        rows = []
+        for h in self.data["history"]:
+            what = self.event(h["event"]) if h["kind"] == "transition" and h["event"] else \
+                word(h["kind"], self.lang)
+            moved = (f"{self.state(h.get('from'))} \u2192 {self.state(h.get('to'))}"
+                     if h.get("from") else self.state(h.get("to"))) \
+                if h.get("from") or h.get("to") else self.detail(h)
+            what = f"{what}: {moved}" if what and moved else what or moved
+            rows.append({"seq": str(h["seq"]), "when": self.time(h["at"]),
+                         "who": self.who(h["actor"], h.get("role")), "what": what,
+                         "note": h.get("note") or ""})
+        return rows
+
+    def detail(self, entry: dict[str, Any]) -> str:
+        """Whom a message went to, which deadline a timer was for, which pathway took the
+        child over: never the entry's data, which may be personal (`show` redacts it)."""
+        changes = entry.get("changes") or {}
+        kind = entry["kind"]
+        if kind == "notification_sent" and changes.get("party"):
+            party = self.parties.get(changes["party"])
+            return str(party.name if party is not None else changes["party"])
+        if kind == "notification_queued" and changes.get("to"):
+            return ", ".join(self.role(str(role)) for role in changes["to"])
+        if kind.startswith("timer_") or kind.startswith("deadline_"):
+            name = changes.get("deadline")
+            titles = (self.view.deadline_titles or {}) if self.view is not None else {}
+            return said(titles.get(name), self.lang, str(name)) if name else ""
+        return ""
+
+    def deadlines(self) -> list[dict[str, str]]:
+        return [{"title": d["title"], "status": word(d["status"], self.lang),
+                 "late": "late" if d["status"] in ("overdue", "unmet", "timed_out",
+                                                  "met_late") else "",
+                 "responsible": self.role(d.get("responsible")) or "-",
+                 "due": self.time(d.get("due_local")), "closed": self.time(d.get("closed_at"))
+                 if d.get("closed_at") else "-"}
+                for d in self.data["deadlines"] if not d.get("superseded")]
