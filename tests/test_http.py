@@ -462,13 +462,18 @@ def test_the_overdue_page_narrows_to_an_area_a_party_or_a_pathway_as_the_cli_doe
         whole = http.get("/ui/overdue", params={"lang": "en"}).text
         assert all(f">{ref}</a>" in whole for ref in ("N-1", "S-1", "N-2"))
         assert '<a href="/ui/overdue?lang=en&amp;area=syddjurs">syddjurs</a>' in whole
-        assert '<a href="/ui/overdue?lang=en&amp;party=ppr_syddjurs">ppr_syddjurs</a>' in whole
+        assert '<a href="/ui/overdue?lang=en&amp;party=ppr_syddjurs">PPR Syddjurs</a>' in whole
+        assert ">Referral of children and young people in mental distress</a></td>" in whole
+        assert "<td>PPR Syddjurs (Educational psychology service (PPR))</td>" in whole
+        assert "<td>16 November 2026 at 23:59</td>" in whole  # the pathway's zone
+        assert "ppr_norddjurs" not in whole.replace("party=ppr_norddjurs", "")  # only in links
         south_page = http.get("/ui/overdue", params={"lang": "da", "area": "syddjurs"}).text
         assert ">S-1</a>" in south_page
         assert ">N-1</a>" not in south_page
         assert ">N-2</a>" not in south_page
         assert "Kun:" in south_page
         assert "<strong>syddjurs</strong>" in south_page
+        assert re.search(r'<td class="late">\d+ dage</td>', south_page)
         assert '<a href="/ui/overdue?lang=da">Vis alt, der er overskredet</a>' in south_page
         assert '<a href="?lang=sv&amp;area=syddjurs" lang="sv"' in south_page  # same list
         both = http.get("/ui/overdue", params={"lang": "en", "area": "norddjurs",

@@ -268,6 +268,8 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
                 pathway: Annotated[str | None, Query(max_length=64)] = None) -> Response:
         """Grouped by area, party and pathway; a group's name narrows the list to it, as
         `pathways overdue --area/--party/--pathway` does (and checks the values alike)."""
+        from pathways_notifications.wording import how_long
+
         from pathways.cases import filters
         from pathways.cases import overdue_cases
 
@@ -278,14 +280,24 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
         chosen = {"area": area or None, "party": party or None, "pathway": pathway or None}
         rows = overdue_cases(app, filters(app, **chosen, prefix=""), scope=app.actors.scope(actor),
                              language=lang)
+        named = _Names(app, lang)
         for r in rows:
             r["party"] = r["responsible_party"] or "-"
+            r["pathway_title"] = named.pathway(r["pathway"])
+            r["party_name"] = named.group("organisation", r["pathway"], r["responsible_party"])
+            r["role_label"] = named.group("role", r["pathway"], r["responsible"])
+            r["due"] = named.time(r["pathway"], r["due_local"])
+            r["late_by"] = how_long(dt.timedelta(seconds=r["overdue_seconds"]), lang)
         groups = {key: _count(rows, key) for key in ("area", "party", "pathway")}
+        names = {"area": lambda value: value,
+                 "party": lambda value: named.group("organisation", "", value),
+                 "pathway": named.pathway}
         narrowed = {key: value for key, value in chosen.items() if value}
         return page("overdue.html", lang, rows=rows, groups=groups, signed_in=True,
                     narrowed=narrowed, narrow_all=f"{HOME}?lang={lang}",
                     keep=urllib.parse.urlencode(narrowed),  # another language, same list
-                    narrow=lambda key, value: _narrow(lang, narrowed, key, value))
+                    narrow=lambda key, value: _narrow(lang, narrowed, key, value),
+                    name_of=lambda key, value: names[key](value) if value != "-" else value)
 
     @api.get("/ui/subjects/{ref}", response_class=HTMLResponse, include_in_schema=False)
     def subject(request: Request,
@@ -444,6 +456,13 @@ class _Names:
         self.lang = lang
         self.specs = {d.spec.id: d.spec for d in app.registry.all()}
         self.parties = app.parties.by_id if app.parties is not None else {}
+
+    def time(self, pathway: str, at: str) -> str:
+        """`at` in the pathway's zone, as its reader writes dates."""
+        from pathways_notifications.wording import local_time
+
+        spec = self.specs.get(pathway)
+        return local_time(at, spec.timezone if spec else "UTC", self.lang) or at
 
     def pathway(self, pathway: str) -> str:
         spec = self.specs.get(pathway)
