@@ -28,6 +28,7 @@ from jinja2 import FileSystemLoader
 from jinja2 import select_autoescape
 from pathways_engine.errors import InvalidArgument
 
+from .worded import Names
 from .worded import said
 
 COOKIE = "pathways_token"
@@ -52,8 +53,7 @@ LABELS: dict[str, dict[str, str]] = {
            "by": "Group by", "all_pathways": "All pathways", "show": "Show",
            "median": "Median days", "p90": "90 % within (days)", "role": "Role",
            "organisation": "Organisation", "period": "Period",
-           "no_figures": "Nothing started in this period.",
-           "whole": "(whole pathway)", "no_area": "(no area)"},
+           "no_figures": "Nothing started in this period."},
     "da": {"overdue": "Overskredet nu", "child": "Barn", "pathway": "Forløb", "step": "Trin",
            "deadline": "Frist", "due": "Udløber", "late": "Overskredet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Intet er overskredet.", "report": "Rapport",
@@ -73,8 +73,7 @@ LABELS: dict[str, dict[str, str]] = {
            "by": "Gruppér efter", "all_pathways": "Alle forløb", "show": "Vis",
            "median": "Median, dage", "p90": "90 % inden for (dage)", "role": "Rolle",
            "organisation": "Organisation", "period": "Periode",
-           "no_figures": "Intet er startet i perioden.",
-           "whole": "(hele forløbet)", "no_area": "(intet område)"},
+           "no_figures": "Intet er startet i perioden."},
     "nb": {"overdue": "Oversittet nå", "child": "Barn", "pathway": "Forløp", "step": "Steg",
            "deadline": "Frist", "due": "Går ut", "late": "Oversittet med", "area": "Område",
            "party": "Ansvarlig", "nothing": "Ingenting er oversittet.", "report": "Rapport",
@@ -94,8 +93,7 @@ LABELS: dict[str, dict[str, str]] = {
            "by": "Grupper etter", "all_pathways": "Alle forløp", "show": "Vis",
            "median": "Median, dager", "p90": "90 % innen (dager)", "role": "Rolle",
            "organisation": "Organisasjon", "period": "Periode",
-           "no_figures": "Ingenting er startet i perioden.",
-           "whole": "(hele forløpet)", "no_area": "(uten område)"},
+           "no_figures": "Ingenting er startet i perioden."},
     "sv": {"overdue": "Försenat nu", "child": "Barn", "pathway": "Förlopp", "step": "Steg",
            "deadline": "Tidsgräns", "due": "Löper ut", "late": "Försenat med",
            "area": "Område", "party": "Ansvarig", "nothing": "Inget är försenat.",
@@ -116,8 +114,7 @@ LABELS: dict[str, dict[str, str]] = {
            "by": "Gruppera efter", "all_pathways": "Alla förlopp", "show": "Visa",
            "median": "Median, dagar", "p90": "90 % inom (dagar)", "role": "Roll",
            "organisation": "Organisation", "period": "Period",
-           "no_figures": "Inget har startat under perioden.",
-           "whole": "(hela förloppet)", "no_area": "(inget område)"},
+           "no_figures": "Inget har startat under perioden."},
 }
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -280,7 +277,7 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
         chosen = {"area": area or None, "party": party or None, "pathway": pathway or None}
         rows = overdue_cases(app, filters(app, **chosen, prefix=""), scope=app.actors.scope(actor),
                              language=lang)
-        named = _Names(app, lang)
+        named = Names(app, lang)
         for r in rows:
             r["party"] = r["responsible_party"] or "-"
             r["pathway_title"] = named.pathway(r["pathway"])
@@ -318,7 +315,7 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
         return page("subject.html", lang, data=data, signed_in=True,
                     word=lambda key: word(key, lang),
                     when=lambda at, zone: local_time(at, zone, lang) or "-",
-                    whose=lambda p: _responsible(app, lang, p))
+                    whose=Names(app, lang).responsible)
 
     @api.get("/ui/instances/{instance}", response_class=HTMLResponse, include_in_schema=False)
     def instance(request: Request,
@@ -387,7 +384,7 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
             return login_redirect(request, lang)
         first, last = report_period(app, _day("from", start), _day("to", end), prefix="")
         rows = report_rows(app, first, last, pathway or None, by, prefix="")
-        named = _Names(app, lang)
+        named = Names(app, lang)
         for r in rows:
             r["pathway_title"] = named.pathway(str(r["pathway"]))
             r["group"] = named.group(by, str(r["pathway"]), r.get(by))
@@ -399,28 +396,6 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
                     keep=urllib.parse.urlencode({key: value for key, value in (
                         ("from", start), ("to", end), ("pathway", pathway),
                         ("by", by if by != "step" else None)) if value}))
-
-
-def _responsible(app: Any, lang: str, shown: dict[str, Any]) -> str:
-    """Whose turn it is in one of a child's pathways: the party (assigned, else routed by
-    the parties file, as the overdue page finds it) by its name, else the role by its label
-    in the pathway's file."""
-    from pathways.cases import party_of
-
-    party = shown.get("responsible_party") or party_of(
-        app, shown.get("responsible"), shown.get("area"), dict(shown.get("assigned") or {}))
-    if party and app.parties is not None and party in app.parties.by_id:
-        return str(app.parties.by_id[party].name)
-    role = shown.get("responsible")
-    if not role:
-        return party or "-"
-    from pathways_engine.errors import UnknownPathway
-
-    try:
-        roles = app.registry.get(shown["pathway"]).spec.roles
-    except UnknownPathway:  # a pathway that left the files: the role as named
-        return str(party or role)
-    return str(party or (said(roles[role].label, lang, role) if role in roles else role))
 
 
 def _step_titles(app: Any, pathway: str, version: int) -> dict[str, Any]:
@@ -445,45 +420,6 @@ def _day(name: str, text: str | None) -> dt.date | None:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise InvalidArgument(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
-
-
-class _Names:
-    """The report's pathways, states, roles and parties as their titles say them in the
-    reader's language (the engine's ids where a title is missing, or a pathway has left the
-    definitions)."""
-
-    def __init__(self, app: Any, lang: str) -> None:
-        self.lang = lang
-        self.specs = {d.spec.id: d.spec for d in app.registry.all()}
-        self.parties = app.parties.by_id if app.parties is not None else {}
-
-    def time(self, pathway: str, at: str) -> str:
-        """`at` in the pathway's zone, as its reader writes dates."""
-        from pathways_notifications.wording import local_time
-
-        spec = self.specs.get(pathway)
-        return local_time(at, spec.timezone if spec else "UTC", self.lang) or at
-
-    def pathway(self, pathway: str) -> str:
-        spec = self.specs.get(pathway)
-        return said(spec.title, self.lang, pathway) if spec else pathway
-
-    def group(self, by: str, pathway: str, value: Any) -> str:
-        from pathways_engine.reading.reporting import NO_AREA
-        from pathways_engine.reading.reporting import WHOLE_PATHWAY
-
-        if value is None:
-            return "-"
-        if value in (WHOLE_PATHWAY, NO_AREA):
-            return LABELS[self.lang]["whole" if value == WHOLE_PATHWAY else "no_area"]
-        spec = self.specs.get(pathway)
-        if by == "step" and spec is not None and value in spec.states:
-            return said(spec.states[value].title, self.lang, str(value))
-        if by == "role" and spec is not None and value in spec.roles:
-            return said(spec.roles[value].label, self.lang, str(value))
-        if by == "organisation" and value in self.parties:
-            return str(self.parties[value].name)
-        return str(value)
 
 
 def _steps(compiled: Any, lang: str) -> list[dict[str, str]]:

@@ -1,7 +1,8 @@
-"""An instance's deadlines and history as the instance page says them to a team lead: what
-happened in words of her language (a step by its title, from which state to which), who did
-it by name and role, and every time in the pathway's own zone - not the engine's kinds, ids
-and UTC stamps, which `show --json` and the API keep for programs."""
+"""The engine's things as the pages say them to a team lead: an instance's deadlines and
+history (what happened in words of her language, a step by its title, from which state to
+which, who did it by name and role, every time in the pathway's own zone) and the names of
+pathways, states, roles and parties in the overdue list and the report. The engine's kinds,
+ids and UTC stamps stay in `show --json` and the API, for programs."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ WORDS: dict[str, dict[str, str]] = {
            "overdue": "overdue", "paused": "paused", "met": "met", "met_early": "met early",
            "met_late": "met late", "unmet": "not met", "timed_out": "timed out",
            "cancelled": "cancelled", "what": "What", "when": "When", "who": "Who",
-           "closed": "Closed", "responsible": "Responsible", "system": "the system"},
+           "closed": "Closed", "responsible": "Responsible", "system": "the system",
+           "whole": "(whole pathway)", "no_area": "(no area)"},
     "da": {"start": "Startet", "handover": "Overdraget til et andet forløb",
            "joined": "Kommet fra et andet forløb", "notification_queued": "Besked lagt i kø",
            "notification_sent": "Besked sendt", "notification_cancelled": "Beskeder annulleret",
@@ -43,7 +45,8 @@ WORDS: dict[str, dict[str, str]] = {
            "met": "overholdt", "met_early": "overholdt før tid", "met_late": "overholdt for sent",
            "unmet": "ikke overholdt", "timed_out": "udløbet", "cancelled": "annulleret",
            "what": "Hvad", "when": "Hvornår", "who": "Hvem", "closed": "Lukket",
-           "responsible": "Ansvarlig", "system": "systemet"},
+           "responsible": "Ansvarlig", "system": "systemet",
+           "whole": "(hele forløbet)", "no_area": "(intet område)"},
     "nb": {"start": "Startet", "handover": "Overført til et annet forløp",
            "joined": "Kommet fra et annet forløp", "notification_queued": "Melding lagt i kø",
            "notification_sent": "Melding sendt", "notification_cancelled": "Meldinger kansellert",
@@ -60,7 +63,8 @@ WORDS: dict[str, dict[str, str]] = {
            "met": "overholdt", "met_early": "overholdt før tiden",
            "met_late": "overholdt for sent", "unmet": "ikke overholdt", "timed_out": "utløpt",
            "cancelled": "kansellert", "what": "Hva", "when": "Når", "who": "Hvem",
-           "closed": "Lukket", "responsible": "Ansvarlig", "system": "systemet"},
+           "closed": "Lukket", "responsible": "Ansvarlig", "system": "systemet",
+           "whole": "(hele forløpet)", "no_area": "(uten område)"},
     "sv": {"start": "Startat", "handover": "Överlämnat till ett annat förlopp",
            "joined": "Kommit från ett annat förlopp", "notification_queued": "Meddelande köat",
            "notification_sent": "Meddelande skickat",
@@ -78,7 +82,8 @@ WORDS: dict[str, dict[str, str]] = {
            "met": "hållen", "met_early": "hållen i förtid", "met_late": "hållen för sent",
            "unmet": "inte hållen", "timed_out": "utgången", "cancelled": "avbruten",
            "what": "Vad", "when": "När", "who": "Vem", "closed": "Stängd",
-           "responsible": "Ansvarig", "system": "systemet"},
+           "responsible": "Ansvarig", "system": "systemet",
+           "whole": "(hela förloppet)", "no_area": "(inget område)"},
 }
 
 
@@ -175,3 +180,52 @@ class Worded:
                  "due": self.time(d.get("due_local")), "closed": self.time(d.get("closed_at"))
                  if d.get("closed_at") else "-"}
                 for d in self.data["deadlines"] if not d.get("superseded")]
+
+
+class Names:
+    """Pathways, states, roles and parties as their titles say them in the reader's
+    language (the engine's ids where a title is missing, or a pathway has left the
+    definitions)."""
+
+    def __init__(self, app: Any, lang: str) -> None:
+        self.app, self.lang = app, lang
+        self.specs = {d.spec.id: d.spec for d in app.registry.all()}
+        self.parties = app.parties.by_id if app.parties is not None else {}
+
+    def time(self, pathway: str, at: str) -> str:
+        """`at` in the pathway's zone, as its reader writes dates."""
+        spec = self.specs.get(pathway)
+        return local_time(at, spec.timezone if spec else "UTC", self.lang) or at
+
+    def pathway(self, pathway: str) -> str:
+        spec = self.specs.get(pathway)
+        return said(spec.title, self.lang, pathway) if spec else pathway
+
+    def group(self, by: str, pathway: str, value: Any) -> str:
+        from pathways_engine.reading.reporting import NO_AREA
+        from pathways_engine.reading.reporting import WHOLE_PATHWAY
+
+        if value is None:
+            return "-"
+        if value in (WHOLE_PATHWAY, NO_AREA):
+            return word("whole" if value == WHOLE_PATHWAY else "no_area", self.lang)
+        spec = self.specs.get(pathway)
+        if by == "step" and spec is not None and value in spec.states:
+            return said(spec.states[value].title, self.lang, str(value))
+        if by == "role" and spec is not None and value in spec.roles:
+            return said(spec.roles[value].label, self.lang, str(value))
+        if by == "organisation" and value in self.parties:
+            return str(self.parties[value].name)
+        return str(value)
+
+    def responsible(self, shown: dict[str, Any]) -> str:
+        """Whose turn it is in one of a child's pathways: the party (assigned, else routed
+        by the parties file, as the overdue page finds it) by its name, else the role."""
+        from pathways.cases import party_of
+
+        pathway, role = str(shown["pathway"]), shown.get("responsible")
+        party = shown.get("responsible_party") or party_of(
+            self.app, role, shown.get("area"), dict(shown.get("assigned") or {}))
+        return self.group("organisation", pathway, party) if party else \
+            self.group("role", pathway, role)
+
