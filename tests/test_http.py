@@ -297,6 +297,7 @@ def test_an_instance_page_says_its_history_and_deadlines_in_words_and_local_time
             assert engine_speak not in da, engine_speak
         en = http.get(f"/ui/instances/{instance}", params={"lang": "en"}).text
         assert "<th scope=\"col\">When</th>" in en
+        assert "<th scope=\"col\">Note</th>" in en  # no column without a header
         assert "<td>Message queued: Educational psychology service (PPR)</td>" in en
         assert "<td>Referred - municipal triage → PPR assessment</td>" in en  # no title
         child = http.get("/ui/subjects/H-1", params={"lang": "da"}).text

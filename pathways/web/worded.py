@@ -28,7 +28,7 @@ WORDS: dict[str, dict[str, str]] = {
            "met_late": "met late", "unmet": "not met", "timed_out": "timed out",
            "cancelled": "cancelled", "what": "What", "when": "When", "who": "Who",
            "closed": "Closed", "responsible": "Responsible", "system": "the system",
-           "whole": "(whole pathway)", "no_area": "(no area)"},
+           "note": "Note", "whole": "(whole pathway)", "no_area": "(no area)"},
     "da": {"start": "Startet", "handover": "Overdraget til et andet forløb",
            "joined": "Kommet fra et andet forløb", "notification_queued": "Besked lagt i kø",
            "notification_sent": "Besked sendt", "notification_cancelled": "Beskeder annulleret",
@@ -46,7 +46,7 @@ WORDS: dict[str, dict[str, str]] = {
            "unmet": "ikke overholdt", "timed_out": "udløbet", "cancelled": "annulleret",
            "what": "Hvad", "when": "Hvornår", "who": "Hvem", "closed": "Lukket",
            "responsible": "Ansvarlig", "system": "systemet",
-           "whole": "(hele forløbet)", "no_area": "(intet område)"},
+           "note": "Note", "whole": "(hele forløbet)", "no_area": "(intet område)"},
     "nb": {"start": "Startet", "handover": "Overført til et annet forløp",
            "joined": "Kommet fra et annet forløp", "notification_queued": "Melding lagt i kø",
            "notification_sent": "Melding sendt", "notification_cancelled": "Meldinger kansellert",
@@ -64,7 +64,7 @@ WORDS: dict[str, dict[str, str]] = {
            "met_late": "overholdt for sent", "unmet": "ikke overholdt", "timed_out": "utløpt",
            "cancelled": "kansellert", "what": "Hva", "when": "Når", "who": "Hvem",
            "closed": "Lukket", "responsible": "Ansvarlig", "system": "systemet",
-           "whole": "(hele forløpet)", "no_area": "(uten område)"},
+           "note": "Notat", "whole": "(hele forløpet)", "no_area": "(uten område)"},
     "sv": {"start": "Startat", "handover": "Överlämnat till ett annat förlopp",
            "joined": "Kommit från ett annat förlopp", "notification_queued": "Meddelande köat",
            "notification_sent": "Meddelande skickat",
@@ -83,7 +83,7 @@ WORDS: dict[str, dict[str, str]] = {
            "unmet": "inte hållen", "timed_out": "utgången", "cancelled": "avbruten",
            "what": "Vad", "when": "När", "who": "Vem", "closed": "Stängd",
            "responsible": "Ansvarig", "system": "systemet",
-           "whole": "(hela förloppet)", "no_area": "(inget område)"},
+           "note": "Anteckning", "whole": "(hela förloppet)", "no_area": "(inget område)"},
 }
 
 
@@ -157,8 +157,8 @@ class Worded:
         return rows
 
     def detail(self, entry: dict[str, Any]) -> str:
-        """Whom a message went to, which deadline a timer was for, which pathway took the
-        child over: never the entry's data, which may be personal (`show` redacts it)."""
+        """Whom a message went to, which deadline a timer or a pause was for: never the
+        entry's changed values, which may be personal data."""
         changes = entry.get("changes") or {}
         kind = entry["kind"]
         if kind == "notification_sent" and changes.get("party"):
