@@ -310,6 +310,27 @@ def test_an_instance_page_says_its_history_and_deadlines_in_words_and_local_time
                          r"overskredet)</td><td>16\. november 2026 kl\. 23\.59</td>", waiting)
 
 
+def test_the_pages_still_read_a_child_when_a_definition_file_is_broken(
+        server: Server, tmp_path: Any) -> None:
+    """A coordinator's half-edited file must not take the team lead's pages down: running
+    instances read from their stored snapshots, and names fall back to the engine's ids
+    where the files cannot say them (`pathways check` reports the file)."""
+    from pathways_engine import Registry
+
+    author = server.token("dr.a")
+    with server.client() as http:
+        instance = triaged_and_signed_in(http, server, author)
+        broken = tmp_path / "definitions"
+        broken.mkdir()
+        (broken / "pathway.yaml").write_text("id: [unclosed\n", encoding="utf-8")
+        server.app.__dict__["registry"] = Registry.lazy([broken])
+        for address in (f"/ui/instances/{instance}", "/ui/subjects/H-1", "/ui/overdue"):
+            page = http.get(address, params={"lang": "da"})
+            assert page.status_code == 200, (address, page.text)
+        shown = http.get(f"/ui/instances/{instance}", params={"lang": "da"}).text
+        assert "Startet: Henvist - visitation i kommunen" in shown  # from the snapshot
+
+
 def test_the_report_page_takes_a_period_a_pathway_and_a_grouping_and_names_them_for_people(
         server: Server) -> None:
     """What `pathways report --from --to --pathway --by` gives, as a form a team lead fills in,
@@ -339,6 +360,13 @@ def test_the_report_page_takes_a_period_a_pathway_and_a_grouping_and_names_them_
         not_a_day = http.get("/ui/report", params={"lang": "sv", "from": "2026-13-01"})
         assert not_a_day.status_code == 400
         assert "from &#39;2026-13-01&#39; is not a date (YYYY-MM-DD)" in not_a_day.text
+        for hostile in ({"pathway": "<script>alert(1)</script>"}, {"by": "<b>x</b>"},
+                        {"from": "<img src=x>"}):
+            refused = http.get("/ui/report", params={"lang": "en", **hostile})
+            assert refused.status_code in (400, 404, 422), (hostile, refused.status_code)
+            assert "<script>" not in refused.text
+            assert "<img" not in refused.text
+            assert "<b>x" not in refused.text
         backwards = http.get("/ui/report", params={"from": "2027-01-01", "to": "2026-01-01"})
         assert backwards.status_code == 400
         assert "from 2027-01-01 is after to 2026-01-01" in backwards.text

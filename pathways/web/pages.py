@@ -401,6 +401,7 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
 def _step_titles(app: Any, pathway: str, version: int) -> dict[str, Any]:
     """Each event's title, from the pathway's file (a snapshot's read view has none): the
     instance's version where the files still have it, else the newest."""
+    from pathways_engine.errors import DefinitionError
     from pathways_engine.errors import UnknownPathway
 
     for wanted in (version, None):
@@ -408,6 +409,8 @@ def _step_titles(app: Any, pathway: str, version: int) -> dict[str, Any]:
             spec = app.registry.get(pathway, wanted).spec
         except UnknownPathway:
             continue
+        except DefinitionError:  # a broken file: the steps as their moves say them
+            return {}
         return {t.event: t.title for t in spec.transitions if t.title}
     return {}  # a pathway that left the files: its events as they are named
 

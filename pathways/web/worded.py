@@ -182,6 +182,18 @@ class Worded:
                 for d in self.data["deadlines"] if not d.get("superseded")]
 
 
+def loaded_specs(app: Any) -> dict[str, Any]:
+    """The pathways' files by id; none while a file does not load. A coordinator's broken
+    file is `pathways check`'s to report: it must not take down the pages that read running
+    instances (from their stored snapshots), which then name things by their ids."""
+    from pathways_engine.errors import DefinitionError
+
+    try:
+        return {d.spec.id: d.spec for d in app.registry.all()}
+    except DefinitionError:
+        return {}
+
+
 class Names:
     """Pathways, states, roles and parties as their titles say them in the reader's
     language (the engine's ids where a title is missing, or a pathway has left the
@@ -189,7 +201,7 @@ class Names:
 
     def __init__(self, app: Any, lang: str) -> None:
         self.app, self.lang = app, lang
-        self.specs = {d.spec.id: d.spec for d in app.registry.all()}
+        self.specs = loaded_specs(app)
         self.parties = app.parties.by_id if app.parties is not None else {}
 
     def time(self, pathway: str, at: str) -> str:
