@@ -548,6 +548,32 @@ def test_one_start_sent_twice_at_once_with_its_key_starts_one_pathway(
     assert len(json.loads(run("list", "--json").output)) == 1
 
 
+def test_a_new_child_already_stored_under_its_other_unique_key_is_no_traceback(
+        db_url: str) -> None:
+    """The race behind a traceback seen once in CI: two starts for one new child at the same
+    instant. A subject is unique by `ref` and by `ref_key`; PostgreSQL's ON CONFLICT with a
+    target checks only that index before inserting, so the later start could pass it and
+    fail on the other. Provoked here deterministically: the row already there collides on
+    `ref` only."""
+    from pathways_engine.store.tables import subjects
+    from pathways_engine.store.writes import insert_missing
+    from sqlalchemy import func
+    from sqlalchemy import insert
+    from sqlalchemy import select
+
+    db = Database(db_url)
+    now = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+    with db.writing() as connection:
+        connection.execute(insert(subjects).values(ref="C-9", ref_key="c-9-other",
+                                                   created_at=now))
+    with db.writing() as connection:
+        insert_missing(connection, subjects, {"ref": "C-9", "ref_key": "c-9",
+                                              "birth_date": None, "created_at": now})
+    with db.reading() as connection:
+        assert connection.execute(select(func.count()).select_from(subjects)).scalar() == 1
+    db.dispose()
+
+
 def test_a_second_running_pathway_for_the_same_child_is_refused(run: Cli) -> None:
     first = started(run)
     refused = run(*START[:-1], code=1)

@@ -142,7 +142,7 @@ class PathwayEngine:
             insert_missing(connection, definition_snapshots, {
                 "content_hash": definition.content_hash, "pathway_id": definition.spec.id,
                 "version": definition.spec.version, "source": definition.snapshot(),
-                "created_at": now}, ["content_hash"])
+                "created_at": now})
         connection.info.setdefault(_STORED_ON_COMMIT, set()).add(definition.content_hash)
 
     # ---------------------------------------------------------------- the step path
@@ -311,8 +311,7 @@ class PathwayEngine:
         subject = reads.subject_by_key(connection, ref_key)
         if subject is None:
             insert_missing(connection, subjects, {"ref": ref, "ref_key": ref_key,
-                                                  "birth_date": birth_date, "created_at": now},
-                           ["ref_key"])
+                                                  "birth_date": birth_date, "created_at": now})
         subject = reads.lock_subject(connection, ref_key)
         if birth_date is not None and subject.birth_date not in (None, birth_date):
             raise FieldError(f"subject {subject.ref!r} is recorded with birth date "

@@ -67,24 +67,23 @@ from .tables import subject_assignments
 from .tables import subjects
 
 
-def insert_missing(connection: Connection, table: Table, values: dict[str, Any],
-                   key: list[str]) -> None:
-    """INSERT the row unless a row with the same `key` columns exists (ON CONFLICT DO NOTHING).
+def insert_missing(connection: Connection, table: Table, values: dict[str, Any]) -> None:
+    """INSERT the row unless a row it would duplicate exists (ON CONFLICT DO NOTHING).
 
     Two processes starting the first pathway on a new definition (or for the same new
     subject) at the same moment both succeed, where a check-then-insert would give one of
-    them a unique violation.
-    """
+    them a unique violation. No conflict target: a subject is unique by `ref` and by
+    `ref_key`, and PostgreSQL checks only a target's index before inserting, so two starts
+    for one new child at the same instant could pass that check together and the later one
+    fail on the other index with a traceback (seen once in CI, 2026-12-07)."""
     if connection.dialect.name == "postgresql":  # imported here: reads never need them
         from sqlalchemy.dialects import postgresql
 
-        connection.execute(postgresql.insert(table).values(**values)
-                           .on_conflict_do_nothing(index_elements=key))
+        connection.execute(postgresql.insert(table).values(**values).on_conflict_do_nothing())
     else:
         from sqlalchemy.dialects import sqlite
 
-        connection.execute(sqlite.insert(table).values(**values)
-                           .on_conflict_do_nothing(index_elements=key))
+        connection.execute(sqlite.insert(table).values(**values).on_conflict_do_nothing())
 
 
 def append_entry(connection: Connection, entry: dict[str, Any]) -> None:
