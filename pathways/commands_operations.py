@@ -329,18 +329,20 @@ COMMANDS.append(audit)
               help="step: per state; role: per responsible role; organisation: per party "
                    "responsible (assigned, else routed by the parties file); area: per "
                    "municipality or region given at start.")
+@click.option("--area", default=None, metavar="CODE",
+              help="Only the instances of this municipality or region.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="table for people, csv for spreadsheets, json for "
                                       "programs (keys in the README).")
 @pass_app
 def report(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None, by: str,
-           fmt: str) -> None:
+           area: str | None, fmt: str) -> None:
     """Deadline compliance and time in each step, computed in the database."""
     from .cli_output import working
     from .readouts import report_rows
 
     with working("computing the report (one query in the database)"):
-        rows = report_rows(app, start, end, pathway, by)
+        rows = report_rows(app, start, end, pathway, by, area=area)
     _print_report(rows, by, fmt)
 
 def _print_report(rows: list[dict[str, object]], by: str, fmt: str) -> None:

@@ -24,13 +24,29 @@ def report_period(app: App, start: dt.date | None, end: dt.date | None, *,
 
 
 def report_rows(app: App, start: dt.date | None, end: dt.date | None, pathway: str | None,
-                by: str, *, prefix: str = "--") -> list[dict[str, object]]:
-    """The report's rows (the CLI, the HTTP API and the report page show the same)."""
+                by: str, *, area: str | None = None, reader: str | None = None,
+                prefix: str = "--") -> list[dict[str, object]]:
+    """The report's rows (the CLI, the HTTP API and the report page show the same).
+
+    `area`: only that area's instances. `reader`: the actor who reads over HTTP; one who
+    works for some areas only reads their figures, and is refused another area's, as she is
+    refused its children (the CLI's reader has the database itself)."""
     from pathways_engine.reading.reporting import report as compute
+
+    from .cases import filters
 
     start, end = report_period(app, start, end, prefix=prefix)
     if pathway is not None:
         app.registry.get(pathway)  # an unknown pathway is an error, not an empty report
+    wanted = filters(app, area=area, prefix=prefix).areas
+    scope = app.actors.scope(reader) if reader is not None else None
+    if scope is not None:
+        if area is not None and area not in scope:
+            from pathways_engine.errors import NotAuthorized
+
+            raise NotAuthorized(f"actor {reader!r} works for {', '.join(sorted(scope))}; "
+                                f"the figures of {area} are not theirs to read")
+        wanted = wanted or scope
     roles = {(d.spec.id, name): state.responsible for d in app.registry.all()
              for name, state in d.spec.states.items() if state.responsible}
     begin = dt.datetime.combine(start, dt.time(0), tzinfo=dt.UTC)
@@ -38,11 +54,11 @@ def report_rows(app: App, start: dt.date | None, end: dt.date | None, pathway: s
     routing: dict[tuple[str, str | None], str] = {}
     for party in (app.parties.by_id.values() if app.parties else []):
         for role in party.roles:
-            areas: list[str | None] = list(party.areas) or [None]
-            for area in areas:
-                routing.setdefault((role, area), party.id)  # the first party wins, as routing
+            served: list[str | None] = list(party.areas) or [None]
+            for code in served:
+                routing.setdefault((role, code), party.id)  # the first party wins, as routing
     return compute(app.engine, start=begin, end=until, now=app.clock.now(), pathway=pathway,
-                   by=by, roles=roles, routing=routing)
+                   by=by, roles=roles, routing=routing, areas=wanted)
 
 
 def outbox_rows(app: App, status: str | None, limit: int | None = None) -> list[dict[str, Any]]:

@@ -377,6 +377,49 @@ def test_the_report_page_takes_a_period_a_pathway_and_a_grouping_and_names_them_
         assert api.json()["error"] == "from 2027-01-01 is after to 2026-01-01"
 
 
+def test_the_report_reads_only_the_areas_its_reader_works_for(server: Server) -> None:
+    """PPR Syddjurs reads Syddjurs' figures, never Norddjurs' (a small group's figures can
+    point at a child); a reader of every area reads any one of them, or all."""
+    author, syd = server.token("dr.a"), server.token("ppr.syd")
+    year = {"from": "2026-01-01", "to": "2026-12-31"}
+    with server.client() as http:
+        triaged_and_signed_in(http, server, author)  # a Norddjurs child
+        started(http, author, subject="H-2", area="syddjurs", at="2026-11-03T09:00:00+01:00")
+        every = http.get("/api/report", params={**year, "by": "area"},
+                         headers=server.token("leader")).json()
+        assert {r["area"] for r in every} == {"norddjurs", "syddjurs"}
+        theirs = http.get("/api/report", params={**year, "by": "area"}, headers=syd).json()
+        assert {r["area"] for r in theirs} == {"syddjurs"}
+        steps = {r["step"]: r for r in http.get("/api/report", params=year,
+                                                headers=syd).json()}
+        assert steps["referred"]["started"] == 1
+        assert "ppr_assessment" not in steps  # only the Norddjurs child got there
+        refused = http.get("/api/report", params={**year, "area": "norddjurs"}, headers=syd)
+        assert refused.status_code == 403
+        assert refused.json()["error"] == ("actor 'ppr.syd' works for syddjurs; the figures of "
+                                           "norddjurs are not theirs to read")
+        one = http.get("/api/report", params={**year, "area": "norddjurs", "by": "area"},
+                       headers=server.token("leader")).json()
+        assert {r["area"] for r in one} == {"norddjurs"}
+        unknown = http.get("/api/report", params={"area": "nowhere"}, headers=syd)
+        assert unknown.status_code == 400
+        assert unknown.json()["error"].startswith("area 'nowhere': no such area")
+        signed_in_page(http, server, "ppr.syd")
+        page = http.get("/ui/report", params={**year, "lang": "en", "by": "area"}).text
+        assert '<option value="syddjurs">syddjurs</option>' in page
+        assert '<option value="norddjurs"' not in page  # not offered, and not in the figures
+        assert "<td>norddjurs</td>" not in page
+        assert "<td>syddjurs</td>" in page
+        assert http.get("/ui/report", params={"area": "norddjurs"}).status_code == 403
+        signed_in_page(http, server, "leader")
+        chosen = http.get("/ui/report", params={**year, "lang": "da", "area": "syddjurs",
+                                                "by": "area"}).text
+        assert '<option value="syddjurs" selected>syddjurs</option>' in chosen
+        assert '<option value="">Alle områder</option>' in chosen
+        assert "<td>norddjurs</td>" not in chosen
+        assert "area=syddjurs" in chosen  # the language links keep the choice
+
+
 def signed_in_page(http: httpx.Client, server: Server, actor: str) -> None:
     token = server.token(actor)["Authorization"].removeprefix("Bearer ")
     assert http.post("/ui/login", content=f"token={token}", headers=FORM,

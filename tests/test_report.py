@@ -72,6 +72,28 @@ def test_report_by_step_role_and_organisation(database: Database, registry: Regi
     assert {r["step"] for r in parsed} >= {"referred", "ppr_assessment"}
 
 
+def test_report_of_one_area_counts_only_its_instances(database: Database, registry: Registry,
+                                                      db_url: str) -> None:
+    """A municipality's steering group reads its own figures: `--area` leaves out every
+    instance of another area (and those started without one), in each grouping."""
+    populate(PathwayEngine(database, registry, clock=FixedClock(START + dt.timedelta(days=200))))
+    run = Cli(db_url)
+    args = ["report", "--from", "2026-11-01", "--to", "2026-12-31", "--format", "json"]
+    syd = {r["step"]: r for r in json.loads(run(*args, "--area", "syddjurs").output)}
+    assert syd["referred"]["started"] == 1
+    assert syd["referred"]["completed"] == 0
+    assert syd["referred"]["overdue_now"] == 1
+    assert "ppr_assessment" not in syd
+    nord = {r["step"]: r for r in json.loads(run(*args, "--area", "norddjurs").output)}
+    assert nord["referred"]["started"] == 12
+    assert nord["referred"]["deadlines_closed"] == 11
+    assert nord["ppr_assessment"]["started"] == 11
+    by_area = json.loads(run(*args, "--by", "area", "--area", "syddjurs").output)
+    assert {r["area"] for r in by_area} == {"syddjurs"}
+    assert "--area 'nowhere': no such area in the parties file" in run(
+        *args, "--area", "nowhere", code=1).stderr
+
+
 def test_report_argument_errors(run: Cli) -> None:
     assert "--from 2027-01-02 is after --to 2027-01-01" in run(
         "report", "--from", "2027-01-02", "--to", "2027-01-01", code=1).stderr

@@ -50,7 +50,8 @@ LABELS: dict[str, dict[str, str]] = {
            "from": "From", "event": "Event", "to": "To", "who": "Who may", "condition": "When",
            "stays": "(stays)", "system": "the system", "states": "States",
            "transitions": "Steps", "drawing": "Drawing",
-           "by": "Group by", "all_pathways": "All pathways", "show": "Show",
+           "by": "Group by", "all_pathways": "All pathways", "all_areas": "All areas",
+           "show": "Show",
            "median": "Median days", "p90": "90 % within (days)", "role": "Role",
            "organisation": "Organisation", "period": "Period",
            "no_figures": "Nothing started in this period."},
@@ -70,7 +71,8 @@ LABELS: dict[str, dict[str, str]] = {
            "from": "Fra", "event": "Hændelse", "to": "Til", "who": "Hvem må", "condition": "Når",
            "stays": "(bliver)", "system": "systemet", "states": "Tilstande",
            "transitions": "Trin", "drawing": "Tegning",
-           "by": "Gruppér efter", "all_pathways": "Alle forløb", "show": "Vis",
+           "by": "Gruppér efter", "all_pathways": "Alle forløb", "all_areas": "Alle områder",
+           "show": "Vis",
            "median": "Median, dage", "p90": "90 % inden for (dage)", "role": "Rolle",
            "organisation": "Organisation", "period": "Periode",
            "no_figures": "Intet er startet i perioden."},
@@ -90,7 +92,8 @@ LABELS: dict[str, dict[str, str]] = {
            "from": "Fra", "event": "Hendelse", "to": "Til", "who": "Hvem kan", "condition": "Når",
            "stays": "(blir)", "system": "systemet", "states": "Tilstander",
            "transitions": "Steg", "drawing": "Tegning",
-           "by": "Grupper etter", "all_pathways": "Alle forløp", "show": "Vis",
+           "by": "Grupper etter", "all_pathways": "Alle forløp", "all_areas": "Alle områder",
+           "show": "Vis",
            "median": "Median, dager", "p90": "90 % innen (dager)", "role": "Rolle",
            "organisation": "Organisasjon", "period": "Periode",
            "no_figures": "Ingenting er startet i perioden."},
@@ -111,7 +114,8 @@ LABELS: dict[str, dict[str, str]] = {
            "from": "Från", "event": "Händelse", "to": "Till", "who": "Vem får", "condition": "När",
            "stays": "(stannar)", "system": "systemet", "states": "Tillstånd",
            "transitions": "Steg", "drawing": "Ritning",
-           "by": "Gruppera efter", "all_pathways": "Alla förlopp", "show": "Visa",
+           "by": "Gruppera efter", "all_pathways": "Alla förlopp", "all_areas": "Alla områden",
+           "show": "Visa",
            "median": "Median, dagar", "p90": "90 % inom (dagar)", "role": "Roll",
            "organisation": "Organisation", "period": "Period",
            "no_figures": "Inget har startat under perioden."},
@@ -371,19 +375,22 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
                start: Annotated[str | None, Query(alias="from", max_length=10)] = None,
                end: Annotated[str | None, Query(alias="to", max_length=10)] = None,
                pathway: Annotated[str | None, Query(max_length=64)] = None,
-               by: Annotated[str, Query(pattern="^(step|role|organisation|area)$")] = "step"
-               ) -> Response:
-        """The steering group's figures for a period, a pathway and a grouping, as `pathways
-        report --from --to --pathway --by` computes them; the form's empty fields mean its
-        defaults (the year up to today, every pathway)."""
+               by: Annotated[str, Query(pattern="^(step|role|organisation|area)$")] = "step",
+               area: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+        """The steering group's figures for a period, a pathway, an area and a grouping, as
+        `pathways report --from --to --pathway --area --by` computes them; the form's empty
+        fields mean its defaults (the year up to today, every pathway, every area the reader
+        works for)."""
         from pathways.readouts import report_period
         from pathways.readouts import report_rows
 
         lang = language(request, lang)
-        if signed_in(request) is None:
+        actor = signed_in(request)
+        if actor is None:
             return login_redirect(request, lang)
         first, last = report_period(app, _day("from", start), _day("to", end), prefix="")
-        rows = report_rows(app, first, last, pathway or None, by, prefix="")
+        rows = report_rows(app, first, last, pathway or None, by, area=area or None,
+                           reader=actor, prefix="")
         named = Names(app, lang)
         for r in rows:
             r["pathway_title"] = named.pathway(str(r["pathway"]))
@@ -391,10 +398,13 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
             r["linked"] = r["pathway"] in named.specs  # one that left the definitions has no page
         choices = sorted(((d.spec.id, said(d.spec.title, lang, d.spec.id))
                           for d in app.registry.all()), key=lambda row: row[1].lower())
+        scope = app.actors.scope(actor)
+        known = set(app.parties.areas) if app.parties is not None else set()
         return page("report.html", lang, rows=rows, signed_in=True, by=by, first=first,
-                    last=last, pathway=pathway or "", choices=choices,
+                    last=last, pathway=pathway or "", choices=choices, area=area or "",
+                    areas=sorted(known if scope is None else scope),
                     keep=urllib.parse.urlencode({key: value for key, value in (
-                        ("from", start), ("to", end), ("pathway", pathway),
+                        ("from", start), ("to", end), ("pathway", pathway), ("area", area),
                         ("by", by if by != "step" else None)) if value}))
 
 

@@ -564,12 +564,12 @@ def _reads(api: FastAPI, app: App, hop: Hop) -> None:
                start: Annotated[dt.date | None, Query(alias="from")] = None,
                end: Annotated[dt.date | None, Query(alias="to")] = None,
                by: Annotated[str, Query(pattern="^(step|role|organisation|area)$")] = "step",
-               pathway: Annotated[str | None, Query(pattern=IDENT)] = None
-               ) -> list[dict[str, Any]]:
+               pathway: Annotated[str | None, Query(pattern=IDENT)] = None,
+               area: AreaQuery = None) -> list[dict[str, Any]]:
         actor = actor_for(app, actor)
         from pathways.readouts import report_rows
 
-        return report_rows(app, start, end, pathway, by, prefix="")
+        return report_rows(app, start, end, pathway, by, area=area, reader=actor, prefix="")
 
     @api.get("/api/outbox", tags=["operations"])
     @hop()

@@ -16,6 +16,9 @@ the role to in the instance's area), or per area (municipality or region), over 
   reported apart, never subtracted from the time in a step;
 - overdue now: pending deadlines already past due.
 
+Only the instances of the areas asked for (`areas`; None: every instance, those started
+without an area too): a caseworker of one municipality reads her own municipality's figures.
+
 Stays are the audit trail's start/transition/migration/undo/withdrawn entries paired with the
 next one by a
 window function (LAG); percentiles are picked by ROW_NUMBER, so SQLite and PostgreSQL give the
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Collection
 from collections.abc import Mapping
 from typing import Any
 
@@ -98,7 +102,8 @@ def _group(by: str, instance: Any, state: Any, roles: Mapping[tuple[str, str], s
 
 def report(connection: Connection, *, start: dt.datetime, end: dt.datetime, now: dt.datetime,
            pathway: str | None, by: str, roles: Mapping[tuple[str, str], str],
-           routing: Routing | None = None) -> list[dict[str, Any]]:
+           routing: Routing | None = None,
+           areas: Collection[str] | None = None) -> list[dict[str, Any]]:
     """One row per pathway and group, sorted; every figure is computed by the database."""
     dialect = connection.dialect.name
     AuditEntry, Deadline, Instance = audit_table.c, deadline_table.c, instance_table.c
@@ -106,9 +111,11 @@ def report(connection: Connection, *, start: dt.datetime, end: dt.datetime, now:
     steps = (select(AuditEntry.instance_id, AuditEntry.seq, AuditEntry.at, AuditEntry.to_state,
                     AuditEntry.kind)
              .where(AuditEntry.kind.in_(_STAY_KINDS)))
-    if pathway:
-        steps = steps.join(instance_table, Instance.id == AuditEntry.instance_id).where(
-            Instance.pathway_id == pathway)
+    which = [Instance.pathway_id == pathway] if pathway else []
+    if areas is not None:
+        which.append(Instance.area.in_(sorted(areas)))
+    if which:
+        steps = steps.join(instance_table, Instance.id == AuditEntry.instance_id).where(*which)
     s = steps.subquery()
     stays = select(
         s.c.instance_id, s.c.to_state.label("state"), s.c.at.label("entered"),
@@ -170,9 +177,8 @@ def report(connection: Connection, *, start: dt.datetime, end: dt.datetime, now:
                .where(Deadline.status == "pending", Deadline.due_at < now,
                       deadline_group.is_not(None))
                .group_by(Instance.pathway_id, deadline_group))
-    if pathway:
-        closed = closed.where(Instance.pathway_id == pathway)
-        overdue = overdue.where(Instance.pathway_id == pathway)
+    if which:
+        closed, overdue = closed.where(*which), overdue.where(*which)
     met = {(p, g): (int(m or 0), int(t or 0), int(e or 0), float(s or 0))
            for p, g, m, t, e, s in connection.execute(closed)}
     late = {(p, g): int(n) for p, g, n in connection.execute(overdue)}
