@@ -231,7 +231,7 @@ def test_a_handover_commits_with_its_step_or_not_at_all(defs: Path, db_url: str)
     assert sorted(str(r["pathway"]) for r in rows) == ["child", "parent"]
     child = instances(run)["child"]
     shown = json.loads(run("show", str(child["id"]), "--json").output)
-    assert shown["parent"] == {"id": parent, "handover": "to_offer"}
+    assert shown["parent"] == {"id": parent, "handover": "to_offer", "pathway": "parent"}
     assert shown["data"]["received_at"] == "2026-11-02"  # carried
     assert [d["name"] for d in shown["deadlines"]] == ["first_talk"]
     history = json.loads(run("history", parent, "--json").output)
@@ -474,7 +474,7 @@ def test_a_handover_joins_the_pathway_the_child_already_has_instead_of_refusing_
     rows = json.loads(run("list", "--subject", "H-1", "--json").output)
     assert sorted(str(r["pathway"]) for r in rows) == ["child", "parent"]  # no second child
     shown = json.loads(run("show", own, "--json").output)
-    assert shown["parent"] == {"id": parent, "handover": "to_offer"}
+    assert shown["parent"] == {"id": parent, "handover": "to_offer", "pathway": "parent"}
     assert shown["data"] == {"received_at": "2026-10-30"}  # what it holds is not overwritten
     history = json.loads(run("history", own, "--json").output)
     assert history[-1]["kind"] == "joined"

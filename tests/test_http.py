@@ -377,6 +377,48 @@ def test_the_report_page_takes_a_period_a_pathway_and_a_grouping_and_names_them_
         assert api.json()["error"] == "from 2027-01-01 is after to 2026-01-01"
 
 
+def test_an_instance_page_links_the_pathways_it_was_handed_from_and_to_and_says_why(
+        server: Server) -> None:
+    """A child goes from sector to sector: each page links the pathway that handed it over
+    and those it handed over to, and says the engine's notes ("handed over from
+    mistrivsel_referral 3f2a... (low_threshold_offer)") in the reader's words."""
+    author = server.token("dr.a")
+    with server.client() as http:
+        referral = started(http, author, at="2026-11-02T09:00:00+01:00")
+        moved = http.post(f"/api/instances/{referral}/events", headers=server.token("p1"),
+                          json={"event": "triage_to_ltt", "role": "ppr",
+                                "at": "2026-11-04T10:00:00+01:00"})
+        assert moved.status_code == 200, moved.text
+        offer = moved.json()["started"][0]
+        ltt = server.token("l")
+        for event, values in (("forsamtale_holdt", {}), ("afslut", {"udfald": "henvist_bup"})):
+            step = http.post(f"/api/instances/{offer}/events", headers=ltt, json={
+                "event": event, "role": "ltt", "values": values,
+                "at": "2026-11-10T10:00:00+01:00"})
+            assert step.status_code == 200, step.text
+        signed_in_page(http, server, "leader")
+        child = http.get(f"/ui/instances/{offer}", params={"lang": "da"}).text
+        assert f'<li>Startet fra: <a href="/ui/instances/{referral}?lang=da">Henvisning af ' \
+            "børn og unge i mental mistrivsel</a></li>" in child
+        assert f'<a href="/ui/instances/{referral}?lang=da">Overdraget fra Henvisning af børn ' \
+            "og unge i mental mistrivsel</a>" in child
+        parent = http.get(f"/ui/instances/{referral}", params={"lang": "da"}).text
+        assert f'<li>Overdraget til: <a href="/ui/instances/{offer}?lang=da">Det kommunale ' \
+            "behandlingstilbud til børn og unge i mistrivsel (med STIME)</a> (afsluttet)</li>" \
+            in parent
+        assert f'<a href="/ui/instances/{offer}?lang=da">Svar fra Det kommunale ' \
+            "behandlingstilbud" in parent
+        assert "Overdraget til et andet forløb: Det kommunale behandlingstilbud" in parent
+        english = http.get(f"/ui/instances/{offer}", params={"lang": "en"}).text
+        assert "Started from: <a" in english
+        for page in (child, parent, english):  # the trail's own words stay in the trail
+            assert "handed over from" not in page
+            assert f"from {offer} (" not in page
+        trail = http.get(f"/api/instances/{offer}", headers=author).json()["history"][0]
+        assert trail["note"] == f"handed over from mistrivsel_referral {referral} " \
+            "(low_threshold_offer)"
+
+
 def test_the_report_reads_only_the_areas_its_reader_works_for(server: Server) -> None:
     """PPR Syddjurs reads Syddjurs' figures, never Norddjurs' (a small group's figures can
     point at a child); a reader of every area reads any one of them, or all."""

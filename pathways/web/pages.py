@@ -338,10 +338,10 @@ def _add_cases(api: FastAPI, app: Any, signed_in: Any) -> None:
                     authorize=lambda area: app.actors.check_area(actor, area, instance))
         worded = Worded(data, cached_view(data["definition_hash"], None),
                         _step_titles(app, data["pathway"], data["version"]), app.actors,
-                        app.parties, lang)
+                        app.parties, lang, Names(app, lang).pathway)
         return page("instance.html", lang, data=data, signed_in=True,
                     status_text=worded.word(data["status"]), deadlines=worded.deadlines(),
-                    history=worded.history(), w=worded.words)
+                    history=worded.history(), related=worded.related(), w=worded.words)
 
 
 def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:

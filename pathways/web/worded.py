@@ -6,8 +6,10 @@ ids and UTC stamps stay in `show --json` and the API, for programs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from pathways_engine.audit import notes
 from pathways_notifications.wording import local_time
 
 # the audit's kinds (engine runtime/*.py `audit(...)`) and the statuses `show` gives
@@ -87,6 +89,34 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+# the engine's own notes (pathways_engine/audit/notes.py), by form, as the pages say them
+NOTES: dict[str, dict[str, str]] = {
+    "en": {notes.HANDED_OVER: "Handed over from {pathway}",
+           notes.JOINED: "Linked to the handover from {pathway}",
+           notes.CARRIED: "Carried over from {pathway}", notes.ANSWERED: "Answer from {pathway}",
+           notes.ENDED: "Ended along with {pathway}", notes.PASSED: "The deadline passed: {deadline}",
+           "started_from": "Started from", "handed_to": "Handed over to"},
+    "da": {notes.HANDED_OVER: "Overdraget fra {pathway}",
+           notes.JOINED: "Knyttet til overdragelsen fra {pathway}",
+           notes.CARRIED: "Overført fra {pathway}", notes.ANSWERED: "Svar fra {pathway}",
+           notes.ENDED: "Afsluttet sammen med {pathway}",
+           notes.PASSED: "Fristen blev overskredet: {deadline}",
+           "started_from": "Startet fra", "handed_to": "Overdraget til"},
+    "nb": {notes.HANDED_OVER: "Overført fra {pathway}",
+           notes.JOINED: "Knyttet til overføringen fra {pathway}",
+           notes.CARRIED: "Overført fra {pathway}", notes.ANSWERED: "Svar fra {pathway}",
+           notes.ENDED: "Avsluttet sammen med {pathway}",
+           notes.PASSED: "Fristen ble oversittet: {deadline}",
+           "started_from": "Startet fra", "handed_to": "Overført til"},
+    "sv": {notes.HANDED_OVER: "Överlämnat från {pathway}",
+           notes.JOINED: "Kopplat till överlämnandet från {pathway}",
+           notes.CARRIED: "Överfört från {pathway}", notes.ANSWERED: "Svar från {pathway}",
+           notes.ENDED: "Avslutat tillsammans med {pathway}",
+           notes.PASSED: "Tidsgränsen passerades: {deadline}",
+           "started_from": "Startat från", "handed_to": "Överlämnat till"},
+}
+
+
 def said(text: Any, lang: str, fallback: str) -> str:
     """A definition's text in the reader's language, else its first, else `fallback`."""
     if not text:
@@ -106,11 +136,16 @@ class Worded:
     `steps`: each event's title, from the pathway's file where the server has it."""
 
     def __init__(self, data: dict[str, Any], view: Any, steps: dict[str, Any], actors: Any,
-                 parties: Any, lang: str) -> None:
+                 parties: Any, lang: str, pathway: Callable[[str], str] = str) -> None:
         self.data, self.view, self.steps, self.actors, self.lang = data, view, steps, actors, lang
         self.parties = parties.by_id if parties is not None else {}
         self.zone = str(data.get("timezone") or "UTC")
-        self.words = WORDS[lang]
+        self.words = {**WORDS[lang], **NOTES[lang]}
+        self.pathway = pathway  # a pathway's title by its id
+        parent = data.get("parent") or {}
+        self.pathways = {c["id"]: c["pathway"] for c in data.get("children") or []}
+        if parent.get("pathway"):
+            self.pathways[parent["id"]] = parent["pathway"]
 
     def word(self, key: str) -> str:
         return word(key, self.lang)
@@ -151,10 +186,40 @@ class Worded:
                      if h.get("from") else self.state(h.get("to"))) \
                 if h.get("from") or h.get("to") else self.detail(h)
             what = f"{what}: {moved}" if what and moved else what or moved
+            note, link = self.note(h)
             rows.append({"seq": str(h["seq"]), "when": self.time(h["at"]),
                          "who": self.who(h["actor"], h.get("role")), "what": what,
-                         "note": h.get("note") or ""})
+                         "note": note, "link": link})
         return rows
+
+    def note(self, entry: dict[str, Any]) -> tuple[str, str]:
+        """A person's note as written; the engine's own in words, with the instance it names
+        (to link to) where the reader may follow it."""
+        written = entry.get("note") or ""
+        found = notes.read(entry["kind"], written, entry.get("changes"), entry.get("actor"))
+        if found is None:
+            return written, ""
+        form, facts = found
+        instance = facts.get("instance", "")
+        if instance and instance not in self.pathways:
+            return written, ""  # not this pathway's parent or child: the note as written
+        titles = (self.view.deadline_titles or {}) if self.view is not None else {}
+        deadline = facts.get("deadline", "")
+        return NOTES[self.lang][form].format(
+            pathway=self.pathway(self.pathways[instance]) if instance else "",
+            deadline=said(titles.get(deadline), self.lang, deadline)), instance
+
+    def related(self) -> list[dict[str, str]]:
+        """The pathway that handed this one over, and those it handed over to: a child's
+        way from sector to sector."""
+        parent = self.data.get("parent")
+        out = [{"label": self.words["started_from"], "id": parent["id"],
+                "title": self.pathway(parent["pathway"]) if parent.get("pathway") else
+                parent["id"], "status": ""}] if parent else []
+        out += [{"label": self.words["handed_to"], "id": c["id"],
+                 "title": self.pathway(c["pathway"]), "status": self.word(c["status"])}
+                for c in self.data.get("children") or []]
+        return out
 
     def detail(self, entry: dict[str, Any]) -> str:
         """Whom a message went to, which deadline a timer or a pause was for: never the
@@ -166,6 +231,8 @@ class Worded:
             return str(party.name if party is not None else changes["party"])
         if kind == "notification_queued" and changes.get("to"):
             return ", ".join(self.role(str(role)) for role in changes["to"])
+        if kind == "handover" and changes.get("pathway"):
+            return self.pathway(str(changes["pathway"]))
         if kind.startswith("timer_") or kind.startswith("deadline_"):
             name = changes.get("deadline")
             titles = (self.view.deadline_titles or {}) if self.view is not None else {}

@@ -165,8 +165,8 @@ def show(reader: Reader, instance_id: str, *, viewer: Viewer | None = None,
             **summary(row),
             "title": view.title,
             "responsible": view.responsible[row.state],
-            "parent": ({"id": row.parent_id, "handover": row.handover}
-                       if row.parent_id else None),
+            "parent": ({"id": row.parent_id, "handover": row.handover,
+                        "pathway": row.parent_pathway} if row.parent_id else None),
             "children": [{"id": c.id, "pathway": c.pathway_id, "state": c.state,
                           "status": c.status, "handover": c.handover}
                          for c in views.children_of(connection, instance_id)],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from pathways_engine.audit import notes
 from pathways_engine.definition.compiler import compile_definition
 from pathways_engine.definition.parts import HandoverSpec
 from pathways_engine.definition.values import check_values
@@ -63,7 +64,8 @@ def _start_child(step: StepContext, handover: HandoverSpec, at: dt.datetime,
                              f"handover {handover.name!r} to {spec.id!r}")
     except PathwaysError as exc:
         raise type(exc)(f"{exc} (carry it from {parent.pathway_id!r})") from None
-    note = f"handed over from {parent.pathway_id} {parent.id} ({handover.name})"
+    note = notes.HANDED_OVER.format(pathway=parent.pathway_id, instance=parent.id,
+                                     handover=handover.name)
     with engine.open_instance(step.batch, definition, compile_definition(definition),
                               step.subject, actor=actor, role=handover.role, given=given,
                               at=at, area=parent.area, parent=step, handover=handover.name,
@@ -110,7 +112,8 @@ def _join(step: StepContext, handover: HandoverSpec, pathway: str, running: str,
             child.instance.parent_id, child.instance.handover = parent.id, handover.name
             child.audit("joined", at=at, actor=actor, role=handover.role,
                         changes={"parent": parent.id, "handover": handover.name},
-                        note=f"joined by {parent.pathway_id} {parent.id} ({handover.name})")
+                        note=notes.JOINED.format(pathway=parent.pathway_id, instance=parent.id,
+                                                     handover=handover.name))
             _carry_consents(step, child, handover, actor, at)
     step.audit("handover", at=at, actor=actor, role=handover.role,
                changes={"handover": handover.name, "pathway": pathway, "instance": running,
@@ -134,7 +137,7 @@ def _carry_consents(parent: StepContext, child: StepContext, handover: HandoverS
                                       "given_by": actor, "at": at, "withdrawn_at": None})
         child.audit("consent", at=at, actor=actor, role=handover.role,
                     changes={"sector": sector, "basis": basis, "reference": reference},
-                    note=f"carried from {parent.instance.id} ({handover.name})",
+                    note=notes.CARRIED.format(instance=parent.instance.id, handover=handover.name),
                     effects={"consent": [sector, basis, reference]})
 
 
@@ -156,8 +159,9 @@ def finished(step: StepContext, at: dt.datetime, why: str = "completed") -> None
         along = {h.name for h in step.spec.handovers if h.on_end == "cancel"}
         for child_id, name in reads.running_children(connection, instance.id):
             if name in along:
-                _signal(step, child_id, "cancel", None,
-                        {"reason": f"{instance.pathway_id} {instance.id} {why}"}, name, at)
+                reason = notes.ENDED.format(pathway=instance.pathway_id, instance=instance.id,
+                                            why=why)
+                _signal(step, child_id, "cancel", None, {"reason": reason}, name, at)
 
 
 def _signal(step: StepContext, target: str, kind: str, event: str | None,

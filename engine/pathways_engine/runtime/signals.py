@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from pathways_engine.audit import notes
 from pathways_engine.errors import PathwaysError
 from pathways_engine.store import reads
 
@@ -63,7 +64,8 @@ def _apply(batch: Batch, signal: Any) -> None:
             with batch.step(signal.instance_id) as step:
                 step.send(signal.event, actor=SYSTEM_ACTOR, role=SYSTEM_ROLE,
                           values=dict(signal.payload),
-                          note=f"from {signal.source_id} ({signal.handover})",
+                          note=notes.ANSWERED.format(instance=signal.source_id,
+                                                     handover=signal.handover),
                           at=_at(signal, case.instance.state_entered_at))
     except PathwaysError as exc:
         outcome = f"not applied: {exc}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from pathways_engine import failpoints
+from pathways_engine.audit import notes
 from pathways_engine.errors import PathwaysError
 from pathways_engine.store import reads
 from pathways_engine.store.rows import DeadlineRow
@@ -186,4 +187,4 @@ def _fire(step: StepContext, row: DeadlineRow, summary: TickSummary) -> None:
                    event=spec.on_timeout, changes={"deadline": row.name}, note=str(exc))
         return
     step.transition(fired, given, actor=SYSTEM_ACTOR, role=SYSTEM_ROLE, at=at,
-                    note=f"deadline {row.name} passed")
+                    note=notes.PASSED.format(deadline=row.name))

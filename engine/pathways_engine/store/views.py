@@ -71,10 +71,14 @@ def existing(connection: Connection, ids: Iterable[str]) -> set[str]:
 # ---------------------------------------------------------------- read models
 
 def instance(connection: Connection, instance_id: str) -> Any:
+    """The instance with its subject, and the pathway of the one that handed it over."""
+    parent = instances.alias("parent")
     return connection.execute(
         select(instances, subjects.c.ref.label("subject_ref"),
-               subjects.c.birth_date.label("subject_birth_date"))
+               subjects.c.birth_date.label("subject_birth_date"),
+               parent.c.pathway_id.label("parent_pathway"))
         .join_from(instances, subjects, subjects.c.id == instances.c.subject_id)
+        .outerjoin(parent, parent.c.id == instances.c.parent_id)
         .where(instances.c.id == instance_id)).first()
 
 
