@@ -402,13 +402,15 @@ def test_an_instance_page_links_the_pathways_it_was_handed_from_and_to_and_says_
             "børn og unge i mental mistrivsel</a></li>" in child
         assert f'<a href="/ui/instances/{referral}?lang=da">Overdraget fra Henvisning af børn ' \
             "og unge i mental mistrivsel</a>" in child
+        assert "<td>Test PPR 2</td><td>Startet: Henvendelse</td>" in child
         parent = http.get(f"/ui/instances/{referral}", params={"lang": "da"}).text
         assert f'<li>Overdraget til: <a href="/ui/instances/{offer}?lang=da">Det kommunale ' \
             "behandlingstilbud til børn og unge i mistrivsel (med STIME)</a> (afsluttet)</li>" \
             in parent
         assert f'<a href="/ui/instances/{offer}?lang=da">Svar fra Det kommunale ' \
             "behandlingstilbud" in parent
-        assert "Overdraget til et andet forløb: Det kommunale behandlingstilbud" in parent
+        assert "<td>Test PPR 2</td><td>Overdraget til et andet forløb: Det kommunale " \
+            "behandlingstilbud" in parent  # not "(Kommunalt behandlingstilbud)": PPR did it
         english = http.get(f"/ui/instances/{offer}", params={"lang": "en"}).text
         assert "Started from: <a" in english
         for page in (child, parent, english):  # the trail's own words stay in the trail

@@ -60,7 +60,8 @@ def test_mistrivsel_referral_end_to_end(engine: PathwayEngine) -> None:
     assert (follow_up["pathway"], follow_up["state"], follow_up["handover"]) == (
         "discharge_to_municipality", "discharge_planned", "municipal_follow_up")
     taken_over = show(engine, follow_up["id"])
-    assert taken_over["parent"] == {"id": child, "handover": "municipal_follow_up"}
+    assert taken_over["parent"] == {"id": child, "handover": "municipal_follow_up",
+                                    "pathway": "mistrivsel_referral"}
     assert taken_over["data"] == {"discharge_date": "2027-01-31",
                                   "consent_to_municipality": True}
 

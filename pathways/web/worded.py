@@ -187,9 +187,13 @@ class Worded:
                 if h.get("from") or h.get("to") else self.detail(h)
             what = f"{what}: {moved}" if what and moved else what or moved
             note, link = self.note(h)
+            # a handover's entries carry the role the new pathway starts in, not the one its
+            # actor acted in (the step before says that): the name alone
+            handed = h["kind"] == "handover" or (h["kind"] == "start" and notes.read(
+                "start", h.get("note"), h.get("changes"), h.get("actor")) is not None)
             rows.append({"seq": str(h["seq"]), "when": self.time(h["at"]),
-                         "who": self.who(h["actor"], h.get("role")), "what": what,
-                         "note": note, "link": link})
+                         "who": self.who(h["actor"], None if handed else h.get("role")),
+                         "what": what, "note": note, "link": link})
         return rows
 
     def note(self, entry: dict[str, Any]) -> tuple[str, str]:
