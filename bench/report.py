@@ -74,8 +74,10 @@ def run(scale: str) -> list[Figure]:
     with sqlite_url() as url:
         engine = _seed(url, count)
         roles = {("mistrivsel_referral", "referred"): "ppr"}
-        period = {"start": START - dt.timedelta(days=1), "end": START + dt.timedelta(days=400),
-                  "now": START + dt.timedelta(days=400), "pathway": None, "roles": roles}
+        period: dict[str, Any] = {"start": START - dt.timedelta(days=1),
+                                  "end": START + dt.timedelta(days=400),
+                                  "now": START + dt.timedelta(days=400), "pathway": None,
+                                  "roles": roles}
         rows: list[dict[str, Any]] = []
 
         def one_report() -> None:

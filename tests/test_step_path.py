@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -247,3 +248,39 @@ def test_a_sweep_writes_a_wake_up_that_only_fired_as_two_columns(
     assert all("fires" not in s and "SET fire_index" in s for s in narrow_sent), narrow_sent
     assert wide_sent
     assert all("fires" in s for s in wide_sent), wide_sent
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="placing a process on a CPU needs Linux and two CPUs")
+def test_the_benchmarks_put_the_database_on_another_core_and_give_the_cpus_back(
+        pg_url: str) -> None:
+    """bench/transitions.py compares pathways with the DB-API floor on PostgreSQL; whether a
+    backend happened to share the client's CPU moved that ratio by about 0.1. Placed, every
+    backend either side opens runs on the other CPU, and the process gets its CPUs back."""
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+
+    from bench.common import database_on_another_core
+
+    before = os.sched_getaffinity(0)
+    with database_on_another_core() as placement:
+        client, server = sorted(before)[:2]
+        assert os.sched_getaffinity(0) == {client}
+        engine = create_engine(pg_url)
+        with engine.connect() as connection:
+            backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            placed = os.sched_getaffinity(backend)
+        engine.dispose()
+        said = placement.said()
+        refused = placement.refused
+    assert os.sched_getaffinity(0) == before
+    if refused is not None:  # e.g. not root: the server's backends are not ours to place
+        assert said.endswith(f"except where refused ({refused})")
+        pytest.skip(f"this machine refused to place a PostgreSQL backend: {refused}")
+    assert placed == {server}
+    assert said == f"client on CPU {client}, its PostgreSQL backends on CPU {server}"
+    later = create_engine(pg_url)  # outside it, nothing is placed
+    with later.connect() as connection:
+        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert os.sched_getaffinity(backend) != {server}
+    later.dispose()
