@@ -73,11 +73,9 @@ def run(scale: str) -> list[Figure]:
     count = 20_000 if scale == "quick" else 1_000_000
     with sqlite_url() as url:
         engine = _seed(url, count)
-        roles = {("mistrivsel_referral", "referred"): "ppr"}
         period: dict[str, Any] = {"start": START - dt.timedelta(days=1),
                                   "end": START + dt.timedelta(days=400),
-                                  "now": START + dt.timedelta(days=400), "pathway": None,
-                                  "roles": roles}
+                                  "now": START + dt.timedelta(days=400), "pathway": None}
         rows: list[dict[str, Any]] = []
 
         def one_report() -> None:

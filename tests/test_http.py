@@ -324,11 +324,16 @@ def test_the_pages_still_read_a_child_when_a_definition_file_is_broken(
         broken.mkdir()
         (broken / "pathway.yaml").write_text("id: [unclosed\n", encoding="utf-8")
         server.app.__dict__["registry"] = Registry.lazy([broken])
-        for address in (f"/ui/instances/{instance}", "/ui/subjects/H-1", "/ui/overdue"):
+        for address in (f"/ui/instances/{instance}", "/ui/subjects/H-1", "/ui/overdue",
+                        "/ui/report"):
             page = http.get(address, params={"lang": "da"})
             assert page.status_code == 200, (address, page.text)
         shown = http.get(f"/ui/instances/{instance}", params={"lang": "da"}).text
         assert "Startet: Henvist - visitation i kommunen" in shown  # from the snapshot
+        figures = http.get("/api/report", params={"by": "role", "from": "2026-01-01",
+                                                  "to": "2026-12-31"},
+                           headers=server.token("leader")).json()
+        assert {r["role"] for r in figures} >= {"ppr"}  # roles from the stored version
 
 
 def test_the_report_page_takes_a_period_a_pathway_and_a_grouping_and_names_them_for_people(

@@ -100,6 +100,48 @@ def test_report_argument_errors(run: Cli) -> None:
     assert "unknown pathway 'nope'" in run("report", "--pathway", "nope", code=1).stderr
 
 
+def test_a_step_counts_under_the_role_of_the_version_its_instance_runs_on(
+        tmp_path: object, db_url: str) -> None:
+    """Attack: a coordinator gives a step to another role in a new version; the children
+    still on the old one are PPR's, not the new role's, in the steering group's figures. And
+    a file left half-edited does not stop the report: roles come from the stored versions."""
+    import shutil
+    from pathlib import Path
+
+    from support import DEFINITIONS
+    from support import copy_pathway
+    from support import version_of
+    from support import with_version
+
+    folder = copy_pathway(Path(str(tmp_path)) / "defs" / "mistrivsel_referral")
+    shutil.copy(DEFINITIONS / "parties.yaml", folder.parent / "parties.yaml")
+    run = Cli(db_url, folder.parent)
+
+    def start(ref: str) -> None:
+        run("start", "mistrivsel_referral", "--subject", ref, "--birth-date", "2014-05-02",
+            "--set", "severity=moderate", "--set", "consent_exchange=true", "--as", "dr.a",
+            "--role", "gp", "--at", "2026-11-02T09:00")
+
+    start("V-old")
+    source = (folder / "pathway.yaml").read_text(encoding="utf-8")
+    changed = with_version(source, version_of(source) + 1).replace(
+        "  referred:\n    initial: true\n    responsible: ppr\n",
+        "  referred:\n    initial: true\n    responsible: ltt\n", 1)
+    assert changed != with_version(source, version_of(source) + 1)
+    (folder / "pathway.yaml").write_text(changed, encoding="utf-8")
+    start("V-new")
+    args = ["report", "--from", "2026-11-01", "--to", "2026-12-31", "--by", "role",
+            "--format", "json"]
+    by_role = {r["role"]: r for r in json.loads(run(*args).output)
+               if r["pathway"] == "mistrivsel_referral"}
+    assert by_role["ppr"]["started"] == 1  # the child on the old version
+    assert by_role["ltt"]["started"] == 1  # the child on the new one
+    (folder / "pathway.yaml").write_text("id: [unclosed\n", encoding="utf-8")
+    again = {r["role"]: r for r in json.loads(run(*args).output)}
+    assert again["ppr"]["started"] == 1
+    assert again["ltt"]["started"] == 1
+
+
 def test_a_migration_is_neither_an_entry_nor_an_exit(tmp_path: object, db_url: str) -> None:
     """Attack: "started 7" where 5 started - a migration counted as leaving and entering."""
     import shutil

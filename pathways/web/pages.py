@@ -396,8 +396,8 @@ def _add_figures(api: FastAPI, app: Any, signed_in: Any) -> None:
             r["pathway_title"] = named.pathway(str(r["pathway"]))
             r["group"] = named.group(by, str(r["pathway"]), r.get(by))
             r["linked"] = r["pathway"] in named.specs  # one that left the definitions has no page
-        choices = sorted(((d.spec.id, said(d.spec.title, lang, d.spec.id))
-                          for d in app.registry.all()), key=lambda row: row[1].lower())
+        choices = sorted(((spec.id, said(spec.title, lang, spec.id))
+                          for spec in named.specs.values()), key=lambda row: row[1].lower())
         scope = app.actors.scope(actor)
         known = set(app.parties.areas) if app.parties is not None else set()
         return page("report.html", lang, rows=rows, signed_in=True, by=by, first=first,

@@ -70,8 +70,10 @@ def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
 
-def _role_of(pathway: Any, state: Any, roles: Mapping[tuple[str, str], str]) -> Any:
-    whens = [(and_(pathway == p, state == s), literal(role)) for (p, s), role in roles.items()]
+def _role_of(version: Any, state: Any, roles: Mapping[tuple[str, str], str]) -> Any:
+    """The role responsible for `state` in the definition version (content hash) `version`:
+    an instance on an older version keeps the roles it runs by."""
+    whens = [(and_(version == v, state == s), literal(role)) for (v, s), role in roles.items()]
     return case(*whens, else_=literal(None)) if whens else literal(None)
 
 
@@ -94,7 +96,7 @@ def _group(by: str, instance: Any, state: Any, roles: Mapping[tuple[str, str], s
         return state  # type: ignore[no-any-return]
     if by == "area":
         return func.coalesce(instance.area, literal(NO_AREA))
-    role = _role_of(instance.pathway_id, state, roles)
+    role = _role_of(instance.content_hash, state, roles)
     if by == "role":
         return role  # type: ignore[no-any-return]
     return _party_of(instance.id, role, instance.area, routing)
@@ -104,7 +106,10 @@ def report(connection: Connection, *, start: dt.datetime, end: dt.datetime, now:
            pathway: str | None, by: str, roles: Mapping[tuple[str, str], str],
            routing: Routing | None = None,
            areas: Collection[str] | None = None) -> list[dict[str, Any]]:
-    """One row per pathway and group, sorted; every figure is computed by the database."""
+    """One row per pathway and group, sorted; every figure is computed by the database.
+
+    `roles`: (content hash, state) -> the role responsible, for the version each instance
+    runs on now (a migrated instance's earlier stays count under its new version's roles)."""
     dialect = connection.dialect.name
     AuditEntry, Deadline, Instance = audit_table.c, deadline_table.c, instance_table.c
     routing = routing or {}
@@ -229,7 +234,7 @@ def _deadline_group(by: str, roles: Mapping[tuple[str, str], str], routing: Rout
         return func.coalesce(Deadline.state, literal(WHOLE_PATHWAY))
     if by == "area":
         return func.coalesce(Instance.area, literal(NO_AREA))
-    role = func.coalesce(Deadline.responsible, _role_of(Instance.pathway_id, Deadline.state,
+    role = func.coalesce(Deadline.responsible, _role_of(Instance.content_hash, Deadline.state,
                                                         roles))
     if by == "role":
         return role
