@@ -39,7 +39,7 @@ def test_a_page_says_the_engines_notes_and_keeps_a_persons() -> None:
     assert worded.note(entry("transition", notes.PASSED.format(
         deadline="municipal_triage"))) == ("Fristen blev overskredet: Visitation i kommunen", "")
     assert worded.note(entry("consent", notes.CARRIED.format(instance=CHILD, handover="h"),
-                             "dr.a")) == ("Overført fra Henvisning", CHILD)
+                             "dr.a")) == ("Fulgte med fra Henvisning", CHILD)
     stranger = notes.CARRIED.format(instance="fedcba9876543210", handover="h")
     assert worded.note(entry("consent", stranger, "dr.a")) == (stranger, "")  # not its parent
     assert worded.note(entry("transition", "Ringede til moren", "ppr.anne")) == (

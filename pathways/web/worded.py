@@ -93,24 +93,24 @@ WORDS: dict[str, dict[str, str]] = {
 NOTES: dict[str, dict[str, str]] = {
     "en": {notes.HANDED_OVER: "Handed over from {pathway}",
            notes.JOINED: "Linked to the handover from {pathway}",
-           notes.CARRIED: "Carried over from {pathway}", notes.ANSWERED: "Answer from {pathway}",
+           notes.CARRIED: "Came along from {pathway}", notes.ANSWERED: "Answer from {pathway}",
            notes.ENDED: "Ended along with {pathway}", notes.PASSED: "The deadline passed: {deadline}",
            "started_from": "Started from", "handed_to": "Handed over to"},
     "da": {notes.HANDED_OVER: "Overdraget fra {pathway}",
            notes.JOINED: "Knyttet til overdragelsen fra {pathway}",
-           notes.CARRIED: "Overført fra {pathway}", notes.ANSWERED: "Svar fra {pathway}",
+           notes.CARRIED: "Fulgte med fra {pathway}", notes.ANSWERED: "Svar fra {pathway}",
            notes.ENDED: "Afsluttet sammen med {pathway}",
            notes.PASSED: "Fristen blev overskredet: {deadline}",
            "started_from": "Startet fra", "handed_to": "Overdraget til"},
     "nb": {notes.HANDED_OVER: "Overført fra {pathway}",
            notes.JOINED: "Knyttet til overføringen fra {pathway}",
-           notes.CARRIED: "Overført fra {pathway}", notes.ANSWERED: "Svar fra {pathway}",
+           notes.CARRIED: "Fulgte med fra {pathway}", notes.ANSWERED: "Svar fra {pathway}",
            notes.ENDED: "Avsluttet sammen med {pathway}",
            notes.PASSED: "Fristen ble oversittet: {deadline}",
            "started_from": "Startet fra", "handed_to": "Overført til"},
     "sv": {notes.HANDED_OVER: "Överlämnat från {pathway}",
            notes.JOINED: "Kopplat till överlämnandet från {pathway}",
-           notes.CARRIED: "Överfört från {pathway}", notes.ANSWERED: "Svar från {pathway}",
+           notes.CARRIED: "Följde med från {pathway}", notes.ANSWERED: "Svar från {pathway}",
            notes.ENDED: "Avslutat tillsammans med {pathway}",
            notes.PASSED: "Tidsgränsen passerades: {deadline}",
            "started_from": "Startat från", "handed_to": "Överlämnat till"},
@@ -140,7 +140,7 @@ class Worded:
         self.data, self.view, self.steps, self.actors, self.lang = data, view, steps, actors, lang
         self.parties = parties.by_id if parties is not None else {}
         self.zone = str(data.get("timezone") or "UTC")
-        self.words = {**WORDS[lang], **NOTES[lang]}
+        self.words = WORDS[lang]
         self.pathway = pathway  # a pathway's title by its id
         parent = data.get("parent") or {}
         self.pathways = {c["id"]: c["pathway"] for c in data.get("children") or []}
@@ -217,10 +217,11 @@ class Worded:
         """The pathway that handed this one over, and those it handed over to: a child's
         way from sector to sector."""
         parent = self.data.get("parent")
-        out = [{"label": self.words["started_from"], "id": parent["id"],
+        said_as = NOTES[self.lang]
+        out = [{"label": said_as["started_from"], "id": parent["id"],
                 "title": self.pathway(parent["pathway"]) if parent.get("pathway") else
                 parent["id"], "status": ""}] if parent else []
-        out += [{"label": self.words["handed_to"], "id": c["id"],
+        out += [{"label": said_as["handed_to"], "id": c["id"],
                  "title": self.pathway(c["pathway"]), "status": self.word(c["status"])}
                 for c in self.data.get("children") or []]
         return out
