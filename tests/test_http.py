@@ -434,9 +434,10 @@ def test_the_report_reads_only_the_areas_its_reader_works_for(server: Server) ->
     with server.client() as http:
         triaged_and_signed_in(http, server, author)  # a Norddjurs child
         started(http, author, subject="H-2", area="syddjurs", at="2026-11-03T09:00:00+01:00")
+        started(http, author, subject="H-3", area=None, at="2026-11-03T09:00:00+01:00")
         every = http.get("/api/report", params={**year, "by": "area"},
                          headers=server.token("leader")).json()
-        assert {r["area"] for r in every} == {"norddjurs", "syddjurs"}
+        assert {r["area"] for r in every} == {"norddjurs", "syddjurs", "(no area)"}
         theirs = http.get("/api/report", params={**year, "by": "area"}, headers=syd).json()
         assert {r["area"] for r in theirs} == {"syddjurs"}
         steps = {r["step"]: r for r in http.get("/api/report", params=year,
@@ -460,6 +461,9 @@ def test_the_report_reads_only_the_areas_its_reader_works_for(server: Server) ->
         assert "<td>norddjurs</td>" not in page
         assert "<td>syddjurs</td>" in page
         assert http.get("/ui/report", params={"area": "norddjurs"}).status_code == 403
+        hostile = http.get("/ui/report", params={"area": "<script>alert(1)</script>"})
+        assert hostile.status_code == 400
+        assert "<script>" not in hostile.text
         signed_in_page(http, server, "leader")
         chosen = http.get("/ui/report", params={**year, "lang": "da", "area": "syddjurs",
                                                 "by": "area"}).text
