@@ -41,8 +41,8 @@ def report_rows(app: App, start: dt.date | None, end: dt.date | None, pathway: s
 
         try:
             app.registry.get(pathway)  # an unknown pathway is an error, not an empty report
-        except DefinitionError:
-            pass  # the files do not load (`check` says why): the stored versions still count
+        except DefinitionError:  # the files do not load (`check` says why): the stored
+            filters(app, pathway=pathway, prefix=prefix)  # versions say which pathways exist
     wanted = filters(app, area=area, prefix=prefix).areas
     scope = app.actors.scope(reader) if reader is not None else None
     if scope is not None:

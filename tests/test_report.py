@@ -140,6 +140,9 @@ def test_a_step_counts_under_the_role_of_the_version_its_instance_runs_on(
     again = {r["role"]: r for r in json.loads(run(*args).output)}
     assert again["ppr"]["started"] == 1
     assert again["ltt"]["started"] == 1
+    typo = run(*args, "--pathway", "mistrivsel_referal", code=1).stderr  # still refused
+    assert "--pathway 'mistrivsel_referal': no such pathway" in typo
+    assert "did you mean" in typo.lower()
 
 
 def test_a_migration_is_neither_an_entry_nor_an_exit(tmp_path: object, db_url: str) -> None:
